@@ -1,0 +1,875 @@
+"""Shape inference exactly as Keras computes it, kept up to date incrementally.
+
+Keras itself does the arithmetic: one Keras layer instance is kept per graph layer,
+built once on the shapes of its first call, and every node's output is computed
+with the layer's own ``compute_output_shape`` / ``compute_output_spec``, the same
+methods ``Layer.__call__`` uses on symbolic tensors.
+
+Creating weights is what makes building a Keras model slow (EfficientNetB7: 4 s),
+so layers are built with ``add_weight`` recording the declared shapes instead of
+creating variables: parameter counts come from those shapes. A layer whose build
+needs real variables falls back to a real build. After an edit, only nodes whose
+inputs or layer changed recompute, and propagation stops where outputs are
+unchanged.
+
+Keras is imported lazily (on the first :meth:`ShapeEngine.update`); this module
+never imports Qt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from builder_app.core import catalog
+from builder_app.core.events import Change
+from builder_app.core.graph import INPUT_CLASS, ModelGraph, PortRef
+
+Shape = tuple[int | None, ...]
+
+#: Layers whose messages say "merge": their inputs must agree in shape.
+_ELEMENTWISE_MERGES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
+
+
+class TensorType(NamedTuple):
+    """A symbolic tensor: its shape (batch dimension first) and dtype."""
+
+    shape: Shape
+    dtype: str
+
+
+@dataclass
+class NodeResult:
+    """What shape inference says about one node.
+
+    Attributes:
+        outputs: One TensorType per output, or None while unknown (an error here
+            or upstream).
+        params: Parameters of the node's layer (shared by all its calls), or None.
+        trainable_params: The trainable part of ``params``.
+        errors: Sentences naming what is wrong and where; empty when fine.
+        warnings: Things Keras accepts but the user should know.
+        blocked_by: The upstream nodes whose errors keep this one unknown.
+    """
+
+    outputs: list[TensorType] | None = None
+    params: int | None = None
+    trainable_params: int | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    blocked_by: list[str] = field(default_factory=list)
+
+    @property
+    def output_shapes(self) -> list[Shape]:
+        return [t.shape for t in self.outputs or []]
+
+
+@dataclass
+class _LayerState:
+    """The Keras instance standing for one graph layer."""
+
+    instance: Any = None
+    error: str | None = None
+    build_key: Any = None
+    build_error: Exception | None = None
+    build_outputs: list[TensorType] | None = None
+    params: int | None = None
+    trainable_params: int | None = None
+    real: bool = False  # built with real variables
+    rebuilds: int = 0
+    pristine_input_spec: Any = None
+
+
+class _Blocked(Exception):
+    """An input is unknown because of an error upstream."""
+
+    def __init__(self, nodes: list[str]):
+        super().__init__("blocked")
+        self.nodes = nodes
+
+
+class ShapeEngine:
+    """Keeps the shapes, parameter counts and errors of every node of a graph.
+
+    The engine subscribes to the graph's changes and recomputes lazily: call
+    :meth:`update` (or read a result) after editing.
+
+    Args:
+        graph: The graph to follow.
+    """
+
+    def __init__(self, graph: ModelGraph):
+        self.graph = graph
+        self.version = 0
+        self._results: dict[str, NodeResult] = {}
+        self._states: dict[str, _LayerState] = {}
+        self._subengines: dict[str, tuple[ShapeEngine, int]] = {}
+        self._dirty: set[str] = set(graph.nodes)
+        self._stale_layers: set[str] = set(graph.layers)
+        self._model_errors: list[str] = []
+        graph.changed.connect(self._on_change)
+
+    def close(self) -> None:
+        """Stops following the graph."""
+        self.graph.changed.disconnect(self._on_change)
+        for engine, _ in self._subengines.values():
+            engine.close()
+
+    # ----------------------------------------------------------------- events
+    def _on_change(self, change: Change) -> None:
+        kind = change.kind
+        if kind == "move":
+            return
+        self.version += 1
+        if kind == "set_io":
+            return
+        for name in change.layers:
+            self._stale_layers.add(name)
+            self._dirty.update(self.graph.nodes_of_layer(name))
+        for node_id in change.nodes:
+            if node_id in self.graph.nodes:
+                self._dirty.add(node_id)
+                # Which call of a shared layer builds it may have changed.
+                self._dirty.update(self.graph.nodes_of_layer(self.graph.node(node_id).layer))
+            else:
+                self._results.pop(node_id, None)
+                self._dirty.discard(node_id)
+
+    # ---------------------------------------------------------------- reading
+    def result(self, node_id: str) -> NodeResult:
+        self.update()
+        return self._results[node_id]
+
+    def results(self) -> dict[str, NodeResult]:
+        self.update()
+        return dict(self._results)
+
+    def model_errors(self) -> list[str]:
+        """Problems of the model as a whole (no input, no output...)."""
+        self.update()
+        return list(self._model_errors)
+
+    def errors(self) -> list[tuple[str | None, str]]:
+        """Every error as (node id or None for the model, message), in graph order."""
+        self.update()
+        found: list[tuple[str | None, str]] = [(None, m) for m in self._model_errors]
+        for node_id in self.graph.topological_order():
+            found.extend((node_id, m) for m in self._results[node_id].errors)
+        return found
+
+    def is_valid(self) -> bool:
+        return not self.errors()
+
+    def total_params(self) -> int:
+        """Parameters of the model: each layer counted once, however often called."""
+        return self._sum_params("params")
+
+    def trainable_params(self) -> int:
+        return self._sum_params("trainable_params")
+
+    def _sum_params(self, attribute: str) -> int:
+        self.update()
+        total = 0
+        for name in self.graph.layers:
+            calls = self.graph.nodes_of_layer(name)
+            value = getattr(self._results[calls[0]], attribute) if calls else None
+            total += value or 0
+        return total
+
+    def output_types(self) -> list[TensorType | None]:
+        """The model's output tensors (None where unknown)."""
+        self.update()
+        found = []
+        for ref in self._model_output_refs():
+            outputs = self._results[ref.node].outputs
+            found.append(outputs[ref.port] if outputs and ref.port < len(outputs) else None)
+        return found
+
+    def input_types(self) -> list[TensorType | None]:
+        self.update()
+        found = []
+        for node_id in self.graph.model_inputs():
+            outputs = self._results[node_id].outputs
+            found.append(outputs[0] if outputs else None)
+        return found
+
+    def _model_output_refs(self) -> list[PortRef]:
+        counts = {n: len(r.outputs or [None]) for n, r in self._results.items()}
+        return self.graph.model_outputs(counts)
+
+    # ---------------------------------------------------------------- updating
+    def update(self) -> set[str]:
+        """Recomputes what the edits since the last update touched.
+
+        Returns:
+            The ids of nodes whose result changed.
+        """
+        for name, (engine, seen) in list(self._subengines.items()):
+            if name not in self.graph.layers or self.graph.layers[name].submodel is not engine.graph:
+                engine.close()
+                del self._subengines[name]
+            elif engine.version != seen:
+                self._dirty.update(self.graph.nodes_of_layer(name))
+        if not self._dirty and not self._stale_layers:
+            return set()
+        _keras()  # import outside the timed loop's exception handlers
+        for name in self._stale_layers:
+            self._states.pop(name, None)
+        self._stale_layers.clear()
+        order = self.graph.topological_order()
+        index = {node_id: i for i, node_id in enumerate(order)}
+        changed: set[str] = set()
+        dirty = self._dirty
+        # Walk in topological order; recomputing a node may dirty later nodes.
+        for node_id in order:
+            if node_id not in dirty:
+                continue
+            dirty.discard(node_id)
+            old = self._results.get(node_id)
+            new = self._compute(node_id, index)
+            self._results[node_id] = new
+            if old is None or old != new:
+                changed.add(node_id)
+                if old is None or old.outputs != new.outputs:
+                    dirty.update(self.graph.successors(node_id))
+        dirty.clear()
+        self._check_model()
+        return changed
+
+    def _check_model(self) -> None:
+        errors = []
+        graph = self.graph
+        if not graph.model_inputs():
+            errors.append("the model has no Input node")
+        refs = self._model_output_refs()
+        if not refs:
+            errors.append("the model has no output: nothing leaves the graph")
+        for ref in refs:
+            outputs = self._results[ref.node].outputs
+            if outputs is not None and ref.port >= len(outputs):
+                errors.append(
+                    f"model output {ref.port} of '{graph.label(ref.node)}' does not exist: "
+                    f"it has {len(outputs)} output(s)"
+                )
+        self._model_errors = errors
+
+    # ------------------------------------------------------------ one node
+    def _compute(self, node_id: str, index: Mapping[str, int]) -> NodeResult:
+        graph = self.graph
+        layer = graph.layer_of(node_id)
+        if layer.class_name == INPUT_CLASS:
+            return _input_result(layer.name, layer.config)
+        try:
+            inputs = self._gather_inputs(node_id)
+        except _Blocked as blocked:
+            state = self._states.get(layer.name)
+            result = NodeResult(blocked_by=blocked.nodes)
+            if state is not None and state.params is not None:
+                result.params, result.trainable_params = state.params, state.trainable_params
+            return result
+        except _NodeError as exc:
+            return NodeResult(errors=[str(exc)])
+        if layer.submodel is not None:
+            return self._compute_submodel_call(node_id, inputs)
+        if is_operation(layer.class_name):
+            return self._compute_operation(node_id, inputs)
+        state = self._state(layer.name)
+        if state.error:
+            return NodeResult(errors=[state.error])
+        calls = sorted(graph.nodes_of_layer(layer.name), key=index.__getitem__)
+        result = NodeResult()
+        try:
+            spec = catalog.layer_spec(layer.class_name)
+            call = graph.node(node_id).call
+            if call is None:
+                _check_arity(graph, node_id, layer.class_name, spec.ports, inputs)
+            else:
+                _check_template(graph, node_id, call, inputs)
+            args, kwargs = _call_arguments(call, spec.ports, inputs)
+            if calls[0] == node_id:
+                self._build(state, args, kwargs, inputs, graph.node(node_id).call)
+                if state.build_error is not None:
+                    raise state.build_error
+                outputs = state.build_outputs
+            else:
+                if state.build_key is None or state.build_error is not None:
+                    raise _NodeError(
+                        f"'{graph.label(node_id)}' calls the shared layer '{layer.name}', "
+                        f"which its first call '{graph.label(calls[0])}' could not build"
+                    )
+                _assert_compatible(state.instance, args)
+                outputs = _outputs(state.instance, args, kwargs)
+            result.params, result.trainable_params = state.params, state.trainable_params
+            result.outputs = outputs
+            result.warnings = _warnings(graph, node_id, layer.class_name, inputs)
+        except _NodeError as exc:
+            result.errors.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - Keras raises many types; all are node errors
+            result.errors.append(self._describe(node_id, layer.class_name, inputs, exc))
+        return result
+
+    def _gather_inputs(self, node_id: str) -> dict[int, tuple[PortRef, TensorType]]:
+        found = {}
+        blocked = []
+        for port, ref in sorted(self.graph.inputs_of(node_id).items()):
+            source = self._results.get(ref.node)
+            if source is None or source.outputs is None:
+                blocked.extend(source.blocked_by if source and source.blocked_by else [ref.node])
+                continue
+            if ref.port >= len(source.outputs):
+                raise _NodeError(
+                    f"input {port} comes from output {ref.port} of "
+                    f"'{self.graph.label(ref.node)}', which has only "
+                    f"{len(source.outputs)} output(s)"
+                )
+            found[port] = (ref, source.outputs[ref.port])
+        if blocked:
+            raise _Blocked(list(dict.fromkeys(blocked)))
+        return found
+
+    def _state(self, layer_name: str) -> _LayerState:
+        state = self._states.get(layer_name)
+        if state is None:
+            state = self._states[layer_name] = _instantiate(self.graph.layers[layer_name])
+        return state
+
+    def _build(self, state: _LayerState, args, kwargs, inputs, call) -> None:
+        key = (tuple((port, t) for port, (_, t) in sorted(inputs.items())), json.dumps(call))
+        if state.build_key == key:
+            return
+        state.build_key = key
+        state.build_error = None
+        try:
+            state.build_outputs = _build_layer(state, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure to build is the node's error
+            state.params = state.trainable_params = state.build_outputs = None
+            state.build_error = exc
+
+    def _describe(self, node_id: str, class_name: str, inputs, exc: Exception) -> str:
+        graph = self.graph
+        message = _clean_message(exc)
+        sources = [(graph.label(ref.node), t.shape) for _, (ref, t) in sorted(inputs.items())]
+        if class_name in _ELEMENTWISE_MERGES and len({s for _, s in sources}) > 1:
+            listed = " vs ".join(f"{format_shape(s)} from '{name}'" for name, s in sources)
+            return f"{class_name} needs inputs of one shape: {listed}"
+        if class_name == "Concatenate" and sources:
+            listed = ", ".join(f"{format_shape(s)} from '{name}'" for name, s in sources)
+            return f"Concatenate needs inputs that match except on the concatenation axis: {listed}"
+        if len(sources) == 1:
+            name, shape = sources[0]
+            return f"{message} (input {format_shape(shape)} from '{name}')"
+        if sources:
+            listed = ", ".join(f"{format_shape(s)} from '{name}'" for name, s in sources)
+            return f"{message} (inputs {listed})"
+        return message
+
+    def _compute_operation(self, node_id: str, inputs) -> NodeResult:
+        """A ``keras.ops`` call recorded in a functional model (e.g. ``x + 1``)."""
+        layer = self.graph.layer_of(node_id)
+        state = self._state(layer.name)
+        if state.error:
+            return NodeResult(errors=[state.error])
+        node = self.graph.node(node_id)
+        try:
+            _check_template(self.graph, node_id, node.call or {"args": [{"port": 0}]}, inputs)
+            ports = _Ports("single", ("x",), 1, None if node.call is not None else 1)
+            args, kwargs = _call_arguments(node.call, ports, inputs)
+            outputs = _outputs(state.instance, args, kwargs)
+        except _NodeError as exc:
+            return NodeResult(errors=[str(exc)])
+        except Exception as exc:  # noqa: BLE001 - Keras's own refusal, on the node
+            return NodeResult(errors=[self._describe(node_id, layer.class_name, inputs, exc)])
+        return NodeResult(outputs=outputs, params=0, trainable_params=0)
+
+    # ------------------------------------------------------------ sub-models
+    def _subengine(self, layer_name: str) -> ShapeEngine:
+        layer = self.graph.layers[layer_name]
+        entry = self._subengines.get(layer_name)
+        if entry is None or entry[0].graph is not layer.submodel:
+            if entry is not None:
+                entry[0].close()
+            entry = (ShapeEngine(layer.submodel), -1)
+        engine = entry[0]
+        engine.update()
+        self._subengines[layer_name] = (engine, engine.version)
+        return engine
+
+    def _compute_submodel_call(self, node_id: str, inputs) -> NodeResult:
+        graph = self.graph
+        layer = graph.layer_of(node_id)
+        engine = self._subengine(layer.name)
+        result = NodeResult(params=engine.total_params(), trainable_params=engine.trainable_params())
+        if not layer.config.get("trainable", True):
+            result.trainable_params = 0
+        problems = engine.errors()
+        if problems:
+            where, message = problems[0]
+            at = f" at '{engine.graph.label(where)}'" if where else ""
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            result.errors.append(f"sub-model '{layer.name}' is invalid{at}: {message}{more}")
+            return result
+        expected = engine.input_types()
+        missing = [i for i in range(len(expected)) if i not in inputs]
+        extra = [p for p in inputs if p >= len(expected)]
+        if missing:
+            result.errors.append(
+                f"sub-model '{layer.name}' needs {len(expected)} input(s); "
+                f"input {missing[0]} is not connected"
+            )
+            return result
+        if extra:
+            result.errors.append(
+                f"sub-model '{layer.name}' takes {len(expected)} input(s), but input "
+                f"{extra[0]} is connected to '{graph.label(inputs[extra[0]][0].node)}'"
+            )
+            return result
+        given = [inputs[i][1] for i in range(len(expected))]
+        try:
+            if given == expected:
+                result.outputs = [t for t in engine.output_types() if t is not None]
+            else:
+                result.outputs = engine.run(given)
+        except Exception as exc:  # noqa: BLE001 - reported on the calling node
+            result.errors.append(
+                f"sub-model '{layer.name}' cannot take these inputs: {_clean_message(exc)}"
+            )
+        return result
+
+    def run(self, inputs: list[TensorType]) -> list[TensorType]:
+        """Output types when the (already built) model is called on ``inputs``.
+
+        This is what calling a Keras functional model on new tensors does: every
+        layer keeps its weights, and each call checks its inputs and computes its
+        outputs.
+        """
+        self.update()
+        graph = self.graph
+        values: dict[PortRef, TensorType] = {}
+        for node_id, tensor in zip(graph.model_inputs(), inputs, strict=True):
+            values[PortRef(node_id, 0)] = tensor
+        for node_id in graph.topological_order():
+            if graph.is_input(node_id):
+                continue
+            layer = graph.layer_of(node_id)
+            node_inputs = {
+                port: (ref, values[ref]) for port, ref in graph.inputs_of(node_id).items()
+            }
+            if layer.submodel is not None:
+                outputs = self._subengine(layer.name).run(
+                    [node_inputs[i][1] for i in range(len(node_inputs))]
+                )
+            else:
+                state = self._state(layer.name)
+                spec = catalog.layer_spec(layer.class_name)
+                args, kwargs = _call_arguments(graph.node(node_id).call, spec.ports, node_inputs)
+                _assert_compatible(state.instance, args)
+                outputs = _outputs(state.instance, args, kwargs)
+            for port, tensor in enumerate(outputs):
+                values[PortRef(node_id, port)] = tensor
+        return [values[ref] for ref in self._model_output_refs()]
+
+
+class _NodeError(Exception):
+    """A problem already phrased for the user."""
+
+
+# --------------------------------------------------------------------- Keras
+_keras_module = None
+_recording = threading.local()
+
+
+def _keras():
+    """Imports Keras once and installs the weight recorder."""
+    global _keras_module
+    if _keras_module is None:
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+        from keras.src.layers.layer import Layer
+
+        original = Layer.add_weight
+        import inspect
+
+        signature = inspect.signature(original)
+
+        def add_weight(self, *args, **kwargs):
+            records = getattr(_recording, "records", None)
+            if records is None:
+                return original(self, *args, **kwargs)
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            shape = tuple(bound.arguments.get("shape") or ())
+            trainable = bool(bound.arguments.get("trainable", True)) and self.trainable
+            records.append((math.prod(shape), trainable))
+            return _DeclaredWeight(shape, bound.arguments.get("dtype"), trainable)
+
+        add_weight.__wrapped__ = original
+        Layer.add_weight = add_weight
+        _keras_module = keras
+    return _keras_module
+
+
+class _DeclaredWeight:
+    """Stands for a weight during a recording build: only its shape is known."""
+
+    def __init__(self, shape: Shape, dtype: Any, trainable: bool):
+        self.shape = shape
+        self.dtype = dtype
+        self.trainable = trainable
+
+    def __repr__(self) -> str:
+        return f"<declared weight {self.shape}>"
+
+
+#: Keras modules whose operations a functional config may record as nodes.
+_OPERATION_MODULES = (
+    "keras.src.ops.numpy",
+    "keras.src.ops.nn",
+    "keras.src.ops.math",
+    "keras.src.ops.core",
+    "keras.src.ops.linalg",
+    "keras.src.ops.image",
+)
+
+
+def is_operation(class_name: str) -> bool:
+    """Whether a class name is a ``keras.ops`` operation (module-qualified)."""
+    return class_name.rpartition(".")[0] in _OPERATION_MODULES
+
+
+def _operation_class(class_name: str) -> type:
+    import importlib
+
+    from keras.src.layers.layer import Layer
+    from keras.src.ops.operation import Operation
+
+    module_name, _, name = class_name.rpartition(".")
+    if module_name not in _OPERATION_MODULES:
+        raise KeyError(class_name)
+    cls = getattr(importlib.import_module(module_name), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Operation)) or issubclass(cls, Layer):
+        raise KeyError(class_name)
+    return cls
+
+
+class _Ports(NamedTuple):
+    style: str
+    names: tuple[str, ...]
+    min_inputs: int
+    max_inputs: int | None
+
+
+def _template_ports(call) -> set[int]:
+    found: set[int] = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            if set(value) == {"port"}:
+                found.add(value["port"])
+            else:
+                for v in value.values():
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(call)
+    return found
+
+
+def _instantiate(layer) -> _LayerState:
+    state = _LayerState()
+    if is_operation(layer.class_name):
+        try:
+            cls = _operation_class(layer.class_name)
+            state.instance = cls(**{k: v for k, v in layer.config.items() if k != "name"}, name=layer.name)
+        except KeyError:
+            state.error = _unknown_class_message(layer.class_name)
+        except Exception as exc:  # noqa: BLE001 - bad arguments are the node's error
+            state.error = f"{layer.class_name.rpartition('.')[2]} '{layer.name}': {_clean_message(exc)}"
+        return state
+    problems = catalog.check_config(layer.class_name, layer.config)
+    if problems:
+        state.error = f"{layer.class_name} '{layer.name}': {problems[0]}"
+        return state
+    try:
+        cls = catalog.keras_class(layer.class_name)
+    except KeyError:
+        state.error = _unknown_class_message(layer.class_name)
+        return state
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state.instance = cls.from_config({**layer.config, "name": layer.name})
+    except Exception as exc:  # noqa: BLE001 - bad parameters become the node's error
+        state.error = f"{layer.class_name} '{layer.name}': {_clean_message(exc)}"
+        return state
+    state.pristine_input_spec = state.instance.input_spec
+    return state
+
+
+def _unknown_class_message(class_name: str) -> str:
+    reason = catalog.EXCLUDED.get(class_name)
+    if reason:
+        return f"{class_name} is shown but not run: {reason}"
+    return f"unknown layer {class_name}"
+
+
+def _build_layer(state: _LayerState, args, kwargs) -> list[TensorType]:
+    """Builds the layer for these inputs, recording weight shapes, not creating them.
+
+    Returns:
+        The outputs of the call that built it.
+    """
+    from keras.src.layers.input_spec import assert_input_compatibility
+    from keras.src.layers.layer import CallSpec
+
+    instance = state.instance
+    if instance.built:
+        if state.real or state.rebuilds >= 20:
+            # Rebuilding in place leaves stale sub-layers behind; start afresh.
+            fresh = type(instance).from_config(instance.get_config())
+            state.instance, state.real, state.rebuilds = fresh, False, 0
+            instance = fresh
+        else:
+            for sub in instance._flatten_layers(include_self=True, recursive=True):
+                sub.built = False
+                sub._tracker.unlock()
+            instance.input_spec = state.pristine_input_spec
+            state.rebuilds += 1
+    call_spec = CallSpec(instance._call_signature, instance._call_context_args, list(args), dict(kwargs))
+    assert_input_compatibility(instance.input_spec, call_spec.first_arg, instance.name)
+    records: list[tuple[int, bool]] = []
+    _recording.records = records
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            instance._maybe_build(call_spec)
+        outputs = _outputs(instance, args, kwargs)
+        recorded = True
+    except Exception:  # noqa: BLE001 - retried below with real weights
+        recorded = False
+    finally:
+        _recording.records = None
+    if recorded:
+        existing = instance.weights  # created outside build (in __init__), real
+        state.params = sum(n for n, _ in records) + sum(math.prod(w.shape) for w in existing)
+        state.trainable_params = sum(n for n, t in records if t) + sum(
+            math.prod(w.shape) for w in instance.trainable_weights
+        )
+        return outputs
+    # The layer needs real variables to build (or the inputs are wrong): build a
+    # fresh instance for real, which also yields Keras's own error message.
+    fresh = type(instance).from_config(instance.get_config())
+    state.instance, state.real, state.rebuilds = fresh, True, 0
+    state.pristine_input_spec = fresh.input_spec
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh(*args, **kwargs)
+    state.params = fresh.count_params()
+    state.trainable_params = sum(math.prod(w.shape) for w in fresh.trainable_weights)
+    return _outputs(fresh, args, kwargs)
+
+
+def _assert_compatible(instance, args) -> None:
+    from keras.src.layers.input_spec import assert_input_compatibility
+
+    first = args[0] if args else None
+    assert_input_compatibility(instance.input_spec, first, instance.name)
+
+
+# Layers for which Keras's compute_output_spec reduces to compute_output_shape
+# with the single input's shape and the layer's compute dtype.
+_fast_classes: dict[type, bool] = {}
+
+
+def _is_fast(cls: type) -> bool:
+    fast = _fast_classes.get(cls)
+    if fast is None:
+        from keras.src.layers.layer import Layer
+
+        fast = (
+            cls.compute_output_spec is Layer.compute_output_spec
+            and cls.compute_output_shape is not Layer.compute_output_shape
+        )
+        _fast_classes[cls] = fast
+    return fast
+
+
+def _outputs(instance, args, kwargs) -> list[TensorType]:
+    keras = _keras()
+    if not kwargs and len(args) == 1 and isinstance(args[0], keras.KerasTensor) and _is_fast(type(instance)):
+        shape = instance.compute_output_shape(args[0].shape)
+        if isinstance(shape, list) and shape and isinstance(shape[0], int | type(None)):
+            shape = tuple(shape)
+        dtype = instance.compute_dtype
+        if isinstance(shape, tuple) and (not shape or isinstance(shape[0], int | type(None))):
+            return [TensorType(_shape(shape), dtype)]
+        return [TensorType(_shape(s), dtype) for s in _flatten_shapes(shape)]
+    spec = instance.compute_output_spec(*args, **kwargs)
+    return [
+        TensorType(_shape(t.shape), keras.backend.standardize_dtype(t.dtype))
+        for t in keras.tree.flatten(spec)
+        if t is not None
+    ]
+
+
+def _flatten_shapes(structure) -> list[Shape]:
+    if isinstance(structure, dict):
+        return [s for v in structure.values() for s in _flatten_shapes(v)]
+    if isinstance(structure, list | tuple) and (
+        not structure or isinstance(structure[0], int | type(None))
+    ):
+        return [tuple(structure)]
+    return [s for v in structure for s in _flatten_shapes(v)]
+
+
+def _shape(shape) -> Shape:
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def _tensor(t: TensorType):
+    return _keras().KerasTensor(t.shape, dtype=t.dtype)
+
+
+def _call_arguments(call, ports, inputs) -> tuple[list[Any], dict[str, Any]]:
+    """The positional and keyword arguments of the call, with KerasTensors."""
+    tensors = {port: _tensor(t) for port, (_, t) in inputs.items()}
+    if call is not None:
+
+        def fill(value):
+            if isinstance(value, dict):
+                if set(value) == {"port"}:
+                    return tensors.get(value["port"])
+                if "class_name" in value:
+                    return _constant(value)
+                return {k: fill(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [fill(v) for v in value]
+            return value
+
+        return list(fill(call.get("args", []))), dict(fill(call.get("kwargs", {})))
+    ordered = [tensors[p] for p in sorted(tensors)]
+    if ports.style == "list":
+        return [ordered], {}
+    if ports.style == "positional":
+        args = [tensors[i] for i in range(min(len(ports.names), 2)) if i in tensors]
+        kwargs = {
+            name: tensors[i] for i, name in enumerate(ports.names) if i >= 2 and i in tensors
+        }
+        return args, kwargs
+    return ordered[:1], {}
+
+
+def _constant(value: dict[str, Any]) -> Any:
+    """The few non-tensor objects Keras records in calls; nothing else is accepted."""
+    kind, config = value.get("class_name"), value.get("config") or {}
+    if kind == "__slice__":
+        return slice(config.get("start"), config.get("stop"), config.get("step"))
+    if kind == "__ellipsis__":
+        return Ellipsis
+    if kind == "__tuple__":
+        return tuple(config.get("value", []))
+    raise _NodeError(f"the call holds an object this app does not run: {str(kind)[:60]}")
+
+
+def _check_template(graph: ModelGraph, node_id: str, call, inputs) -> None:
+    """A recorded call needs exactly the ports its template names."""
+    wanted = _template_ports(call)
+    missing = sorted(wanted - set(inputs))
+    if missing:
+        raise _NodeError(f"input {missing[0]} of '{graph.label(node_id)}' is not connected")
+    extra = sorted(set(inputs) - wanted)
+    if extra:
+        source = graph.label(inputs[extra[0]][0].node)
+        raise _NodeError(
+            f"'{graph.label(node_id)}' takes {_count(len(wanted), 'input')}, "
+            f"but input {extra[0]} is connected to '{source}'"
+        )
+
+
+def _check_arity(graph: ModelGraph, node_id: str, class_name: str, ports, inputs) -> None:
+    label = graph.label(node_id)
+    connected = sorted(inputs)
+    n = len(connected)
+    if ports.max_inputs is not None:
+        extra = [p for p in connected if p >= ports.max_inputs]
+        if extra:
+            source = graph.label(inputs[extra[0]][0].node)
+            raise _NodeError(
+                f"{class_name} '{label}' takes {_count(ports.max_inputs, 'input')}, "
+                f"but input {extra[0]} is connected to '{source}'"
+            )
+    if n < ports.min_inputs:
+        need = "needs" if ports.max_inputs == ports.min_inputs else "needs at least"
+        have = "none is" if n == 0 else f"{n} {'is' if n == 1 else 'are'}"
+        names = f" ({', '.join(ports.names[: ports.min_inputs])})" if ports.style == "positional" else ""
+        raise _NodeError(
+            f"{class_name} '{label}' {need} {_count(ports.min_inputs, 'input')}{names}; {have} connected"
+        )
+    gaps = [p for p in range(max(connected, default=-1)) if p not in inputs]
+    if gaps and ports.style != "positional":
+        raise _NodeError(f"input {gaps[0]} of '{label}' is not connected, but input {connected[-1]} is")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _warnings(graph: ModelGraph, node_id: str, class_name: str, inputs) -> list[str]:
+    found = []
+    if class_name in ("Embedding", "ReversibleEmbedding"):
+        for _, (ref, tensor) in inputs.items():
+            if not re.match(r"u?int", tensor.dtype):
+                found.append(
+                    f"Embedding expects integer token ids but gets {tensor.dtype} from "
+                    f"'{graph.label(ref.node)}'; Keras casts it to int32 (set that Input's dtype to int32)"
+                )
+    return found
+
+
+def _input_result(name: str, config: Mapping[str, Any]) -> NodeResult:
+    shape = config.get("batch_shape")
+    if shape is None and config.get("batch_input_shape") is not None:
+        shape = config["batch_input_shape"]
+    if shape is None and config.get("shape") is not None:
+        shape = [config.get("batch_size"), *config["shape"]]
+    if not isinstance(shape, list | tuple) or not all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in shape
+    ):
+        return NodeResult(
+            errors=[f"Input '{name}': shape {json.dumps(shape)} is not a list of sizes (or null)"]
+        )
+    if len(shape) == 0:
+        return NodeResult(errors=[f"Input '{name}': the shape needs at least the batch dimension"])
+    dtype = config.get("dtype") or "float32"
+    if isinstance(dtype, dict):
+        dtype = (dtype.get("config") or {}).get("name", "float32")
+    try:
+        dtype = _keras().backend.standardize_dtype(dtype)
+    except Exception:  # noqa: BLE001
+        return NodeResult(errors=[f"Input '{name}': unknown dtype {dtype!r}"])
+    return NodeResult(outputs=[TensorType(_shape(shape), dtype)], params=0, trainable_params=0)
+
+
+def format_shape(shape: Iterable[int | None]) -> str:
+    dims = [("None" if d is None else str(d)) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _clean_message(exc: BaseException) -> str:
+    """Keras's message on one line, without the boilerplate around it."""
+    text = str(exc) or type(exc).__name__
+    text = re.split(r"\n\s*(?:Arguments received by|Received arguments|Call arguments received)", text)[0]
+    text = re.sub(r"Exception encountered when calling [^\n]*\n", "", text)
+    text = re.sub(r"\s+", " ", text).strip().strip("'\"")
+    if len(text) > 400:
+        text = text[:397] + "..."
+    return text

@@ -1,0 +1,283 @@
+"""Shape inference agrees with Keras: shapes, dtypes, parameter counts and validity."""
+
+import warnings
+
+import keras
+import pytest
+
+from builder_app.core import catalog
+from builder_app.core.graph import ModelGraph
+from builder_app.core.ops import Connect, RemoveNode, SetParam, add_layer, call_again
+from builder_app.core.shapes import ShapeEngine
+from tests.keras_compare import compare_with_keras, graph_of
+
+# Inputs tried on every catalog layer: each is either accepted by both Keras and
+# the app (and then every shape and count must match) or refused by both.
+SINGLE_INPUTS = [
+    [((None, 16), "float32")],
+    [((None, 10, 8), "float32")],
+    [((None, 12, 12, 3), "float32")],
+    [((None, 6, 6, 6, 2), "float32")],
+    [((None, 10), "int32")],
+    [((None, 4), "string")],
+    [((None, 5, 4), "int32")],
+]
+PAIR_INPUTS = [
+    [((None, 16), "float32"), ((None, 16), "float32")],
+    [((None, 10, 8), "float32"), ((None, 10, 8), "float32")],
+    [((None, 10, 8), "float32"), ((None, 6, 8), "float32")],
+    [((None, 16), "float32"), ((None, 8), "float32")],
+    [((None, 10), "int32"), ((None, 10), "int32")],
+]
+# Layers whose palette defaults need an input Keras would never see without help.
+SETUP = {
+    "StringLookup": {"vocabulary": ["a", "b", "c"]},
+    "IntegerLookup": {"vocabulary": [1, 2, 3]},
+    "TextVectorization": {"vocabulary": ["a", "b"]},
+    "Normalization": {"mean": 0.0, "variance": 1.0},
+    "Discretization": {"bin_boundaries": [0.0, 1.0]},
+}
+
+
+def keras_model(class_name, config, inputs):
+    tensors = [keras.Input(batch_shape=shape, dtype=dtype) for shape, dtype in inputs]
+    layer = catalog.keras_class(class_name).from_config({**config, "name": "probe"})
+    spec = catalog.layer_spec(class_name).ports
+    if spec.style == "list":
+        out = layer(tensors)
+    elif spec.style == "positional":
+        out = layer(*tensors)
+    else:
+        (x,) = tensors
+        out = layer(x)
+    return keras.Model(tensors, out)
+
+
+def app_graph(class_name, config, inputs):
+    graph = ModelGraph("probe_model")
+    node = add_layer(graph, class_name, config, name="probe")
+    graph.apply(node)
+    for port, (shape, dtype) in enumerate(inputs):
+        x = add_layer(graph, "InputLayer", {"batch_shape": list(shape), "dtype": dtype})
+        graph.apply(x)
+        graph.apply(Connect(x.node.id, 0, node.node.id, port))
+    return graph, node.node.id
+
+
+def candidate_inputs(class_name):
+    spec = catalog.layer_spec(class_name).ports
+    if spec.style in ("list", "positional"):
+        return PAIR_INPUTS
+    return SINGLE_INPUTS
+
+
+@pytest.mark.parametrize("class_name", sorted(catalog.catalog()))
+def test_every_catalog_layer_agrees_with_keras(class_name):
+    config = {**catalog.default_config(class_name), **SETUP.get(class_name, {})}
+    accepted = 0
+    for inputs in candidate_inputs(class_name):
+        graph, node_id = app_graph(class_name, config, inputs)
+        engine = ShapeEngine(graph)
+        app_errors = engine.result(node_id).errors
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = keras_model(class_name, config, inputs)
+        except Exception as exc:  # noqa: BLE001 - Keras refusing is a valid outcome
+            assert app_errors, f"{class_name} on {inputs}: Keras refuses ({exc}) but the app accepts"
+            continue
+        assert not app_errors, f"{class_name} on {inputs}: Keras accepts but the app says {app_errors}"
+        assert compare_with_keras(model) == []
+        accepted += 1
+    assert accepted, f"no candidate input suits {class_name}; add one"
+
+
+def conv_zoo():
+    x = keras.Input((16, 16, 4), name="img")
+    a = keras.layers.Conv2D(8, 3, strides=2, padding="same", dilation_rate=1, name="c1")(x)
+    b = keras.layers.Conv2D(8, 3, dilation_rate=2, groups=4, name="c2")(x)
+    c = keras.layers.SeparableConv2D(6, 3, depth_multiplier=2, name="sep")(x)
+    d = keras.layers.DepthwiseConv2D(3, depth_multiplier=3, padding="same", name="dw")(x)
+    t1 = keras.layers.Conv2DTranspose(5, 3, strides=2, output_padding=1, name="t1")(a)
+    t2 = keras.layers.Conv2DTranspose(5, 4, strides=3, padding="same", name="t2")(a)
+    t3 = keras.layers.Conv2DTranspose(5, 3, strides=2, dilation_rate=1, padding="valid", name="t3")(b)
+    up = keras.layers.UpSampling2D((2, 3), interpolation="bilinear", name="up")(c)
+    cf = keras.layers.Conv2D(4, 3, data_format="channels_first", name="cf")(x)
+    gn = keras.layers.GroupNormalization(groups=-1, name="instance_norm")(d)
+    bn = keras.layers.BatchNormalization(momentum=0.9, name="bn")(gn)
+    pools = [keras.layers.GlobalAveragePooling2D(name=f"g{i}")(t) for i, t in enumerate([t1, t2, t3, up, cf, bn])]
+    out = keras.layers.Concatenate(name="cat")(pools)
+    seq = keras.Input((20, 3), name="seq")
+    c1 = keras.layers.Conv1DTranspose(4, 5, strides=3, output_padding=2, name="t1d")(seq)
+    c1 = keras.layers.Conv1D(4, 3, padding="causal", name="causal")(c1)
+    vol = keras.Input((6, 8, 8, 2), name="vol")
+    c3 = keras.layers.Conv3DTranspose(3, 2, strides=(1, 2, 2), name="t3d")(vol)
+    return keras.Model([x, seq, vol], [out, c1, c3])
+
+
+def shared_and_nested():
+    tower_in = keras.Input((12,), name="tower_in")
+    h = keras.layers.Dense(16, activation="relu", name="t_dense")(tower_in)
+    h = keras.layers.LayerNormalization(name="t_norm")(h)
+    tower = keras.Model(tower_in, h, name="tower")
+    left, right = keras.Input((12,), name="left"), keras.Input((12,), name="right")
+    shared = keras.layers.Dense(12, name="shared_proj")
+    a, b = tower(shared(left)), tower(shared(right))
+    diff = keras.layers.Subtract(name="diff")([a, b])
+    inner = keras.Sequential([keras.Input((16,)), keras.layers.Dense(4, name="s1"), keras.layers.Dense(2, name="s2")], name="head")
+    out1 = inner(diff)
+    out2 = keras.layers.Dot(axes=1, normalize=True, name="cos")([a, b])
+    return keras.Model([left, right], [out1, out2], name="siamese")
+
+
+def recurrent_and_attention():
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    e = keras.layers.Embedding(100, 16, mask_zero=True, name="emb")(tokens)
+    seq, h, c = keras.layers.LSTM(8, return_sequences=True, return_state=True, name="lstm")(e)
+    g = keras.layers.Bidirectional(keras.layers.GRU(6, return_sequences=True), name="bigru")(seq)
+    att = keras.layers.MultiHeadAttention(2, 4, name="mha")(g, g, g)
+    att = keras.layers.Add(name="res")([att, g])
+    td = keras.layers.TimeDistributed(keras.layers.Dense(3), name="td")(att)
+    pooled = keras.layers.GlobalAveragePooling1D(name="pool")(td)
+    both = keras.layers.Concatenate(name="cat")([pooled, h, c])
+    return keras.Model(tokens, [both, keras.layers.Dense(1, name="score")(both)])
+
+
+@pytest.mark.parametrize("build", [conv_zoo, shared_and_nested, recurrent_and_attention])
+def test_hand_built_models_agree_with_keras(build):
+    assert compare_with_keras(build()) == []
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        lambda: keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3)),
+        lambda: keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3)),
+        lambda: keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3)),
+        lambda: keras.applications.ConvNeXtTiny(weights=None, input_shape=(64, 64, 3)),
+    ],
+    ids=["MobileNetV2", "ResNet50", "EfficientNetB0", "ConvNeXtTiny"],
+)
+def test_applications_agree_with_keras(app):
+    assert compare_with_keras(app()) == []
+
+
+# ----------------------------------------------------------------- errors
+def two_branches(units_a=8, units_b=16):
+    graph = ModelGraph()
+    ids = {}
+    for key, class_name, config, name in [
+        ("x", "InputLayer", {"batch_shape": [None, 4]}, "x"),
+        ("a", "Dense", {"units": units_a}, "branch_a"),
+        ("b", "Dense", {"units": units_b}, "branch_b"),
+        ("add", "Add", {}, "add"),
+    ]:
+        op = add_layer(graph, class_name, config, name=name)
+        graph.apply(op)
+        ids[key] = op.node.id
+    graph.apply(Connect(ids["x"], 0, ids["a"], 0))
+    graph.apply(Connect(ids["x"], 0, ids["b"], 0))
+    graph.apply(Connect(ids["a"], 0, ids["add"], 0))
+    graph.apply(Connect(ids["b"], 0, ids["add"], 1))
+    return graph, ids
+
+
+def test_merge_error_names_both_branches():
+    graph, ids = two_branches()
+    engine = ShapeEngine(graph)
+    assert engine.result(ids["add"]).errors == [
+        "Add needs inputs of one shape: (None, 8) from 'branch_a' vs (None, 16) from 'branch_b'"
+    ]
+    assert not engine.is_valid()
+    graph.apply(SetParam("branch_b", "units", 8))
+    assert engine.result(ids["add"]).errors == []
+    assert engine.result(ids["add"]).output_shapes == [(None, 8)]
+
+
+def single(class_name, config, shape, dtype="float32"):
+    graph, node_id = app_graph(class_name, config, [(shape, dtype)])
+    return ShapeEngine(graph).result(node_id)
+
+
+def test_bad_parameters_are_node_errors():
+    assert "filters" in single("Conv2D", {"filters": -3, "kernel_size": 3}, (None, 8, 8, 1)).errors[0]
+    assert "os.system" in single("Dense", {"units": 2, "activation": "os.system"}, (None, 4)).errors[0]
+    kernel = single("Conv2D", {"filters": 2, "kernel_size": 9}, (None, 5, 5, 1)).errors[0]
+    assert "negative" in kernel and "(None, 5, 5, 1)" in kernel
+    rank = single("Conv2D", {"filters": 2, "kernel_size": 3}, (None, 8)).errors[0]
+    assert "ndim" in rank
+
+
+def test_missing_and_extra_inputs():
+    graph = ModelGraph()
+    add = add_layer(graph, "Add", {}, name="merge")
+    graph.apply(add)
+    engine = ShapeEngine(graph)
+    assert engine.result(add.node.id).errors == ["Add 'merge' needs at least 2 inputs; none is connected"]
+    graph, ids = two_branches(8, 8)
+    extra = add_layer(graph, "Dense", {"units": 1}, name="head")
+    graph.apply(extra)
+    graph.apply(Connect(ids["a"], 0, extra.node.id, 0))
+    graph.apply(Connect(ids["b"], 0, extra.node.id, 1))
+    assert ShapeEngine(graph).result(extra.node.id).errors == [
+        "Dense 'head' takes 1 input, but input 1 is connected to 'branch_b'"
+    ]
+
+
+def test_float_into_embedding_is_a_warning_as_keras_casts_it():
+    result = single("Embedding", {"input_dim": 10, "output_dim": 3}, (None, 5))
+    assert result.errors == []
+    assert result.output_shapes == [(None, 5, 3)]
+    assert "int32" in result.warnings[0]
+
+
+def test_downstream_of_an_error_waits_without_its_own_error():
+    graph, ids = two_branches()
+    head = add_layer(graph, "Dense", {"units": 1})
+    graph.apply(head)
+    graph.apply(Connect(ids["add"], 0, head.node.id, 0))
+    result = ShapeEngine(graph).result(head.node.id)
+    assert result.errors == [] and result.outputs is None
+    assert result.blocked_by == [ids["add"]]
+
+
+def test_shared_layer_second_call_checks_against_the_first_build():
+    graph, ids = two_branches(8, 8)
+    again = call_again(graph, ids["a"])
+    graph.apply(again)
+    graph.apply(Connect(ids["add"], 0, again.node.id, 0))
+    engine = ShapeEngine(graph)
+    assert engine.result(again.node.id).output_shapes == [(None, 8)]
+    assert engine.result(again.node.id).params == 40
+    assert engine.total_params() == 40 + 40
+    graph.apply(SetParam("branch_b", "units", 5))
+    graph.apply(RemoveNode(ids["add"]))
+    graph.apply(Connect(ids["b"], 0, again.node.id, 0))
+    assert "incompatible" in engine.result(again.node.id).errors[0]
+
+
+def test_only_affected_nodes_recompute(monkeypatch):
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))
+    graph = graph_of(model)
+    engine = ShapeEngine(graph)
+    engine.update()
+    calls = []
+    original = engine._compute
+    monkeypatch.setattr(engine, "_compute", lambda n, i: calls.append(n) or original(n, i))
+    # The classifier at the end: only it recomputes.
+    graph.apply(SetParam("predictions", "units", 10))
+    engine.update()
+    assert calls == graph.nodes_of_layer("predictions")
+    assert engine.total_params() == model.count_params() - 990 * 1281
+    # A new activation keeps shapes: the edited node recomputes, and propagation
+    # stops at once because its outputs are unchanged.
+    calls.clear()
+    graph.apply(SetParam("Conv1", "activation", "relu"))
+    engine.update()
+    assert calls == graph.nodes_of_layer("Conv1")
+    # Fewer stem filters change shapes until the next convolution fixes them again.
+    calls.clear()
+    graph.apply(SetParam("Conv1", "filters", 16))
+    changed = engine.update()
+    assert 3 <= len(calls) < 15 and changed <= set(calls)
+    assert ShapeEngine(graph).results() == engine.results()

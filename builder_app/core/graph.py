@@ -193,10 +193,13 @@ class ModelGraph:
         self._layers: dict[str, Layer] = {}
         self._layer_nodes: dict[str, list[str]] = {}
         self._wires = nx.MultiDiGraph()
+        # Input port -> source, per node: read on every shape update, so kept
+        # beside networkx rather than rebuilt from its edge views.
+        self._sources: dict[str, dict[int, PortRef]] = {}
         # Explicit model inputs (node ids) and outputs (tensors), in Keras order.
         self._inputs: list[str] = []
         self._outputs: list[PortRef] = []
-        self._order_cache: list[str] | None = None
+        self._order_cache: tuple[list[str], dict[str, int]] | None = None
 
     # ----------------------------------------------------------------- reading
     @property
@@ -247,10 +250,7 @@ class ModelGraph:
 
     def inputs_of(self, node_id: str) -> dict[int, PortRef]:
         """Input port -> the tensor wired into it."""
-        return {
-            key: PortRef(src, data["src_port"])
-            for src, _, key, data in self._wires.in_edges(node_id, keys=True, data=True)
-        }
+        return dict(self._sources[node_id])
 
     def consumers_of(self, node_id: str) -> list[Edge]:
         return [
@@ -270,12 +270,18 @@ class ModelGraph:
 
     def topological_order(self) -> list[str]:
         """Nodes so that every node comes after its inputs; ties in graph order."""
+        return list(self._topology()[0])
+
+    def topological_index(self) -> Mapping[str, int]:
+        """Node -> its position in :meth:`topological_order` (do not mutate)."""
+        return self._topology()[1]
+
+    def _topology(self) -> tuple[list[str], dict[str, int]]:
         if self._order_cache is None:
             index = {node_id: i for i, node_id in enumerate(self._nodes)}
-            self._order_cache = list(
-                nx.lexicographical_topological_sort(self._wires, key=index.__getitem__)
-            )
-        return list(self._order_cache)
+            order = list(nx.lexicographical_topological_sort(self._wires, key=index.__getitem__))
+            self._order_cache = (order, {node_id: i for i, node_id in enumerate(order)})
+        return self._order_cache
 
     def is_input(self, node_id: str) -> bool:
         return self.layer_of(node_id).class_name == INPUT_CLASS
@@ -355,6 +361,7 @@ class ModelGraph:
             items.insert(index, (node.id, node))
             self._nodes = dict(items)
         self._wires.add_node(node.id)
+        self._sources[node.id] = {}
         self._relink_layer(node.layer)
         self._order_cache = None
         self.changed.emit(
@@ -365,6 +372,7 @@ class ModelGraph:
         """Removes a node without wires; returns its layer if that went with it."""
         node = self._nodes.pop(node_id)
         self._wires.remove_node(node_id)
+        del self._sources[node_id]
         self._relink_layer(node.layer)
         removed = None
         if not self._layer_nodes[node.layer]:
@@ -387,6 +395,7 @@ class ModelGraph:
 
     def _add_wire(self, edge: Edge) -> None:
         self._wires.add_edge(edge.src, edge.dst, key=edge.dst_port, src_port=edge.src_port)
+        self._sources[edge.dst][edge.dst_port] = PortRef(edge.src, edge.src_port)
         self._order_cache = None
         self.changed.emit(Change("connect", frozenset({edge.dst}), detail={"edge": edge}))
 
@@ -396,6 +405,7 @@ class ModelGraph:
         )
         edge = Edge(src, data["src_port"], dst, dst_port)
         self._wires.remove_edge(src, dst, key=dst_port)
+        del self._sources[dst][dst_port]
         self._order_cache = None
         self.changed.emit(Change("disconnect", frozenset({dst}), detail={"edge": edge}))
         return edge
@@ -511,6 +521,7 @@ class ModelGraph:
                 raise GraphError(f"node '{node.id}' calls an unknown layer '{node.layer}'")
             graph._nodes[node.id] = node
             graph._wires.add_node(node.id)
+            graph._sources[node.id] = {}
             used.add(node.layer)
         unused = [n for n in layers if n not in used]
         if unused:
@@ -531,9 +542,10 @@ class ModelGraph:
             for end in (edge.src, edge.dst):
                 if end not in graph._nodes:
                     raise GraphError(f"an edge refers to an unknown node '{end}'")
-            if graph._wires.has_edge(edge.src, edge.dst, key=edge.dst_port) or edge.dst_port in graph.inputs_of(edge.dst):
+            if edge.dst_port in graph._sources[edge.dst]:
                 raise GraphError(f"input {edge.dst_port} of node '{edge.dst}' is wired twice")
             graph._wires.add_edge(edge.src, edge.dst, key=edge.dst_port, src_port=edge.src_port)
+            graph._sources[edge.dst][edge.dst_port] = PortRef(edge.src, edge.src_port)
         if not nx.is_directed_acyclic_graph(graph._wires):
             raise GraphError("the wires form a cycle")
         inputs = _list(data, "inputs")

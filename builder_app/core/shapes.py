@@ -18,6 +18,7 @@ never imports Qt.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -33,6 +34,8 @@ from builder_app.core.graph import INPUT_CLASS, ModelGraph, PortRef
 
 Shape = tuple[int | None, ...]
 
+#: Layers that look up integer ids (a float input is cast, and worth a warning).
+_INTEGER_INPUT_LAYERS = {"Embedding", "ReversibleEmbedding"}
 #: Layers whose messages say "merge": their inputs must agree in shape.
 _ELEMENTWISE_MERGES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
 
@@ -113,6 +116,9 @@ class ShapeEngine:
         self._dirty: set[str] = set(graph.nodes)
         self._stale_layers: set[str] = set(graph.layers)
         self._model_errors: list[str] = []
+        self._pending_builds: set[str] = set()
+        self._defer_builds = False
+        self._ports: dict[str, Any] = {}
         graph.changed.connect(self._on_change)
 
     def close(self) -> None:
@@ -205,10 +211,33 @@ class ShapeEngine:
 
     # ---------------------------------------------------------------- updating
     def update(self) -> set[str]:
-        """Recomputes what the edits since the last update touched.
+        """Brings every result up to date: shapes, parameter counts and errors.
 
         Returns:
             The ids of nodes whose result changed.
+        """
+        changed = self.update_shapes()
+        # Layers whose input shapes changed were not rebuilt by update_shapes:
+        # rebuild them now (new parameter counts, build-time checks) and carry
+        # any difference downstream.
+        while self._pending_builds:
+            for name in self._pending_builds:
+                state = self._states.get(name)
+                calls = self.graph.nodes_of_layer(name)
+                if state is not None and calls:
+                    state.build_key = None
+                    self._dirty.update(calls)
+            self._pending_builds.clear()
+            changed |= self._propagate(defer_builds=False)
+        return changed
+
+    def update_shapes(self) -> set[str]:
+        """Brings output shapes up to date as fast as possible.
+
+        A layer already built for other input shapes computes its outputs with
+        ``compute_output_shape`` right away and is rebuilt by the next
+        :meth:`update`; until then its parameter count may be stale. The editor
+        paints after this and calls :meth:`update` when idle.
         """
         for name, (engine, seen) in list(self._subengines.items()):
             if name not in self.graph.layers or self.graph.layers[name].submodel is not engine.graph:
@@ -218,14 +247,30 @@ class ShapeEngine:
                 self._dirty.update(self.graph.nodes_of_layer(name))
         if not self._dirty and not self._stale_layers:
             return set()
-        _keras()  # import outside the timed loop's exception handlers
+        _keras()
         for name in self._stale_layers:
             self._states.pop(name, None)
+            self._pending_builds.discard(name)
         self._stale_layers.clear()
-        order = self.graph.topological_order()
-        index = {node_id: i for i, node_id in enumerate(order)}
+        return self._propagate(defer_builds=True)
+
+    def _propagate(self, *, defer_builds: bool) -> set[str]:
+        # The cycle collector, run mid-update, costs more than the update itself
+        # (it walks every Keras object); let it run after.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._walk(defer_builds=defer_builds)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _walk(self, *, defer_builds: bool) -> set[str]:
+        order = self.graph._topology()[0]
+        index = self.graph.topological_index()
         changed: set[str] = set()
         dirty = self._dirty
+        self._defer_builds = defer_builds
         # Walk in topological order; recomputing a node may dirty later nodes.
         for node_id in order:
             if node_id not in dirty:
@@ -282,37 +327,53 @@ class ShapeEngine:
         state = self._state(layer.name)
         if state.error:
             return NodeResult(errors=[state.error])
-        calls = sorted(graph.nodes_of_layer(layer.name), key=index.__getitem__)
+        calls = graph.nodes_of_layer(layer.name)
+        first = calls[0] if len(calls) == 1 else min(calls, key=index.__getitem__)
         result = NodeResult()
         try:
-            spec = catalog.layer_spec(layer.class_name)
+            ports = self._ports_of(layer.class_name)
             call = graph.node(node_id).call
             if call is None:
-                _check_arity(graph, node_id, layer.class_name, spec.ports, inputs)
+                _check_arity(graph, node_id, layer.class_name, ports, inputs)
             else:
                 _check_template(graph, node_id, call, inputs)
-            args, kwargs = _call_arguments(call, spec.ports, inputs)
-            if calls[0] == node_id:
-                self._build(state, args, kwargs, inputs, graph.node(node_id).call)
-                if state.build_error is not None:
-                    raise state.build_error
-                outputs = state.build_outputs
+            if first == node_id:
+                key = (tuple(t for _, t in inputs.values()), _call_key(call))
+                if state.build_key == key and state.build_error is None:
+                    outputs = state.build_outputs
+                elif self._defer_builds and state.build_key is not None and state.build_error is None:
+                    # Built before for other inputs: shapes now, rebuild later.
+                    self._pending_builds.add(layer.name)
+                    outputs = _plain_outputs(state.instance, state.pristine_input_spec, call, ports, inputs)
+                else:
+                    if state.build_key != key:
+                        state.build_key = key
+                        self._build(state, call, ports, inputs)
+                    if state.build_error is not None:
+                        raise state.build_error
+                    outputs = state.build_outputs
             else:
                 if state.build_key is None or state.build_error is not None:
                     raise _NodeError(
                         f"'{graph.label(node_id)}' calls the shared layer '{layer.name}', "
-                        f"which its first call '{graph.label(calls[0])}' could not build"
+                        f"which its first call '{graph.label(first)}' could not build"
                     )
-                _assert_compatible(state.instance, args)
-                outputs = _outputs(state.instance, args, kwargs)
+                outputs = _plain_outputs(state.instance, state.instance.input_spec, call, ports, inputs)
             result.params, result.trainable_params = state.params, state.trainable_params
             result.outputs = outputs
-            result.warnings = _warnings(graph, node_id, layer.class_name, inputs)
+            if layer.class_name in _INTEGER_INPUT_LAYERS:
+                result.warnings = _warnings(graph, node_id, layer.class_name, inputs)
         except _NodeError as exc:
             result.errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; all are node errors
             result.errors.append(self._describe(node_id, layer.class_name, inputs, exc))
         return result
+
+    def _ports_of(self, class_name: str):
+        ports = self._ports.get(class_name)
+        if ports is None:
+            ports = self._ports[class_name] = catalog.layer_spec(class_name).ports
+        return ports
 
     def _gather_inputs(self, node_id: str) -> dict[int, tuple[PortRef, TensorType]]:
         found = {}
@@ -339,13 +400,10 @@ class ShapeEngine:
             state = self._states[layer_name] = _instantiate(self.graph.layers[layer_name])
         return state
 
-    def _build(self, state: _LayerState, args, kwargs, inputs, call) -> None:
-        key = (tuple((port, t) for port, (_, t) in sorted(inputs.items())), json.dumps(call))
-        if state.build_key == key:
-            return
-        state.build_key = key
+    def _build(self, state: _LayerState, call, ports, inputs) -> None:
         state.build_error = None
         try:
+            args, kwargs = _call_arguments(call, ports, inputs)
             state.build_outputs = _build_layer(state, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure to build is the node's error
             state.params = state.trainable_params = state.build_outputs = None
@@ -466,10 +524,13 @@ class ShapeEngine:
                 )
             else:
                 state = self._state(layer.name)
-                spec = catalog.layer_spec(layer.class_name)
-                args, kwargs = _call_arguments(graph.node(node_id).call, spec.ports, node_inputs)
-                _assert_compatible(state.instance, args)
-                outputs = _outputs(state.instance, args, kwargs)
+                ports = (
+                    _Ports("single", ("x",), 1, None)
+                    if is_operation(layer.class_name)
+                    else self._ports_of(layer.class_name)
+                )
+                spec = _OPERATION if is_operation(layer.class_name) else state.instance.input_spec
+                outputs = _plain_outputs(state.instance, spec, graph.node(node_id).call, ports, node_inputs)
             for port, tensor in enumerate(outputs):
                 values[PortRef(node_id, port)] = tensor
         return [values[ref] for ref in self._model_output_refs()]
@@ -678,11 +739,87 @@ def _build_layer(state: _LayerState, args, kwargs) -> list[TensorType]:
     return _outputs(fresh, args, kwargs)
 
 
-def _assert_compatible(instance, args) -> None:
+#: Stands for the input spec of a keras.ops operation (they have none to check).
+_OPERATION = object()
+
+
+def _single_tensor_call(call, ports) -> bool:
+    """Whether the call passes one tensor first and only constants besides.
+
+    Keras then gives ``compute_output_shape`` that tensor's shape alone (constant
+    arguments such as ``training=False`` or ``mask=None`` never reach it).
+    """
+    if call is None:
+        return ports.style == "single"
+    return _call_facts(call)[1]
+
+
+# Facts about call templates, by identity: a node's template is replaced, never
+# mutated, so the object itself is the key (and is kept alive by the entry).
+_call_cache: dict[int, tuple[dict[str, Any], str, bool]] = {}
+
+
+def _call_facts(call: dict[str, Any]) -> tuple[str, bool]:
+    entry = _call_cache.get(id(call))
+    if entry is None or entry[0] is not call:
+        args = call.get("args") or []
+        single = bool(args) and args[0] == {"port": 0} and _template_ports(call) == {0}
+        if len(_call_cache) > 100_000:
+            _call_cache.clear()
+        entry = _call_cache[id(call)] = (call, json.dumps(call, sort_keys=True), single)
+    return entry[1], entry[2]
+
+
+def _call_key(call: dict[str, Any] | None) -> str | None:
+    return None if call is None else _call_facts(call)[0]
+
+
+class _Spec:
+    """What ``assert_input_compatibility`` reads of a tensor, without a KerasTensor."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, tensor: TensorType):
+        self.shape, self.dtype = tensor.shape, tensor.dtype
+
+
+def _plain_outputs(instance, input_spec, call, ports, inputs) -> list[TensorType]:
+    """Outputs of calling an already built layer, checked against ``input_spec``.
+
+    The common case (one tensor in, ``compute_output_shape`` overridden) skips
+    creating KerasTensors, which is most of the cost of a symbolic call.
+    """
     from keras.src.layers.input_spec import assert_input_compatibility
 
-    first = args[0] if args else None
-    assert_input_compatibility(instance.input_spec, first, instance.name)
+    if input_spec is _OPERATION:  # keras.ops operations check their own arguments
+        args, kwargs = _call_arguments(call, ports, inputs)
+        return _outputs(instance, args, kwargs)
+    if len(inputs) == 1 and _single_tensor_call(call, ports) and _is_fast(type(instance)):
+        ((_, tensor),) = inputs.values()
+        assert_input_compatibility(input_spec, _Spec(tensor), instance.name)
+        return _shape_outputs(instance, tensor.shape)
+    if call is None and ports.style == "list" and _is_merge(type(instance)):
+        tensors = [t for _, t in (inputs[p] for p in sorted(inputs))]
+        assert_input_compatibility(input_spec, [_Spec(t) for t in tensors], instance.name)
+        shape = instance.compute_output_shape([t.shape for t in tensors])
+        return [TensorType(_shape(shape), instance.compute_dtype)]
+    args, kwargs = _call_arguments(call, ports, inputs)
+    assert_input_compatibility(input_spec, args[0] if args else None, instance.name)
+    return _outputs(instance, args, kwargs)
+
+
+_merge_classes: dict[type, bool] = {}
+
+
+def _is_merge(cls: type) -> bool:
+    """Whether the class computes its output spec exactly as Keras's Merge does:
+    ``compute_output_shape`` of the list of shapes, in the compute dtype."""
+    merge = _merge_classes.get(cls)
+    if merge is None:
+        from keras.src.layers.merging.base_merge import Merge
+
+        merge = _merge_classes[cls] = cls.compute_output_spec is Merge.compute_output_spec
+    return merge
 
 
 # Layers for which Keras's compute_output_spec reduces to compute_output_shape
@@ -706,19 +843,24 @@ def _is_fast(cls: type) -> bool:
 def _outputs(instance, args, kwargs) -> list[TensorType]:
     keras = _keras()
     if not kwargs and len(args) == 1 and isinstance(args[0], keras.KerasTensor) and _is_fast(type(instance)):
-        shape = instance.compute_output_shape(args[0].shape)
-        if isinstance(shape, list) and shape and isinstance(shape[0], int | type(None)):
-            shape = tuple(shape)
-        dtype = instance.compute_dtype
-        if isinstance(shape, tuple) and (not shape or isinstance(shape[0], int | type(None))):
-            return [TensorType(_shape(shape), dtype)]
-        return [TensorType(_shape(s), dtype) for s in _flatten_shapes(shape)]
+        return _shape_outputs(instance, args[0].shape)
     spec = instance.compute_output_spec(*args, **kwargs)
     return [
         TensorType(_shape(t.shape), keras.backend.standardize_dtype(t.dtype))
         for t in keras.tree.flatten(spec)
         if t is not None
     ]
+
+
+def _shape_outputs(instance, input_shape: Shape) -> list[TensorType]:
+    """What Layer.compute_output_spec makes of compute_output_shape (see Keras)."""
+    shape = instance.compute_output_shape(input_shape)
+    if isinstance(shape, list) and shape and isinstance(shape[0], int | type(None)):
+        shape = tuple(shape)
+    dtype = instance.compute_dtype
+    if isinstance(shape, tuple) and (not shape or isinstance(shape[0], int | type(None))):
+        return [TensorType(_shape(shape), dtype)]
+    return [TensorType(_shape(s), dtype) for s in _flatten_shapes(shape)]
 
 
 def _flatten_shapes(structure) -> list[Shape]:
@@ -736,7 +878,8 @@ def _shape(shape) -> Shape:
 
 
 def _tensor(t: TensorType):
-    return _keras().KerasTensor(t.shape, dtype=t.dtype)
+    # A name skips Keras's automatic naming, a regex per tensor.
+    return _keras().KerasTensor(t.shape, dtype=t.dtype, name="input")
 
 
 def _call_arguments(call, ports, inputs) -> tuple[list[Any], dict[str, Any]]:

@@ -56,8 +56,11 @@ class Batch(Op):
 
 @dataclass
 class AddNode(Op):
-    """Adds a node. With ``layer`` the node calls that new layer; without, it calls
-    the existing layer ``node.layer`` again (a shared layer)."""
+    """Adds a node.
+
+    With ``layer`` the node calls that new layer; without, it calls the existing
+    layer ``node.layer`` again (a shared layer).
+    """
 
     node: Node
     layer: Layer | None = None
@@ -184,8 +187,11 @@ class RenameLayer(Op):
 
 @dataclass
 class SetNodeLayer(Op):
-    """Makes a node call another layer: an existing one of the same class (share
-    weights), or ``new_layer`` (a copy: unshare)."""
+    """Makes a node call another layer.
+
+    Either an existing one of the same class (share weights) or ``new_layer``
+    (a copy: unshare).
+    """
 
     node_id: str
     layer_name: str

@@ -812,8 +812,10 @@ _merge_classes: dict[type, bool] = {}
 
 
 def _is_merge(cls: type) -> bool:
-    """Whether the class computes its output spec exactly as Keras's Merge does:
-    ``compute_output_shape`` of the list of shapes, in the compute dtype."""
+    """Whether the class computes its output spec exactly as Keras's Merge does.
+
+    That is: ``compute_output_shape`` of the list of shapes, in the compute dtype.
+    """
     merge = _merge_classes.get(cls)
     if merge is None:
         from keras.src.layers.merging.base_merge import Merge

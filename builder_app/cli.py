@@ -45,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = {"validate", "summary"}
+    if argv and not argv[0].startswith("-") and argv[0] not in commands:
+        # `builder-app PROJECT` opens the project. Until the editor window lands,
+        # it shows the project the way the editor's summary panel will.
+        print(
+            "builder-app: the graphical editor is not in this version yet; "
+            "here is the project's summary",
+            file=sys.stderr,
+        )
+        argv = ["summary", *argv]
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()

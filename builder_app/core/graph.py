@@ -365,7 +365,12 @@ class ModelGraph:
         self._relink_layer(node.layer)
         self._order_cache = None
         self.changed.emit(
-            Change("add_node", frozenset({node.id}), frozenset({node.layer}) if layer else frozenset())
+            Change(
+                "add_node",
+                frozenset({node.id}),
+                frozenset({node.layer}) if layer else frozenset(),
+                {"layer": node.layer},
+            )
         )
 
     def _delete_node(self, node_id: str) -> Layer | None:
@@ -384,6 +389,7 @@ class ModelGraph:
                 "remove_node",
                 frozenset({node_id}),
                 frozenset({node.layer}) if removed else frozenset(),
+                {"layer": node.layer},
             )
         )
         return removed

@@ -138,6 +138,11 @@ class ShapeEngine:
         for name in change.layers:
             self._stale_layers.add(name)
             self._dirty.update(self.graph.nodes_of_layer(name))
+        layer = change.detail.get("layer")
+        if layer is not None:
+            # The other calls of a shared layer: their labels ("call 2") and
+            # which of them builds the layer may have changed.
+            self._dirty.update(self.graph.nodes_of_layer(layer))
         for node_id in change.nodes:
             if node_id in self.graph.nodes:
                 self._dirty.add(node_id)
@@ -313,11 +318,9 @@ class ShapeEngine:
         try:
             inputs = self._gather_inputs(node_id)
         except _Blocked as blocked:
-            state = self._states.get(layer.name)
-            result = NodeResult(blocked_by=blocked.nodes)
-            if state is not None and state.params is not None:
-                result.params, result.trainable_params = state.params, state.trainable_params
-            return result
+            # Unknown inputs: nothing is known here (a count from an earlier
+            # build could be stale), and the error belongs upstream.
+            return NodeResult(blocked_by=blocked.nodes)
         except _NodeError as exc:
             return NodeResult(errors=[str(exc)])
         if layer.submodel is not None:

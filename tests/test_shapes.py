@@ -21,6 +21,8 @@ SINGLE_INPUTS = [
     [((None, 10), "int32")],
     [((None, 4), "string")],
     [((None, 5, 4), "int32")],
+    [((None, 400, 1), "float32")],
+    [((None, 3, 6, 6, 6, 2), "float32")],
 ]
 PAIR_INPUTS = [
     [((None, 16), "float32"), ((None, 16), "float32")],
@@ -36,7 +38,12 @@ SETUP = {
     "TextVectorization": {"vocabulary": ["a", "b"]},
     "Normalization": {"mean": 0.0, "variance": 1.0},
     "Discretization": {"bin_boundaries": [0.0, 1.0]},
+    "GroupNormalization": {"groups": 2},
 }
+# Equalization's compute_output_spec returns its input tensor itself, so Keras
+# refuses any model ending in it ("part of a cycle"): a Keras quirk, not a shape
+# rule.
+QUIRKS = {"Equalization"}
 
 
 def keras_model(class_name, config, inputs):
@@ -71,7 +78,7 @@ def candidate_inputs(class_name):
     return SINGLE_INPUTS
 
 
-@pytest.mark.parametrize("class_name", sorted(catalog.catalog()))
+@pytest.mark.parametrize("class_name", sorted(set(catalog.catalog()) - QUIRKS))
 def test_every_catalog_layer_agrees_with_keras(class_name):
     config = {**catalog.default_config(class_name), **SETUP.get(class_name, {})}
     accepted = 0
@@ -154,12 +161,26 @@ def test_hand_built_models_agree_with_keras(build):
         lambda: keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3)),
         lambda: keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3)),
         lambda: keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3)),
-        lambda: keras.applications.ConvNeXtTiny(weights=None, input_shape=(64, 64, 3)),
+        lambda: keras.applications.DenseNet121(weights=None, input_shape=(64, 64, 3)),
+        lambda: keras.applications.MobileNetV3Small(weights=None, input_shape=(64, 64, 3)),
     ],
-    ids=["MobileNetV2", "ResNet50", "EfficientNetB0", "ConvNeXtTiny"],
+    ids=["MobileNetV2", "ResNet50", "EfficientNetB0", "DenseNet121", "MobileNetV3Small"],
 )
 def test_applications_agree_with_keras(app):
     assert compare_with_keras(app()) == []
+
+
+def test_custom_layer_is_an_unknown_node_not_a_failure():
+    model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3))
+    graph = graph_of(model)
+    engine = ShapeEngine(graph)
+    scale = graph.nodes_of_layer("convnext_tiny_stage_0_block_0_layer_scale")[0]
+    assert engine.result(scale).errors == [
+        "unknown layer keras.src.applications.convnext.LayerScale"
+    ]
+    # Everything before it is still known.
+    stem = graph.nodes_of_layer("convnext_tiny_stem")[0]
+    assert engine.result(stem).outputs is not None
 
 
 # ----------------------------------------------------------------- errors
@@ -242,18 +263,21 @@ def test_downstream_of_an_error_waits_without_its_own_error():
 
 
 def test_shared_layer_second_call_checks_against_the_first_build():
-    graph, ids = two_branches(8, 8)
+    graph, ids = two_branches(4, 4)
     again = call_again(graph, ids["a"])
     graph.apply(again)
     graph.apply(Connect(ids["add"], 0, again.node.id, 0))
     engine = ShapeEngine(graph)
-    assert engine.result(again.node.id).output_shapes == [(None, 8)]
-    assert engine.result(again.node.id).params == 40
-    assert engine.total_params() == 40 + 40
+    assert engine.result(again.node.id).output_shapes == [(None, 4)]
+    assert engine.result(again.node.id).params == 20
+    assert engine.total_params() == 20 + 20
+    # Keras builds a shared layer at its first call: a second call on another
+    # width is refused, as Keras refuses it.
     graph.apply(SetParam("branch_b", "units", 5))
     graph.apply(RemoveNode(ids["add"]))
     graph.apply(Connect(ids["b"], 0, again.node.id, 0))
-    assert "incompatible" in engine.result(again.node.id).errors[0]
+    error = engine.result(again.node.id).errors[0]
+    assert "incompatible" in error and "'branch_b'" in error
 
 
 def test_only_affected_nodes_recompute(monkeypatch):

@@ -27,10 +27,11 @@ def layered_positions(graph: ModelGraph) -> dict[str, tuple[float, float]]:
     row: dict[str, float] = {}
     for d in sorted(columns):
         nodes = columns[d]
+        first = {node_id: float(i) for i, node_id in enumerate(nodes)}
 
-        def barycentre(node_id: str, nodes=nodes) -> float:
+        def barycentre(node_id: str, first=first) -> float:
             rows = [row[ref.node] for ref in graph.inputs_of(node_id).values() if ref.node in row]
-            return sum(rows) / len(rows) if rows else float(nodes.index(node_id))
+            return sum(rows) / len(rows) if rows else first[node_id]
 
         nodes.sort(key=barycentre)
         offset = (len(nodes) - 1) / 2.0

@@ -659,14 +659,16 @@ def _instantiate(layer) -> _LayerState:
         except Exception as exc:  # noqa: BLE001 - bad arguments are the node's error
             state.error = f"{layer.class_name.rpartition('.')[2]} '{layer.name}': {_clean_message(exc)}"
         return state
-    problems = catalog.check_config(layer.class_name, layer.config)
-    if problems:
-        state.error = f"{layer.class_name} '{layer.name}': {problems[0]}"
-        return state
     try:
         cls = catalog.keras_class(layer.class_name)
     except KeyError:
         state.error = _unknown_class_message(layer.class_name)
+        return state
+    # Configs come from files: check every nested object against Keras's own
+    # classes before Keras sees it (from_config would import what it names).
+    problems = catalog.check_config(layer.class_name, layer.config)
+    if problems:
+        state.error = f"{layer.class_name} '{layer.name}': {problems[0]}"
         return state
     try:
         with warnings.catch_warnings():

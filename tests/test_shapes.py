@@ -305,3 +305,45 @@ def test_only_affected_nodes_recompute(monkeypatch):
     changed = engine.update()
     assert 3 <= len(calls) < 15 and changed <= set(calls)
     assert ShapeEngine(graph).results() == engine.results()
+
+
+@pytest.mark.parametrize("class_name", ["Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"])
+def test_transposed_convolution_sizes_match_keras(class_name):
+    """The classic confusion: every stride/padding/output_padding/dilation combination
+    gives Keras's size, and what Keras refuses the app refuses."""
+    rank = int(class_name[4])
+    shape = (None, *([7] * rank), 2)
+    checked = 0
+    for strides in (1, 2, 3):
+        for padding in ("valid", "same"):
+            for output_padding in (None, 0, 1, 2):
+                for dilation in (1, 2):
+                    config = {
+                        **catalog.default_config(class_name),
+                        "filters": 3,
+                        "kernel_size": [3] * rank,
+                        "strides": [strides] * rank,
+                        "padding": padding,
+                        "output_padding": None if output_padding is None else [output_padding] * rank,
+                        "dilation_rate": [dilation] * rank,
+                    }
+                    graph, node_id = app_graph(class_name, config, [(shape, "float32")])
+                    result = ShapeEngine(graph).result(node_id)
+                    try:
+                        model = keras_model(class_name, config, [(shape, "float32")])
+                    except Exception:  # noqa: BLE001
+                        assert result.errors, (config, "Keras refuses, the app accepts")
+                        continue
+                    assert result.errors == [], (config, result.errors)
+                    assert result.output_shapes == [tuple(model.outputs[0].shape)], config
+                    checked += 1
+    assert checked > 10
+
+
+def test_submodel_called_on_other_shapes_follows_keras():
+    """A sub-model built for one width, called on tensors of another length."""
+    inner_in = keras.Input((None, 4), name="inner_in")
+    inner = keras.Model(inner_in, keras.layers.Conv1D(3, 2, name="conv")(inner_in), name="block")
+    a, b = keras.Input((10, 4), name="a"), keras.Input((6, 4), name="b")
+    model = keras.Model([a, b], [inner(a), inner(b)])
+    assert compare_with_keras(model) == []

@@ -362,7 +362,10 @@ class ModelGraph:
             self._nodes = dict(items)
         self._wires.add_node(node.id)
         self._sources[node.id] = {}
-        self._relink_layer(node.layer)
+        if index is None or index >= len(self._nodes) - 1:
+            self._layer_nodes[node.layer].append(node.id)  # appended: keeps graph order
+        else:
+            self._relink_layer(node.layer)
         self._order_cache = None
         self.changed.emit(
             Change(
@@ -378,7 +381,7 @@ class ModelGraph:
         node = self._nodes.pop(node_id)
         self._wires.remove_node(node_id)
         del self._sources[node_id]
-        self._relink_layer(node.layer)
+        self._layer_nodes[node.layer].remove(node_id)
         removed = None
         if not self._layer_nodes[node.layer]:
             del self._layer_nodes[node.layer]

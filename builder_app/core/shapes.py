@@ -761,18 +761,20 @@ def _single_tensor_call(call, ports) -> bool:
 
 # Facts about call templates, by identity: a node's template is replaced, never
 # mutated, so the object itself is the key (and is kept alive by the entry).
-_call_cache: dict[int, tuple[dict[str, Any], str, bool]] = {}
+_call_cache: dict[int, tuple[dict[str, Any], str, bool, frozenset[int]]] = {}
 
 
-def _call_facts(call: dict[str, Any]) -> tuple[str, bool]:
+def _call_facts(call: dict[str, Any]) -> tuple[str, bool, frozenset[int]]:
+    """(a key for the call, whether it passes one tensor first, its ports)."""
     entry = _call_cache.get(id(call))
     if entry is None or entry[0] is not call:
         args = call.get("args") or []
-        single = bool(args) and args[0] == {"port": 0} and _template_ports(call) == {0}
+        ports = frozenset(_template_ports(call))
+        single = bool(args) and args[0] == {"port": 0} and ports == {0}
         if len(_call_cache) > 100_000:
             _call_cache.clear()
-        entry = _call_cache[id(call)] = (call, json.dumps(call, sort_keys=True), single)
-    return entry[1], entry[2]
+        entry = _call_cache[id(call)] = (call, json.dumps(call, sort_keys=True), single, ports)
+    return entry[1], entry[2], entry[3]
 
 
 def _call_key(call: dict[str, Any] | None) -> str | None:
@@ -932,7 +934,7 @@ def _constant(value: dict[str, Any]) -> Any:
 
 def _check_template(graph: ModelGraph, node_id: str, call, inputs) -> None:
     """A recorded call needs exactly the ports its template names."""
-    wanted = _template_ports(call)
+    wanted = _call_facts(call)[2]
     missing = sorted(wanted - set(inputs))
     if missing:
         raise _NodeError(f"input {missing[0]} of '{graph.label(node_id)}' is not connected")

@@ -8,7 +8,6 @@ catalog does not know stays in the graph as a node that shape inference reports
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -72,7 +71,8 @@ def _layer_record(item: Mapping[str, Any], where: str) -> tuple[str, str, dict[s
         # Keep where it came from, so the unknown class is named fully.
         if class_name not in MODEL_CLASSES and not module.startswith("keras.layers"):
             class_name = f"{module}.{class_name}"
-    layer_config = {k: copy.deepcopy(v) for k, v in config.items() if k != "name"}
+    # The data is fresh from json.loads (see graph_from_model_config): no copy needed.
+    layer_config = {k: v for k, v in config.items() if k != "name"}
     return name, class_name, layer_config
 
 

@@ -438,7 +438,7 @@ class ShapeEngine:
             return NodeResult(errors=[state.error])
         node = self.graph.node(node_id)
         try:
-            _check_template(self.graph, node_id, node.call or {"args": [{"port": 0}]}, inputs)
+            _check_template(self.graph, node_id, node.call or _SINGLE_CALL, inputs)
             ports = _Ports("single", ("x",), 1, None if node.call is not None else 1)
             args, kwargs = _call_arguments(node.call, ports, inputs)
             outputs = _outputs(state.instance, args, kwargs)
@@ -744,6 +744,8 @@ def _build_layer(state: _LayerState, args, kwargs) -> list[TensorType]:
     return _outputs(fresh, args, kwargs)
 
 
+#: The usual call: one tensor, nothing else.
+_SINGLE_CALL: dict[str, Any] = {"args": [{"port": 0}], "kwargs": {}}
 #: Stands for the input spec of a keras.ops operation (they have none to check).
 _OPERATION = object()
 

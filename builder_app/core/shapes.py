@@ -1021,9 +1021,13 @@ def format_shape(shape: Iterable[int | None]) -> str:
 def _clean_message(exc: BaseException) -> str:
     """Keras's message on one line, without the boilerplate around it."""
     text = str(exc) or type(exc).__name__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # terminal bold/reset codes
     text = re.split(r"\n\s*(?:Arguments received by|Received arguments|Call arguments received)", text)[0]
     text = re.sub(r"Exception encountered when calling [^\n]*\n", "", text)
-    text = re.sub(r"\s+", " ", text).strip().strip("'\"")
+    text = re.sub(r"^Error when deserializing class '\w+' using config=.*?Exception encountered: ", "", text, flags=re.S)
+    text = re.sub(r"^Exception encountered: ", "", text)
+    text = text.replace(" with name 'None'", "")
+    text = re.sub(r"\s+", " ", text).strip()
     if len(text) > 400:
         text = text[:397] + "..."
     return text

@@ -596,9 +596,11 @@ def default_config(class_name: str) -> dict:
 # --------------------------------------------------------------------------- #
 
 
-def _signature_params(cls: type) -> list[inspect.Parameter]:
+@functools.cache
+def _signature_params(cls: type) -> tuple[inspect.Parameter, ...]:
+    # Cached: check_config asks for the same classes for every layer of a model.
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    return [p for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return tuple(p for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
 
 
 def _accepts_kwargs(cls: type) -> bool:

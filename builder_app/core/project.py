@@ -415,7 +415,8 @@ def _write_layers(group: h5py.Group, graph: ModelGraph) -> None:
                 array = np.asarray(value)
                 dataset = variables.create_dataset(str(i), data=array)
                 if array.dtype.name == _BFLOAT16:
-                    dataset.attrs["dtype"] = _BFLOAT16
+                    # Keras's tag, as a fixed-length string: see _is_bfloat16.
+                    dataset.attrs["dtype"] = np.bytes_(_BFLOAT16)
         if inner:
             _write_layers(layer_group.create_group("layers"), layer.submodel)
 
@@ -468,7 +469,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         if not stat.S_ISREG(info.st_mode):
             raise _Refusal("not a regular file")
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed below
+            handle = open(path, "rb")  # closed by the with below
         except OSError as exc:
             raise _Refusal(f"cannot open the file ({exc.strerror or exc})") from None
         with handle:
@@ -498,7 +499,7 @@ def _guarded(name: str, read: Callable[[], Project]) -> Project:
         problem = "the project is nested too deeply"
     except MemoryError:
         problem = "not enough memory to read it"
-    except Exception as exc:  # noqa: BLE001 - the contract: loading raises one error type
+    except Exception as exc:  # the contract: loading raises one error type
         problem = f"cannot be read ({type(exc).__name__}: {exc})"
     raise ProjectLoadError(f"{name}: {_one_line(problem)}") from None
 
@@ -524,8 +525,8 @@ def _read_project(handle: IO[bytes], size: int) -> Project:
             raise _Refusal(f"not a project file (the archive has no {PROJECT_MEMBER})")
         buffer = bytearray()
         _copy_member(archive, members[PROJECT_MEMBER], MAX_JSON_BYTES, buffer.extend)
-        document = migrate(parse_document(bytes(buffer)))
-        project = build_project(document)
+        document = _migrate(_parse_document(bytes(buffer)))
+        project = _build_project(document)
         weights = document.get("weights")
         if weights is None:
             if WEIGHTS_MEMBER in members:
@@ -570,8 +571,10 @@ def _check_central_directory(handle: IO[bytes], size: int) -> None:
         fields = _ZIP64_EOCD.unpack_from(tail, record)
         counts.append(fields[7])
         sizes.append(fields[8])
-    if any(c > MAX_MEMBERS for c in counts) or any(s > MAX_CENTRAL_DIRECTORY_BYTES for s in sizes):
+    if any(count > MAX_MEMBERS for count in counts):
         raise _Refusal(f"not a project file (the archive has more than {MAX_MEMBERS} members)")
+    if any(size > MAX_CENTRAL_DIRECTORY_BYTES for size in sizes):
+        raise _Refusal(f"not a project file (its zip directory takes more than {_size(MAX_CENTRAL_DIRECTORY_BYTES)})")
 
 
 def _check_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -618,7 +621,7 @@ def _copy_member(
     return total
 
 
-def parse_document(data: bytes) -> dict[str, Any]:
+def _parse_document(data: bytes) -> dict[str, Any]:
     """project.json's bytes -> a dict (any format version)."""
     try:
         text = data.decode("utf-8-sig")
@@ -668,7 +671,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def migrate(document: dict[str, Any]) -> dict[str, Any]:
+def _migrate(document: dict[str, Any]) -> dict[str, Any]:
     """Checks the format marker and version, then upgrades to FORMAT_VERSION.
 
     A newer, unknown or malformed version is refused before any other part of
@@ -694,7 +697,7 @@ def migrate(document: dict[str, Any]) -> dict[str, Any]:
             raise _Refusal(f"format {version} cannot be upgraded (no migration from it)")
         try:
             upgraded = step(document)
-        except Exception as exc:  # noqa: BLE001 - a malformed old file, reported as such
+        except Exception as exc:  # a malformed old file, reported as such
             raise _Refusal(f"cannot upgrade from format {version}: {type(exc).__name__}: {exc}") from None
         if not isinstance(upgraded, dict):
             raise _Refusal(f"the upgrade from format {version} gave no document")
@@ -704,14 +707,17 @@ def migrate(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def build_project(document: dict[str, Any]) -> Project:
+def _build_project(document: dict[str, Any]) -> Project:
     """A current-format document -> a Project (without weights)."""
     unknown = sorted(set(document) - _DOC_KEYS)
     if unknown:
         raise _Refusal(f"{PROJECT_MEMBER} has an unknown entry {unknown[0][:40]!r}")
     if "graph" not in document:
         raise _Refusal(f"{PROJECT_MEMBER} holds no graph")
-    graph = ModelGraph.from_dict(document["graph"])
+    try:
+        graph = ModelGraph.from_dict(document["graph"])
+    except (TypeError, KeyError, AttributeError) as exc:  # GraphError says it better; these slip through
+        raise _Refusal(f"the graph is malformed ({type(exc).__name__}: {exc})") from None
     training = document.get("training", {})
     if not isinstance(training, dict):
         raise _Refusal(f"'training' in {PROJECT_MEMBER} should be an object, not {_json_kind(training)}")
@@ -857,24 +863,36 @@ def _read_dataset(group: h5py.Group, key: str, what: str, budget: _Budget) -> np
         raise _Refusal(f"{WEIGHTS_MEMBER}: {what} does not hold the data it declares")
     array = np.asarray(dataset[()])
     if bfloat16:
-        import ml_dtypes  # noqa: PLC0415 - only bfloat16 weights need it (Keras depends on it)
+        import ml_dtypes  # only bfloat16 weights need it; Keras depends on it
 
         array = array.view(ml_dtypes.bfloat16)
     return array
 
 
 def _is_bfloat16(dataset: h5py.Dataset) -> bool:
-    """Keras's bfloat16: 2-byte opaque data tagged with the attribute dtype="bfloat16"."""
+    """bfloat16 as Keras stores it: 2-byte opaque data tagged with the attribute dtype="bfloat16".
+
+    Only a short fixed-length tag is read (this module writes one): reading a
+    variable-length string makes HDF5 follow a length and a heap address that a
+    damaged file can set to anything, and fuzzing found that to hang.
+    """
     dtype = dataset.dtype
     if dtype.kind != "V" or dtype.itemsize != 2 or dtype.names is not None or dtype.subdtype is not None:
         return False
     if "dtype" not in dataset.attrs:
         return False
     attr = h5py.h5a.open(dataset.id, b"dtype")
-    if attr.shape != () or attr.get_type().get_class() != h5py.h5t.STRING or attr.get_storage_size() > 64:
+    kind = attr.get_type()
+    if (
+        attr.shape != ()
+        or not isinstance(kind, h5py.h5t.TypeStringID)
+        or kind.is_variable_str()
+        or kind.get_size() > 16
+    ):
         return False
-    value = dataset.attrs["dtype"]
-    return value in (_BFLOAT16, _BFLOAT16.encode())
+    value = np.zeros((), dtype=f"S{kind.get_size()}")
+    attr.read(value, mtype=h5py.h5t.py_create(value.dtype))
+    return value.item().rstrip(b"\0 ") == _BFLOAT16.encode()
 
 
 def _size(nbytes: int) -> str:
@@ -882,4 +900,6 @@ def _size(nbytes: int) -> str:
         return f"{nbytes / _GIB:.1f} GiB"
     if nbytes >= _MIB:
         return f"{nbytes / _MIB:.1f} MiB"
+    if nbytes >= _KIB and nbytes % _KIB == 0:
+        return f"{nbytes // _KIB} KiB"
     return f"{nbytes} bytes"

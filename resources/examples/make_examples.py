@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder_app.core import catalog
-from builder_app.core.graph import PortRef
+from builder_app.core.graph import ModelGraph, PortRef
 from builder_app.core.layout import layered_positions
 from builder_app.core.ops import (
     Batch,
@@ -20,7 +20,6 @@ from builder_app.core.ops import (
     call_again,
     group_as_submodel,
 )
-from builder_app.core.graph import ModelGraph
 from builder_app.core.project import Project, save_project
 from builder_app.core.shapes import ShapeEngine
 

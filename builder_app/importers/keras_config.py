@@ -159,17 +159,16 @@ def _sequential(config: Mapping[str, Any]) -> ModelGraph:
     if not isinstance(layers, list):
         raise ConfigError("a Sequential config needs a 'layers' list")
     previous: str | None = None
-    records = [_layer_record(item, f"layer {i}") for i, item in enumerate(layers)]
-    if not records or records[0][1] != INPUT_CLASS:
+    entries = [(_layer_record(item, f"layer {i}"), item) for i, item in enumerate(layers)]
+    if not entries or entries[0][0][1] != INPUT_CLASS:
         shape = config.get("build_input_shape")
         if not isinstance(shape, list):
             raise ConfigError(
                 f"Sequential model '{graph.name}' has no Input and no build_input_shape"
             )
-        records.insert(0, ("input_layer", INPUT_CLASS, {"batch_shape": shape, "dtype": "float32"}))
-    for i, (layer_name, class_name, layer_config) in enumerate(records):
-        item = layers[i - (len(records) - len(layers))] if i >= len(records) - len(layers) else {}
-        submodel = _submodel(class_name, item.get("config", {})) if item else None
+        entries.insert(0, (("input_layer", INPUT_CLASS, {"batch_shape": shape, "dtype": "float32"}), {}))
+    for i, ((layer_name, class_name, layer_config), item) in enumerate(entries):
+        submodel = _submodel(class_name, item.get("config", {}))
         if submodel is not None:
             layer_config = {"trainable": layer_config.get("trainable", True)}
         if layer_name in graph.layers:

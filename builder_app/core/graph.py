@@ -559,13 +559,16 @@ class ModelGraph:
             raise GraphError("the wires form a cycle")
         inputs = _list(data, "inputs")
         for node_id in inputs:
-            if node_id not in graph._nodes or not graph.is_input(node_id):
-                raise GraphError(f"model input '{node_id}' is not an Input node")
+            if not isinstance(node_id, str) or node_id not in graph._nodes or not graph.is_input(node_id):
+                raise GraphError(f"model input {json.dumps(node_id)[:40]} is not an Input node")
+        if len(set(inputs)) != len(inputs):
+            raise GraphError("a model input is listed twice")
         outputs = []
         for ref in _list(data, "outputs"):
             if not (
                 isinstance(ref, list)
                 and len(ref) == 2
+                and isinstance(ref[0], str)
                 and ref[0] in graph._nodes
                 and isinstance(ref[1], int)
                 and not isinstance(ref[1], bool)

@@ -60,6 +60,25 @@ def keras_model(class_name, config, inputs):
     return keras.Model(tensors, out)
 
 
+def shared_model(class_name, config, inputs):
+    """The same layer called twice, on two inputs of one type (a shared layer)."""
+    first = [keras.Input(batch_shape=shape, dtype=dtype) for shape, dtype in inputs]
+    second = [keras.Input(batch_shape=shape, dtype=dtype) for shape, dtype in inputs]
+    layer = catalog.keras_class(class_name).from_config({**config, "name": "probe"})
+    style = catalog.layer_spec(class_name).ports.style
+    outputs = []
+    for tensors in (first, second):
+        if style == "list":
+            outputs.append(layer(tensors))
+        elif style == "positional":
+            outputs.append(layer(*tensors))
+        else:
+            outputs.append(layer(tensors[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return keras.Model(first + second, outputs)
+
+
 def app_graph(class_name, config, inputs):
     graph = ModelGraph("probe_model")
     node = add_layer(graph, class_name, config, name="probe")
@@ -95,6 +114,7 @@ def test_every_catalog_layer_agrees_with_keras(class_name):
             continue
         assert not app_errors, f"{class_name} on {inputs}: Keras accepts but the app says {app_errors}"
         assert compare_with_keras(model) == []
+        assert compare_with_keras(shared_model(class_name, config, inputs)) == []
         accepted += 1
     assert accepted, f"no candidate input suits {class_name}; add one"
 

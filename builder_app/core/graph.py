@@ -259,7 +259,8 @@ class ModelGraph:
         ]
 
     def successors(self, node_id: str) -> Iterator[str]:
-        return iter(dict.fromkeys(self._wires.successors(node_id)))
+        """Nodes fed by this one (each once)."""
+        return iter(self._wires.succ[node_id])  # adjacency view: its keys are the successors
 
     def descendants(self, node_ids: Iterable[str]) -> set[str]:
         found: set[str] = set()

@@ -330,7 +330,7 @@ class ShapeEngine:
         state = self._state(layer.name)
         if state.error:
             return NodeResult(errors=[state.error])
-        calls = graph.nodes_of_layer(layer.name)
+        calls = graph._layer_nodes[layer.name]  # read-only; no copy on the hot path
         first = calls[0] if len(calls) == 1 else min(calls, key=index.__getitem__)
         result = NodeResult()
         try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from builder_app.core import catalog
+from builder_app.core.calls import call_arguments, template_ports
 from builder_app.core.events import Change
 from builder_app.core.graph import INPUT_CLASS, ModelGraph, PortRef
 
@@ -631,24 +632,6 @@ class _Ports(NamedTuple):
     max_inputs: int | None
 
 
-def _template_ports(call) -> set[int]:
-    found: set[int] = set()
-
-    def walk(value):
-        if isinstance(value, dict):
-            if set(value) == {"port"}:
-                found.add(value["port"])
-            else:
-                for v in value.values():
-                    walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-
-    walk(call)
-    return found
-
-
 def _instantiate(layer) -> _LayerState:
     state = _LayerState()
     if is_operation(layer.class_name):
@@ -772,7 +755,7 @@ def _call_facts(call: dict[str, Any]) -> tuple[str, bool, frozenset[int]]:
     entry = _call_cache.get(id(call))
     if entry is None or entry[0] is not call:
         args = call.get("args") or []
-        ports = frozenset(_template_ports(call))
+        ports = frozenset(template_ports(call))
         single = bool(args) and args[0] == {"port": 0} and ports == {0}
         if len(_call_cache) > 100_000:
             _call_cache.clear()
@@ -895,44 +878,8 @@ def _tensor(t: TensorType):
 
 
 def _call_arguments(call, ports, inputs) -> tuple[list[Any], dict[str, Any]]:
-    """The positional and keyword arguments of the call, with KerasTensors."""
-    tensors = {port: _tensor(t) for port, (_, t) in inputs.items()}
-    if call is not None:
-
-        def fill(value):
-            if isinstance(value, dict):
-                if set(value) == {"port"}:
-                    return tensors.get(value["port"])
-                if "class_name" in value:
-                    return _constant(value)
-                return {k: fill(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [fill(v) for v in value]
-            return value
-
-        return list(fill(call.get("args", []))), dict(fill(call.get("kwargs", {})))
-    ordered = [tensors[p] for p in sorted(tensors)]
-    if ports.style == "list":
-        return [ordered], {}
-    if ports.style == "positional":
-        args = [tensors[i] for i in range(min(len(ports.names), 2)) if i in tensors]
-        kwargs = {
-            name: tensors[i] for i, name in enumerate(ports.names) if i >= 2 and i in tensors
-        }
-        return args, kwargs
-    return ordered[:1], {}
-
-
-def _constant(value: dict[str, Any]) -> Any:
-    """The few non-tensor objects Keras records in calls; nothing else is accepted."""
-    kind, config = value.get("class_name"), value.get("config") or {}
-    if kind == "__slice__":
-        return slice(config.get("start"), config.get("stop"), config.get("step"))
-    if kind == "__ellipsis__":
-        return Ellipsis
-    if kind == "__tuple__":
-        return tuple(config.get("value", []))
-    raise _NodeError(f"the call holds an object this app does not run: {str(kind)[:60]}")
+    """The call's arguments, with KerasTensors standing for the inputs."""
+    return call_arguments(call, ports, {port: _tensor(t) for port, (_, t) in inputs.items()})
 
 
 def _check_template(graph: ModelGraph, node_id: str, call, inputs) -> None:

@@ -632,36 +632,54 @@ class _Ports(NamedTuple):
     max_inputs: int | None
 
 
-def _instantiate(layer) -> _LayerState:
-    state = _LayerState()
+class LayerError(ValueError):
+    """A graph layer cannot become a Keras object; the message says why."""
+
+
+def make_keras_layer(layer):
+    """The Keras object for a graph layer (not a sub-model), made safely.
+
+    Only classes of the catalog (or keras.ops operations) are made, and only
+    after every nested object in the config was checked against Keras's own
+    classes: ``from_config`` would otherwise import whatever a file names.
+
+    Raises:
+        LayerError: Unknown class, unsafe or invalid config.
+    """
     if is_operation(layer.class_name):
         try:
             cls = _operation_class(layer.class_name)
-            state.instance = cls(**{k: v for k, v in layer.config.items() if k != "name"}, name=layer.name)
         except KeyError:
-            state.error = _unknown_class_message(layer.class_name)
-        except Exception as exc:  # noqa: BLE001 - bad arguments are the node's error
-            state.error = f"{layer.class_name.rpartition('.')[2]} '{layer.name}': {_clean_message(exc)}"
-        return state
+            raise LayerError(_unknown_class_message(layer.class_name)) from None
+        try:
+            return cls(**{k: v for k, v in layer.config.items() if k != "name"}, name=layer.name)
+        except Exception as exc:  # noqa: BLE001 - bad arguments, in Keras's words
+            raise LayerError(
+                f"{layer.class_name.rpartition('.')[2]} '{layer.name}': {_clean_message(exc)}"
+            ) from None
     try:
         cls = catalog.keras_class(layer.class_name)
     except KeyError:
-        state.error = _unknown_class_message(layer.class_name)
-        return state
-    # Configs come from files: check every nested object against Keras's own
-    # classes before Keras sees it (from_config would import what it names).
+        raise LayerError(_unknown_class_message(layer.class_name)) from None
     problems = catalog.check_config(layer.class_name, layer.config)
     if problems:
-        state.error = f"{layer.class_name} '{layer.name}': {problems[0]}"
-        return state
+        raise LayerError(f"{layer.class_name} '{layer.name}': {problems[0]}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            state.instance = cls.from_config({**layer.config, "name": layer.name})
-    except Exception as exc:  # noqa: BLE001 - bad parameters become the node's error
-        state.error = f"{layer.class_name} '{layer.name}': {_clean_message(exc)}"
+            return cls.from_config({**layer.config, "name": layer.name})
+    except Exception as exc:  # noqa: BLE001 - bad parameters, in Keras's words
+        raise LayerError(f"{layer.class_name} '{layer.name}': {_clean_message(exc)}") from None
+
+
+def _instantiate(layer) -> _LayerState:
+    state = _LayerState()
+    try:
+        state.instance = make_keras_layer(layer)
+    except LayerError as exc:
+        state.error = str(exc)
         return state
-    state.pristine_input_spec = state.instance.input_spec
+    state.pristine_input_spec = getattr(state.instance, "input_spec", None)
     return state
 
 

@@ -1,0 +1,62 @@
+"""Saved models: ``.keras`` (plain Keras loads it) and TensorFlow SavedModel.
+
+Keras writes straight into the target path, so a failed export would leave half a
+file where the user's previous export was. Both exporters write beside the target
+first and rename at the end: the previous export survives any failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from builder_app.core.graph import ModelGraph
+from builder_app.core.project import write_atomically
+from builder_app.exporters.keras_model import build_keras_model
+
+
+def export_keras(graph: ModelGraph, path: str | os.PathLike[str]) -> None:
+    """Writes a ``.keras`` file, weights included.
+
+    ``keras.saving.load_model(path, safe_mode=True)`` loads it in a Python that
+    has never imported this app.
+    """
+    from keras.src.saving import saving_lib
+
+    model = build_keras_model(graph)
+    # Keras writes a .keras archive to an open file too: the atomic writer's.
+    write_atomically(path, lambda handle: saving_lib.save_model(model, handle))
+
+
+def export_savedmodel(graph: ModelGraph, directory: str | os.PathLike[str]) -> None:
+    """Writes a TensorFlow SavedModel for serving (``model.export``)."""
+    model = build_keras_model(graph)
+    target = Path(directory)
+    staging = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        model.export(str(staging), format="tf_saved_model", verbose=False)
+        _replace_directory(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    """Puts ``new`` where ``target`` is; the old one is removed only once it is."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a directory")
+    old = target.parent / f".{target.name}.{secrets.token_hex(6)}.old"
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -34,6 +34,31 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("project", type=Path, metavar="PROJECT")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
 
+    export = commands.add_parser(
+        "export",
+        help="write Python code, a .keras file or a SavedModel from a project",
+        description="Export a project. Every export is written atomically.",
+    )
+    export.add_argument("project", type=Path, metavar="PROJECT")
+    export.add_argument("--python", type=Path, metavar="F.py", help="Keras functional code")
+    export.add_argument("--keras", type=Path, metavar="F.keras", help="a .keras model with weights")
+    export.add_argument("--savedmodel", type=Path, metavar="DIR", help="a TensorFlow SavedModel")
+    export.add_argument("--onnx", type=Path, metavar="F.onnx", help="an ONNX model")
+    export.add_argument("--train-script", type=Path, metavar="F.py", help="a training script")
+    export.add_argument(
+        "--check",
+        action="store_true",
+        help="load each export in a fresh Python, compare its outputs with the app's model",
+    )
+
+    import_ = commands.add_parser(
+        "import",
+        help="turn a .keras, .h5 or model-config .json file into a project",
+        description="Import a Keras model. Nothing in the file is executed.",
+    )
+    import_.add_argument("model", type=Path, metavar="MODEL")
+    import_.add_argument("-o", "--output", type=Path, required=True, metavar="PROJECT")
+
     summary = commands.add_parser(
         "summary",
         help="print a project's layers, shapes and parameter counts",
@@ -46,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = {"validate", "summary"}
+    commands = {"validate", "summary", "export", "import"}
     if argv and not argv[0].startswith("-") and argv[0] not in commands:
         # `builder-app PROJECT` opens the project. Until the editor window lands,
         # it shows the project the way the editor's summary panel will.
@@ -66,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args.project, as_json=args.json)
         if args.command == "summary":
             return _summary(args.project)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "import":
+            return _import(args.model, args.output)
     except KeyboardInterrupt:
         print("builder-app: interrupted", file=sys.stderr)
         return 130
@@ -113,6 +142,102 @@ def _summary(path: Path) -> int:
     engine = ShapeEngine(project.graph)
     print(format_summary(project.graph, engine))
     return EXIT_VALID if engine.is_valid() else EXIT_INVALID
+
+
+def _export(args: argparse.Namespace) -> int:
+    targets = [
+        (kind, path)
+        for kind, path in (
+            ("python", args.python),
+            ("keras", args.keras),
+            ("savedmodel", args.savedmodel),
+            ("onnx", args.onnx),
+            ("train-script", args.train_script),
+        )
+        if path is not None
+    ]
+    if not targets:
+        print("builder-app: say what to export: --python, --keras or --savedmodel", file=sys.stderr)
+        return EXIT_UNREADABLE
+    for kind, _ in targets:
+        if kind in ("onnx", "train-script"):
+            print(f"builder-app: --{kind} export is not available in this version", file=sys.stderr)
+            return EXIT_UNREADABLE
+    project = _load(args.project)
+    if project is None:
+        return EXIT_UNREADABLE
+    from builder_app.exporters.keras_model import BuildError, build_keras_model
+
+    try:
+        # One model for every export and check: layers the project holds no
+        # weights for are initialised once, so all exports agree.
+        model = build_keras_model(project.graph)
+    except BuildError as exc:
+        print(f"builder-app: {args.project}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    failed = False
+    for kind, path in targets:
+        try:
+            _write_export(project.graph, model, kind, path)
+        except OSError as exc:
+            print(f"builder-app: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
+        print(f"wrote {path}")
+        if args.check:
+            failed |= not _check(project.graph, model, kind, path)
+    return EXIT_INVALID if failed else EXIT_VALID
+
+
+def _write_export(graph, model, kind: str, path: Path) -> None:
+    if kind == "python":
+        from builder_app.core.project import write_atomically
+        from builder_app.exporters.python_code import python_source
+
+        source = python_source(graph).encode()
+        write_atomically(path, lambda handle: handle.write(source))
+    elif kind == "keras":
+        from builder_app.exporters.saved_model import export_keras
+
+        export_keras(graph, path, model=model)
+    else:
+        from builder_app.exporters.saved_model import export_savedmodel
+
+        export_savedmodel(graph, path, model=model)
+
+
+def _check(graph, model, kind: str, path: Path) -> bool:
+    from builder_app.exporters.check import TOLERANCE, CheckError, check_export
+
+    try:
+        differences = check_export(graph, kind, path, model=model)
+    except CheckError as exc:
+        print(f"check failed: {path}: {exc}", file=sys.stderr)
+        return False
+    for i, difference in enumerate(differences):
+        verdict = "ok" if difference <= TOLERANCE else "DIFFERS"
+        print(f"check {path}: output {i}: largest difference {difference:.3g} ({verdict})")
+    return all(d <= TOLERANCE for d in differences)
+
+
+def _import(model: Path, output: Path) -> int:
+    from builder_app.core.project import save_project
+    from builder_app.importers.keras_file import ModelImportError, import_model
+
+    try:
+        result = import_model(model)
+    except ModelImportError as exc:
+        print(f"builder-app: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    try:
+        save_project(result.project, output)
+    except OSError as exc:
+        print(f"builder-app: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    graph = result.project.graph
+    print(f"imported {model} -> {output}: {len(graph)} nodes")
+    return EXIT_VALID
 
 
 if __name__ == "__main__":  # pragma: no cover

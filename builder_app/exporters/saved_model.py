@@ -18,22 +18,26 @@ from builder_app.core.project import write_atomically
 from builder_app.exporters.keras_model import build_keras_model
 
 
-def export_keras(graph: ModelGraph, path: str | os.PathLike[str]) -> None:
+def export_keras(graph: ModelGraph, path: str | os.PathLike[str], *, model=None):
     """Writes a ``.keras`` file, weights included.
 
     ``keras.saving.load_model(path, safe_mode=True)`` loads it in a Python that
     has never imported this app.
+
+    Returns:
+        The Keras model written (``model`` when given: the caller's build).
     """
     from keras.src.saving import saving_lib
 
-    model = build_keras_model(graph)
+    model = model or build_keras_model(graph)
     # Keras writes a .keras archive to an open file too: the atomic writer's.
     write_atomically(path, lambda handle: saving_lib.save_model(model, handle))
+    return model
 
 
-def export_savedmodel(graph: ModelGraph, directory: str | os.PathLike[str]) -> None:
-    """Writes a TensorFlow SavedModel for serving (``model.export``)."""
-    model = build_keras_model(graph)
+def export_savedmodel(graph: ModelGraph, directory: str | os.PathLike[str], *, model=None):
+    """Writes a TensorFlow SavedModel for serving (``model.export``); returns the model."""
+    model = model or build_keras_model(graph)
     target = Path(directory)
     staging = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
@@ -42,6 +46,7 @@ def export_savedmodel(graph: ModelGraph, directory: str | os.PathLike[str]) -> N
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    return model
 
 
 def _replace_directory(new: Path, target: Path) -> None:

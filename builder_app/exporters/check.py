@@ -1,0 +1,129 @@
+"""``export --check``: load what was exported the way a user would and compare.
+
+The artifact is loaded in a fresh Python (never this process, which has the
+app's own objects around): a ``.keras`` file with ``keras.saving.load_model(...,
+safe_mode=True)``, a SavedModel with ``tf.saved_model.load``, exported code by
+running it and calling ``build_model()`` (weights copied from the app's model by
+layer name). It is fed the same random inputs as the in-app model, and the
+largest difference per output comes back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from builder_app.core.graph import ModelGraph
+from builder_app.exporters.keras_model import build_keras_model
+
+#: Outputs that differ by more than this fail the check.
+TOLERANCE = 1e-4
+
+_CHILD = r"""
+import sys
+import numpy as np
+
+kind, artifact, inputs_path, outputs_path, weights_path = sys.argv[1:6]
+data = np.load(inputs_path)
+inputs = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]
+feed = inputs if len(inputs) > 1 else inputs[0]
+if kind == "savedmodel":
+    import tensorflow as tf
+    served = tf.saved_model.load(artifact)
+    outputs = served.serve(inputs if len(inputs) > 1 else inputs[0])
+    outputs = tf.nest.flatten(outputs)
+else:
+    import keras
+    if kind == "keras":
+        model = keras.saving.load_model(artifact, safe_mode=True)
+    else:
+        import runpy
+        model = runpy.run_path(artifact)["build_model"]()
+        model.load_weights(weights_path)
+    outputs = keras.tree.flatten(model(feed, training=False))
+np.savez(outputs_path, *[np.asarray(o) for o in outputs])
+"""
+
+
+class CheckError(RuntimeError):
+    """The exported artifact could not be loaded or run; the message says why."""
+
+
+def check_export(
+    graph: ModelGraph, kind: str, artifact: str | Path, *, model=None, seed: int = 0
+) -> list[float]:
+    """Largest absolute difference per output between the app's model and the export.
+
+    Args:
+        graph: The project's graph (with its weights).
+        kind: ``"keras"``, ``"savedmodel"`` or ``"python"``.
+        artifact: The exported file or directory.
+        model: The Keras model the export was written from. Without it, one is
+            built from the graph, which matches only when the project holds
+            weights for every layer (otherwise initial weights are random).
+        seed: Seed of the random inputs.
+
+    Raises:
+        CheckError: The artifact did not load or run in a fresh Python.
+    """
+    model = model or build_keras_model(graph)
+    inputs = _random_inputs(model, seed)
+    expected = [np.asarray(o) for o in _flatten(model(inputs if len(inputs) > 1 else inputs[0], training=False))]
+    with tempfile.TemporaryDirectory(prefix="builder-app-check-") as scratch:
+        folder = Path(scratch)
+        np.savez(folder / "inputs.npz", **{f"x{i}": x for i, x in enumerate(inputs)})
+        weights = folder / "app.weights.h5"
+        if kind == "python":
+            model.save_weights(weights)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                kind,
+                str(Path(artifact).resolve()),
+                str(folder / "inputs.npz"),
+                str(folder / "outputs.npz"),
+                str(weights),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=folder,  # away from any checkout, so only installed packages are found
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise CheckError(f"the exported {kind} did not run in a fresh Python: {last}")
+        got = np.load(folder / "outputs.npz")
+        produced = [got[f"arr_{i}"] for i in range(len(got.files))]
+    if len(produced) != len(expected):
+        raise CheckError(f"the export has {len(produced)} outputs, the app's model {len(expected)}")
+    return [
+        float(np.max(np.abs(a.astype("float64") - b.astype("float64")))) if a.size else 0.0
+        for a, b in zip(expected, produced, strict=True)
+    ]
+
+
+def _random_inputs(model, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    batch = []
+    for tensor in model.inputs:
+        shape = [2 if d is None else d for d in tensor.shape]
+        dtype = str(tensor.dtype)
+        if "int" in dtype:
+            # Small ids: valid for any vocabulary of two or more entries.
+            batch.append(rng.integers(0, 2, size=shape).astype(dtype))
+        elif dtype == "bool":
+            batch.append(rng.integers(0, 2, size=shape).astype(bool))
+        else:
+            batch.append(rng.normal(size=shape).astype(dtype))
+    return batch
+
+
+def _flatten(outputs):
+    import keras
+
+    return keras.tree.flatten(outputs)

@@ -118,3 +118,31 @@ def test_installed_entry_point_runs(tmp_path):
         [sys.executable, "-m", "builder_app", "--version"], capture_output=True, text=True
     )
     assert version.stdout.startswith("builder-app ")
+
+
+def test_export_keras_and_savedmodel_with_check(tmp_path, capsys):
+    example = ROOT / "resources/examples/siamese_digits.kproj"
+    code = main(
+        ["export", str(example), "--keras", str(tmp_path / "m.keras"),
+         "--savedmodel", str(tmp_path / "served"), "--check"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("largest difference 0 (ok)") == 2
+    assert (tmp_path / "m.keras").is_file() and (tmp_path / "served" / "saved_model.pb").is_file()
+
+
+def test_export_refuses_an_invalid_project(tmp_path, capsys):
+    path, _ = broken_project(tmp_path)
+    target = tmp_path / "m.keras"
+    assert main(["export", str(path), "--keras", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert "Add needs inputs of one shape" in err and err.count("\n") == 1
+    assert not target.exists()
+
+
+def test_export_without_a_target_or_unavailable_format(tmp_path, capsys):
+    example = str(ROOT / "resources/examples/iris_mlp.kproj")
+    assert main(["export", example]) == 2
+    assert main(["export", example, "--onnx", str(tmp_path / "m.onnx")]) == 2
+    assert "not available" in capsys.readouterr().err

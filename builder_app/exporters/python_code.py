@@ -1,0 +1,813 @@
+"""Graph -> Python source: the functional Keras code a careful engineer would write.
+
+The source defines ``build_model() -> keras.Model``, keeps every layer name of the
+graph, imports only ``keras`` and prints the model's summary when run as a script.
+It must never import anything from ``builder_app``: it is meant to live on without
+this app. Each layer call is one statement; a shared layer is made once and called
+several times; a sub-model gets its own ``build_<name>()`` function.
+
+Only arguments that differ from Keras's defaults are written. Defaults come from
+the catalog, and every shortened config is checked by building the layer from it
+and comparing ``get_config()`` with the graph's, so leaving an argument out never
+changes the model. ``keras.ops`` nodes are checked the same way: the rendered call
+is run on symbolic tensors and must record the very operation the graph holds.
+
+Keras is imported lazily (inside functions), as everywhere outside ``ui``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib.util
+import inspect
+import json
+import keyword
+import math
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from builder_app.core import catalog
+from builder_app.core.calls import call_arguments
+from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snake_case
+from builder_app.core.shapes import ShapeEngine, is_operation, make_keras_layer
+
+#: Lines are wrapped to stay within this width.
+LINE_LENGTH = 99
+_INDENT = "    "
+
+# Names of the extra outputs of layers that return several tensors (port 0 keeps
+# the layer's own variable name).
+_OUTPUT_SUFFIXES: dict[Any, tuple[str, ...]] = {
+    "LSTM": ("", "state_h", "state_c"),
+    "GRU": ("", "state"),
+    "SimpleRNN": ("", "state"),
+    "MultiHeadAttention": ("", "scores"),
+    "GroupQueryAttention": ("", "scores"),
+    ("Bidirectional", 3): ("", "forward_state", "backward_state"),
+    ("Bidirectional", 5): ("", "forward_h", "forward_c", "backward_h", "backward_c"),
+}
+# Layers whose several outputs come back as a flat list or tuple, so they can be
+# unpacked directly; anything else goes through keras.tree.flatten first.
+_FLAT_OUTPUTS = {
+    "LSTM", "GRU", "SimpleRNN", "Bidirectional", "MultiHeadAttention", "GroupQueryAttention",
+}
+_NESTED_OBJECT_MODULES = {
+    "keras.initializers": "initializers",
+    "keras.regularizers": "regularizers",
+    "keras.constraints": "constraints",
+}
+# Config keys holding a nested layer (Bidirectional, TimeDistributed, RNN).
+_LAYER_ARGS = {"layer", "backward_layer", "cell"}
+# Single-strength regularizers read best as ``L2(0.01)``, default or not.
+_POSITIONAL_STRENGTH = {"L1", "L2"}
+# Public keras.ops namespaces for the private modules operations live in.
+_OPS_NAMESPACES = {
+    "keras.src.ops.numpy": "numpy",
+    "keras.src.ops.nn": "nn",
+    "keras.src.ops.math": "math",
+    "keras.src.ops.core": "core",
+    "keras.src.ops.linalg": "linalg",
+    "keras.src.ops.image": "image",
+}
+
+
+class CodegenError(ValueError):
+    """The graph cannot be written as Python; the message names the layer."""
+
+
+def python_source(graph: ModelGraph, *, reformat: bool = True) -> str:
+    """Functional Keras code that builds the model the graph describes.
+
+    Args:
+        graph: A valid graph (see :class:`ShapeEngine`); invalid ones are refused.
+        reformat: Polish the result with ``ruff format`` when ruff is installed.
+            The code is formatted by construction either way; ruff is optional.
+
+    Returns:
+        The source of a module defining ``build_model() -> keras.Model``.
+
+    Raises:
+        CodegenError: The graph has errors, or holds something Python cannot
+            express faithfully (the message names the layer).
+    """
+    results = _checked_results(graph)
+    ruff = _ruff_binary() if reformat else None
+    # With ruff at hand, statements are written on one line each and ruff lays
+    # them out; wrapping first would leave trailing commas that ruff keeps.
+    writer = _ModuleWriter(10_000 if ruff else LINE_LENGTH)
+    main = writer.function("build_model", graph, graph.name, results)
+    parts = [
+        f'"""Builds the Keras model {json.dumps(graph.name)} with the functional API."""'
+        "\n\nimport keras",
+        *writer.functions,
+        main,
+        'if __name__ == "__main__":\n    build_model().summary()',
+    ]
+    source = "\n\n\n".join(parts) + "\n"
+    return _ruff_format(source, ruff) if ruff else source
+
+
+# --------------------------------------------------------------------------- #
+# Checking the graph
+# --------------------------------------------------------------------------- #
+
+
+def _checked_results(graph: ModelGraph):
+    """Shape results of a valid graph; refuses invalid ones as the model builder does."""
+    engine = ShapeEngine(graph)
+    try:
+        problems = engine.errors()
+        results = engine.results()
+    finally:
+        engine.close()
+    if problems:
+        node, message = problems[0]
+        where = f"'{graph.label(node)}': " if node else ""
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise CodegenError(f"the model is not valid: {where}{message}{more}")
+    return results
+
+
+# --------------------------------------------------------------------------- #
+# Expressions and their layout
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class _Call:
+    """``func(args)``; ``func`` may itself be a call (``Dense(3)(x)``)."""
+
+    func: Any
+    args: list[Any]
+
+
+@dataclass
+class _Seq:
+    """A bracketed sequence: a list or tuple literal."""
+
+    open: str
+    items: list[Any]
+    close: str
+
+
+@dataclass
+class _Kw:
+    """``name=value`` inside a call."""
+
+    name: str
+    value: Any
+
+
+def _flat(expr: Any) -> str:
+    if isinstance(expr, str):
+        return expr
+    if isinstance(expr, _Kw):
+        return f"{expr.name}={_flat(expr.value)}"
+    if isinstance(expr, _Call):
+        return f"{_flat(expr.func)}({', '.join(_flat(a) for a in expr.args)})"
+    inner = ", ".join(_flat(i) for i in expr.items)
+    if expr.open == "(" and len(expr.items) == 1:
+        inner += ","  # a one-element tuple
+    return f"{expr.open}{inner}{expr.close}"
+
+
+def _lines(expr: Any, width: int) -> list[str]:
+    """Black-style layout: one line, else contents on one indented line, else one a line."""
+    flat = _flat(expr)
+    if len(flat) <= width or isinstance(expr, str):
+        return [flat]
+    if isinstance(expr, _Kw):
+        head = f"{expr.name}="
+        lines = _lines(expr.value, width - len(head))
+        return [head + lines[0], *lines[1:]]
+    if isinstance(expr, _Call):
+        if isinstance(expr.func, _Call) and len(_flat(expr.func)) + 1 > width:
+            # Dense(...)(x): break the constructor, keep the call on its closing line.
+            lines = _lines(expr.func, width)
+            tail = _lines(_Seq("(", expr.args, ")"), width)
+            if len(tail) == 1:
+                return [*lines[:-1], lines[-1] + tail[0]]
+            return [*lines[:-1], lines[-1] + tail[0], *tail[1:]]
+        open_, items, close = _flat(expr.func) + "(", expr.args, ")"
+    else:
+        open_, items, close = expr.open, expr.items, expr.close
+    inner = ", ".join(_flat(i) for i in items)
+    if len(inner) + len(_INDENT) <= width:
+        return [open_, _INDENT + inner, close]
+    body = []
+    for item in items:
+        item_lines = _lines(item, width - len(_INDENT))
+        item_lines[-1] += ","
+        body += [_INDENT + line for line in item_lines]
+    return [open_, *body, close]
+
+
+def _statement(target: str, expr: Any, width: int, indent: int = 1) -> list[str]:
+    pad = _INDENT * indent
+    prefix = "return " if target == "return" else f"{target} = "
+    lines = _lines(expr, width - len(pad) - len(prefix))
+    return [pad + prefix + lines[0], *(pad + line for line in lines[1:])]
+
+
+# --------------------------------------------------------------------------- #
+# Values
+# --------------------------------------------------------------------------- #
+
+
+def _literal(value: Any, as_tuple: bool = False) -> Any:
+    """A plain JSON value as a Python expression."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return 'float("nan")'
+        if math.isinf(value):
+            return 'float("inf")' if value > 0 else '-float("inf")'
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON escapes are valid Python string escapes
+    if isinstance(value, list | tuple):
+        items = [_literal(v, as_tuple) for v in value]
+        return _Seq("(", items, ")") if as_tuple else _Seq("[", items, "]")
+    if isinstance(value, dict):
+        return _Seq("{", [f"{json.dumps(str(k))}: {_flat(_literal(v))}" for k, v in value.items()], "}")
+    raise TypeError(f"cannot write {type(value).__name__} values")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-plain form (tuples to lists, numpy scalars to numbers), for comparing configs."""
+
+    def convert(obj: Any) -> Any:
+        for method in ("tolist", "item"):  # numpy arrays and scalars
+            if callable(getattr(obj, method, None)):
+                return getattr(obj, method)()
+        return repr(obj)  # compares unequal to any config value: the key is written
+
+    return json.loads(json.dumps(value, default=convert))
+
+
+def _dtype_name(value: Any) -> Any:
+    """A dtype policy as its name: ``{"class_name": "DTypePolicy", ...}`` -> ``"float32"``."""
+    if isinstance(value, dict) and isinstance(value.get("config"), dict):
+        return value["config"].get("name", value)
+    return value
+
+
+def _same(a: Any, b: Any, key: str) -> bool:
+    if key == "dtype" or key.endswith("_dtype"):
+        return _dtype_name(a) == _dtype_name(b)
+    return _plain(a) == _plain(b)
+
+
+class _ValueWriter:
+    """Renders config values: objects as constructors, policies as names, tuples as tuples."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def value(self, key: str, value: Any, kind: str | None) -> Any:
+        if key == "dtype" or key.endswith("_dtype") or kind == catalog.DTYPE:
+            name = _dtype_name(value)
+            if isinstance(name, str | type(None)):
+                return _literal(name)
+        if isinstance(value, dict) and "class_name" in value and "config" in value:
+            return self.serialized(key, value)
+        if isinstance(value, list):
+            as_tuple = kind in (catalog.INT_TUPLE, catalog.SHAPE)
+            return _literal(value, as_tuple=as_tuple) if _is_plain(value) else _Seq(
+                "[", [self.value(key, v, None) for v in value], "]"
+            )
+        if isinstance(value, dict):
+            return _Seq(
+                "{", [f"{json.dumps(str(k))}: {_flat(self.value(k, v, None))}" for k, v in value.items()], "}"
+            )
+        try:
+            return _literal(value)
+        except TypeError:
+            raise CodegenError(f"{self.where}: cannot write the value of '{key}'") from None
+
+    def serialized(self, key: str, value: dict) -> Any:
+        module = value.get("module")
+        class_name = value.get("class_name")
+        config = value.get("config") or {}
+        if module in _NESTED_OBJECT_MODULES:
+            return self.keras_object(_NESTED_OBJECT_MODULES[module], class_name, config, key)
+        if (isinstance(module, str) and module.startswith("keras.layers")) or key in _LAYER_ARGS:
+            return _layer_constructor(class_name, config, config.get("name"), self.where)
+        if key == "dtype" or key.endswith("_dtype"):
+            return _literal(_dtype_name(value))
+        raise CodegenError(
+            f"{self.where}: '{key}' holds a {class_name} object, which has no Python form here"
+        )
+
+    def keras_object(self, namespace: str, class_name: Any, config: Mapping, key: str) -> Any:
+        import keras
+
+        cls = getattr(getattr(keras, namespace), str(class_name), None)
+        if not inspect.isclass(cls):
+            raise CodegenError(f"{self.where}: '{key}' names an unknown {namespace[:-1]} {class_name}")
+        params = [p for p in _signature(cls) if p.name in config]
+        args: list[Any] = []
+        for i, param in enumerate(params):
+            written = config[param.name]
+            if class_name in _POSITIONAL_STRENGTH and i == 0:
+                args.append(self.value(param.name, written, None))
+            elif param.default is inspect.Parameter.empty or not _same(
+                written, param.default, param.name
+            ):
+                args.append(_Kw(param.name, self.value(param.name, written, _object_kind(param.name))))
+        unknown = [k for k in config if k not in {p.name for p in params} and config[k] is not None]
+        if unknown:
+            raise CodegenError(
+                f"{self.where}: {class_name} in '{key}' has arguments Keras does not take: {unknown}"
+            )
+        return _Call(f"keras.{namespace}.{class_name}", args)
+
+
+def _object_kind(name: str) -> str | None:
+    return catalog.INT_TUPLE if name in ("input_axes", "output_axes") else None
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _signature(cls: type) -> list[inspect.Parameter]:
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [p for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+# --------------------------------------------------------------------------- #
+# Layer constructors
+# --------------------------------------------------------------------------- #
+
+
+def _layer_class(class_name: str, where: str) -> type:
+    import keras
+
+    cls = getattr(keras.layers, class_name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, keras.layers.Layer)):
+        raise CodegenError(f"{where}: {class_name} is not a keras.layers class")
+    return cls
+
+
+def _reference_defaults(class_name: str, cls: type, config: Mapping) -> dict[str, Any]:
+    """Default config values: the catalog's, else a fresh instance's (RNN cells)."""
+    try:
+        spec = catalog.layer_spec(class_name)
+    except KeyError:
+        spec = None
+    if spec is not None:
+        return {p.name: p.default for p in spec.params if not p.required}
+    required = {p.name: config[p.name] for p in _signature(cls) if p.default is p.empty and p.name in config}
+    if not all(_is_plain(v) for v in required.values()):
+        return {}
+    try:
+        instance = cls(**required)
+    except Exception:  # noqa: BLE001 - without defaults every argument is written
+        return {}
+    return {k: v for k, v in _plain(instance.get_config()).items() if k not in required}
+
+
+def _kept_keys(class_name: str, cls: type, config: Mapping, name: str, top: bool) -> list[str]:
+    """The config keys to write: required ones, and those differing from the defaults.
+
+    The shortened config is then built and its ``get_config()`` compared with the
+    full one; any key Keras would fill in differently is written too (a default can
+    depend on other arguments).
+    """
+    signature = _signature(cls)
+    required = {p.name for p in signature if p.default is p.empty}
+    defaults = _reference_defaults(class_name, cls, config)
+    kept = [
+        k for k in config
+        if k in required or k not in defaults or not _same(config[k], defaults[k], k)
+    ]
+    for _ in range(4):
+        short = {k: config[k] for k in kept}
+        try:
+            if top:
+                instance = make_keras_layer(Layer(name, class_name, short))
+            else:
+                instance = cls.from_config({**short, "name": name})
+            rebuilt = _plain(instance.get_config())
+        except Exception:  # noqa: BLE001 - LayerError or Keras's refusal: write everything
+            return list(config)
+        missing = [k for k in config if k not in kept and not _same(rebuilt.get(k), config[k], k)]
+        if not missing:
+            break
+        kept += missing
+    else:
+        return list(config)
+    return kept
+
+
+def _layer_constructor(class_name: Any, config: Any, name: Any, where: str, top: bool = False) -> _Call:
+    """``keras.layers.Class(required..., non_default=..., name="...")``."""
+    if not isinstance(class_name, str) or not isinstance(config, dict):
+        raise CodegenError(f"{where}: a nested layer without class or config")
+    where = where if top else f"{where} ({class_name} {name!r})"
+    cls = _layer_class(class_name, where)
+    config = {k: v for k, v in config.items() if k != "name"}
+    kept = set(_kept_keys(class_name, cls, config, name if isinstance(name, str) else class_name, top))
+    try:
+        kinds = {p.name: p.kind for p in catalog.layer_spec(class_name).params}
+    except KeyError:
+        kinds = {}
+    signature = _signature(cls)
+    order = [p.name for p in signature] + [k for k in config if k not in {p.name for p in signature}]
+    writer = _ValueWriter(where)
+    args: list[Any] = []
+    positional = True
+    for key in sorted(kept, key=lambda k: order.index(k) if k in order else len(order)):
+        param = next((p for p in signature if p.name == key), None)
+        value = writer.value(key, config[key], kinds.get(key))
+        positional = (
+            positional
+            and param is not None
+            and param.default is param.empty
+            and param.kind is param.POSITIONAL_OR_KEYWORD
+            and order.index(key) == len(args)
+        )
+        args.append(value if positional else _Kw(key, value))
+    if isinstance(name, str):
+        args.append(_Kw("name", _literal(name)))
+    return _Call(f"keras.layers.{class_name}", args)
+
+
+def _input_constructor(layer: Layer) -> _Call:
+    config = layer.config
+    shape = config.get("batch_shape") or config.get("batch_input_shape")
+    if shape is None:
+        shape = [config.get("batch_size"), *config.get("shape", [])]
+    args: list[Any] = [_Kw("shape", _literal(list(shape[1:]), as_tuple=True))]
+    if shape and shape[0] is not None:
+        args.append(_Kw("batch_size", _literal(shape[0])))
+    dtype = _dtype_name(config.get("dtype")) or "float32"
+    if dtype != "float32":
+        args.append(_Kw("dtype", _literal(dtype)))
+    for flag in ("sparse", "ragged", "optional"):
+        if config.get(flag):
+            args.append(_Kw(flag, "True"))
+    args.append(_Kw("name", _literal(layer.name)))
+    return _Call("keras.Input", args)
+
+
+# --------------------------------------------------------------------------- #
+# Names
+# --------------------------------------------------------------------------- #
+
+
+class _Names:
+    """Unique Python identifiers derived from layer names."""
+
+    def __init__(self, reserved: set[str] = frozenset(), reserved_prefix: str | None = None):
+        # Builtins and module-level names are not shadowed: ``max_``, ``keras_``.
+        self.reserved = set(reserved) | set(dir(builtins)) | {"keras"}
+        self.reserved_prefix = reserved_prefix
+        self.taken: set[str] = set()
+
+    def make(self, name: str) -> str:
+        base = re.sub(r"[^0-9a-zA-Z_]+", "_", name).strip("_").lower() or "tensor"
+        if base[0].isdigit():
+            base = f"layer_{base}"
+        if (
+            keyword.iskeyword(base)
+            or keyword.issoftkeyword(base)
+            or base in self.reserved
+            or (self.reserved_prefix and base.startswith(self.reserved_prefix))
+        ):
+            base += "_"
+        candidate, i = base, 2
+        while candidate in self.taken:
+            candidate, i = f"{base}_{i}", i + 1
+        self.taken.add(candidate)
+        return candidate
+
+
+# --------------------------------------------------------------------------- #
+# Functions
+# --------------------------------------------------------------------------- #
+
+
+class _ModuleWriter:
+    """Collects ``build_<submodel>()`` functions, inner ones first."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self.functions: list[str] = []
+        self.function_names = _Names({"build_model"})
+
+    def function(self, fn_name: str, graph: ModelGraph, model_name: str, results) -> str:
+        return _FunctionWriter(self, graph, results).write(fn_name, model_name)
+
+
+class _FunctionWriter:
+    def __init__(self, module: _ModuleWriter, graph: ModelGraph, results):
+        self.module = module
+        self.graph = graph
+        self.results = results
+        self.counts = {n: len(r.outputs or [None]) for n, r in results.items()}
+        # Locals must not shadow the module's functions, even those named later.
+        self.names = _Names(reserved_prefix="build_")
+        self.lines: list[str] = []
+        self.tensors: dict[PortRef, str] = {}
+        self.objects: dict[str, str] = {}
+
+    def write(self, fn_name: str, model_name: str) -> str:
+        graph = self.graph
+        for node_id in graph.topological_order():
+            layer = graph.layer_of(node_id)
+            where = f"layer '{layer.name}'"
+            if layer.class_name == INPUT_CLASS:
+                var = self.names.make(layer.name)
+                self.lines += self.statement(var, _input_constructor(layer))
+                self.tensors[PortRef(node_id, 0)] = var
+            elif is_operation(layer.class_name):
+                self.operation(node_id, layer, where)
+            else:
+                self.layer_call(node_id, layer, where)
+        inputs = [self.tensors[PortRef(n, 0)] for n in graph.model_inputs()]
+        outputs = [self.tensors[ref] for ref in graph.model_outputs(self.counts)]
+        model = _Call(
+            "keras.Model",
+            [
+                _Kw("inputs", inputs[0] if len(inputs) == 1 else _Seq("[", inputs, "]")),
+                _Kw("outputs", outputs[0] if len(outputs) == 1 else _Seq("[", outputs, "]")),
+                _Kw("name", _literal(model_name)),
+            ],
+        )
+        self.lines += self.statement("return", model)
+        doc = f'    """Builds the functional model {json.dumps(model_name)}."""'
+        return "\n".join([f"def {fn_name}() -> keras.Model:", doc, *self.lines])
+
+    # ---------------------------------------------------------------- layers
+    def layer_call(self, node_id: str, layer: Layer, where: str) -> None:
+        graph = self.graph
+        calls = graph.nodes_of_layer(layer.name)
+        obj = self.objects.get(layer.name)
+        if layer.submodel is not None:
+            if obj is None:
+                obj = self.objects[layer.name] = self.names.make(layer.name)
+                self.lines += self.statement(obj, _Call(self.submodel_function(layer), []))
+                if not layer.config.get("trainable", True):
+                    self.lines.append(f"{_INDENT}{obj}.trainable = False")
+            callee: Any = obj
+        elif len(calls) > 1:
+            if obj is None:
+                obj = self.objects[layer.name] = self.names.make(layer.name)
+                self.lines += self.statement(
+                    obj, _layer_constructor(layer.class_name, layer.config, layer.name, where, True)
+                )
+            callee = obj
+        else:
+            callee = _layer_constructor(layer.class_name, layer.config, layer.name, where, True)
+        args = self.arguments(node_id, layer, where)
+        if layer.submodel is not None or len(calls) > 1:
+            suffix = f"_{calls.index(node_id) + 1}" if len(calls) > 1 else "_out"
+            base = f"{layer.name}{suffix}"
+        else:
+            base = layer.name
+        self.assign(node_id, layer, base, _Call(callee, args))
+
+    def submodel_function(self, layer: Layer) -> str:
+        name = self.module.function_names.make(f"build_{layer.name}")
+        results = _checked_results(layer.submodel)
+        self.module.functions.append(self.module.function(name, layer.submodel, layer.name, results))
+        return name
+
+    def arguments(self, node_id: str, layer: Layer, where: str) -> list[Any]:
+        inputs = {port: self.tensors[ref] for port, ref in self.graph.inputs_of(node_id).items()}
+        node = self.graph.node(node_id)
+        if node.call is not None:
+            return self.recorded_call(node.call, inputs, layer, where)
+        if layer.submodel is not None:
+            if len(inputs) == 1:
+                return [next(iter(inputs.values()))]
+            return [_Seq("[", [inputs[p] for p in sorted(inputs)], "]")]
+        ports = catalog.layer_spec(layer.class_name).ports
+        ordered = [inputs[p] for p in sorted(inputs)]
+        if ports.style == "list":
+            return [_Seq("[", ordered, "]")]
+        if ports.style == "positional":
+            args: list[Any] = [inputs[i] for i in range(min(len(ports.names), 2)) if i in inputs]
+            args += [_Kw(n, inputs[i]) for i, n in enumerate(ports.names) if i >= 2 and i in inputs]
+            return args
+        return ordered[:1]
+
+    def recorded_call(self, call: Mapping, inputs: Mapping[int, str], layer: Layer, where: str) -> list[Any]:
+        args = [self.call_value(v, inputs, where) for v in call.get("args", [])]
+        defaults = self.call_defaults(layer)
+        for key, value in (call.get("kwargs") or {}).items():
+            if value is None and (key == "mask" or defaults.get(key, inspect.Parameter.empty) is None):
+                continue  # mask=None and the like: the call's own default
+            args.append(_Kw(key, self.call_value(value, inputs, where)))
+        return args
+
+    def call_defaults(self, layer: Layer) -> dict[str, Any]:
+        if layer.submodel is not None:
+            return {"training": None, "mask": None}  # a functional model's call
+        try:
+            cls = catalog.keras_class(layer.class_name)
+        except KeyError:
+            return {}
+        params = inspect.signature(cls.call).parameters.values()
+        return {p.name: p.default for p in params if p.default is not p.empty}
+
+    def call_value(self, value: Any, inputs: Mapping[int, str], where: str, subscript: bool = False) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"port"}:
+                if value["port"] not in inputs:
+                    raise CodegenError(f"{where}: its call uses input {value['port']}, which is not wired")
+                return inputs[value["port"]]
+            if "class_name" in value:
+                return self.constant(value, inputs, where, subscript)
+            return _Seq(
+                "{",
+                [f"{json.dumps(str(k))}: {_flat(self.call_value(v, inputs, where))}" for k, v in value.items()],
+                "}",
+            )
+        if isinstance(value, list):
+            return _Seq("[", [self.call_value(v, inputs, where) for v in value], "]")
+        try:
+            return _literal(value)
+        except TypeError:
+            raise CodegenError(f"{where}: its call holds a {type(value).__name__}") from None
+
+    def constant(self, value: Mapping, inputs, where: str, subscript: bool) -> str:
+        kind, config = value.get("class_name"), value.get("config") or {}
+        if kind == "__slice__":
+            parts = [config.get("start"), config.get("stop"), config.get("step")]
+            if subscript:
+                text = ":".join("" if p is None else _flat(_literal(p)) for p in parts[:2])
+                return text if parts[2] is None else f"{text}:{_flat(_literal(parts[2]))}"
+            return _flat(_Call("slice", [_literal(p) for p in parts]))
+        if kind == "__ellipsis__":
+            return "..."
+        if kind == "__tuple__":
+            return _flat(_literal(list(config.get("value", [])), as_tuple=True))
+        raise CodegenError(f"{where}: its call holds an object with no Python form ({str(kind)[:60]})")
+
+    # ------------------------------------------------------------ operations
+    def operation(self, node_id: str, layer: Layer, where: str) -> None:
+        node = self.graph.node(node_id)
+        inputs = {port: self.tensors[ref] for port, ref in self.graph.inputs_of(node_id).items()}
+        call = node.call or {"args": [{"port": 0}], "kwargs": {}}
+        short = layer.class_name.rpartition(".")[2]
+        if short == "GetItem" and not layer.config and len(call.get("args", [])) == 2 and not call.get("kwargs"):
+            # x[:, 0] reads better than keras.ops.get_item(x, [slice(None), 0]).
+            target, key = call["args"]
+            keys = key if isinstance(key, list) else [key]
+            items = [_flat(self.call_value(k, inputs, where, subscript=True)) for k in keys]
+            index = ", ".join(items) + ("," if isinstance(key, list) and len(keys) == 1 else "")
+            expr = f"{_flat(self.call_value(target, inputs, where))}[{index}]"
+            self.check_operation(node_id, layer, where, "get_item", call, {})
+        else:
+            path, fn = _operation_function(layer.class_name, where)
+            kwargs = _operation_kwargs(fn, layer.config, where)
+            args = self.recorded_call(call, inputs, layer, where)
+            prefix = _operation_prefix(fn, kwargs)
+            writer = _ValueWriter(where)
+            expr = _Call(
+                path,
+                [writer.value(k, kwargs.pop(k), None) for k in prefix]
+                + args
+                + [_Kw(k, writer.value(k, v, None)) for k, v in kwargs.items()],
+            )
+            self.check_operation(node_id, layer, where, path, call, layer.config)
+        self.assign(node_id, layer, layer.name, expr)
+
+    def check_operation(self, node_id: str, layer: Layer, where: str, path: str, call, config) -> None:
+        """Runs the rendered call on symbolic tensors: it must record the graph's operation."""
+        import keras
+
+        tensors = {}
+        for port, ref in self.graph.inputs_of(node_id).items():
+            tensor_type = self.results[ref.node].outputs[ref.port]
+            tensors[port] = keras.KerasTensor(tensor_type.shape, dtype=tensor_type.dtype)
+        ports = catalog.PortsSpec("single", ("x",), 1, None)
+        args, kwargs = call_arguments(call, ports, tensors)
+        _, fn = _operation_function(layer.class_name, where) if path != "get_item" else (
+            None, keras.ops.get_item
+        )
+        short = _operation_kwargs(fn, config, where)
+        prefix = _operation_prefix(fn, short)
+        try:
+            out = fn(*[short.pop(k) for k in prefix], *args, **kwargs, **short)
+            op = keras.tree.flatten(out)[0]._keras_history.operation
+            faithful = type(op).__name__ == layer.class_name.rpartition(".")[2] and _same(
+                {k: v for k, v in op.get_config().items() if k != "name"}, layer.config, "config"
+            )
+        except Exception:  # noqa: BLE001 - any refusal means the code would not match
+            faithful = False
+        if not faithful:
+            raise CodegenError(
+                f"{where}: the keras.ops call {layer.class_name.rpartition('.')[2]} with config "
+                f"{json.dumps(layer.config)[:80]} cannot be written as a keras.ops function call"
+            )
+
+    # --------------------------------------------------------------- results
+    def statement(self, target: str, expr: Any) -> list[str]:
+        return _statement(target, expr, self.module.width)
+
+    def assign(self, node_id: str, layer: Layer, base: str, expr: Any) -> None:
+        count = self.counts.get(node_id, 1)
+        if count == 1:
+            var = self.names.make(base)
+            self.lines += self.statement(var, expr)
+            self.tensors[PortRef(node_id, 0)] = var
+            return
+        suffixes = _OUTPUT_SUFFIXES.get((layer.class_name, count)) or _OUTPUT_SUFFIXES.get(
+            layer.class_name, ()
+        )
+        targets = []
+        for port in range(count):
+            suffix = suffixes[port] if port < len(suffixes) else str(port) if port else ""
+            var = self.names.make(f"{base}_{suffix}" if suffix else base)
+            self.tensors[PortRef(node_id, port)] = var
+            targets.append(var)
+        if layer.class_name not in _FLAT_OUTPUTS and layer.submodel is None:
+            expr = _Call("keras.tree.flatten", [expr])
+        self.lines += self.statement(", ".join(targets), expr)
+
+
+# --------------------------------------------------------------------------- #
+# keras.ops
+# --------------------------------------------------------------------------- #
+
+
+def _operation_function(class_name: str, where: str) -> tuple[str, Any]:
+    """The public ``keras.ops`` function that records an operation class."""
+    import keras
+
+    module, _, short = class_name.rpartition(".")
+    fn_name = snake_case(short)
+    namespace = _OPS_NAMESPACES.get(module)
+    candidates = [f"keras.ops.{fn_name}"]
+    if namespace:
+        candidates.append(f"keras.ops.{namespace}.{fn_name}")
+    for path in candidates:
+        obj: Any = keras
+        for part in path.split(".")[1:]:
+            obj = getattr(obj, part, None)
+        if callable(obj) and getattr(obj, "__module__", "") == module:
+            return path, obj
+    raise CodegenError(f"{where}: the operation {short} has no keras.ops function to write it with")
+
+
+def _operation_kwargs(fn: Any, config: Mapping, where: str) -> dict[str, Any]:
+    """The operation's config as function arguments, defaults left out."""
+    params = inspect.signature(fn).parameters
+    kwargs = {}
+    for key, value in config.items():
+        param = params.get(key)
+        if param is None:
+            raise CodegenError(f"{where}: keras.ops.{fn.__name__} takes no argument '{key}'")
+        if param.default is param.empty or not _same(value, param.default, key):
+            kwargs[key] = value
+    return kwargs
+
+
+def _operation_prefix(fn: Any, kwargs: Mapping) -> list[str]:
+    """Config arguments that must come first, before ``*operands`` (einsum's subscripts)."""
+    params = list(inspect.signature(fn).parameters.values())
+    star = next((i for i, p in enumerate(params) if p.kind is p.VAR_POSITIONAL), None)
+    if star is None:
+        return []
+    return [p.name for p in params[:star] if p.name in kwargs]
+
+
+# --------------------------------------------------------------------------- #
+# Formatting
+# --------------------------------------------------------------------------- #
+
+
+def _ruff_binary() -> str | None:
+    if importlib.util.find_spec("ruff") is not None:
+        try:
+            from ruff.__main__ import find_ruff_bin
+
+            return str(find_ruff_bin())
+        except (ImportError, FileNotFoundError):
+            pass
+    return shutil.which("ruff")
+
+
+def _ruff_format(source: str, binary: str) -> str:
+    """``ruff format`` (a dev tool, used when installed); the source as is if it fails."""
+    try:
+        done = subprocess.run(
+            [binary, "format", "--isolated", "--line-length", str(LINE_LENGTH + 1), "-"],
+            input=source, capture_output=True, text=True, timeout=30, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return source
+    return done.stdout if done.returncode == 0 and done.stdout.strip() else source

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import re
 import secrets
@@ -39,7 +38,6 @@ import stat
 import struct
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +48,15 @@ import h5py
 import numpy as np
 
 from builder_app import __version__ as APP_VERSION
+from builder_app.core import safe_io
 from builder_app.core.graph import GraphError, Layer, ModelGraph
+from builder_app.core.safe_io import GIB as _GIB
+from builder_app.core.safe_io import KIB as _KIB
+from builder_app.core.safe_io import MIB as _MIB
+from builder_app.core.safe_io import Refused as _Refusal
+from builder_app.core.safe_io import h5_children as _children
+from builder_app.core.safe_io import read_h5_dataset as _read_dataset
+from builder_app.core.safe_io import size_text as _size
 
 try:  # POSIX: a live writer holds a lock on its temporary file.
     import fcntl
@@ -65,7 +71,6 @@ PROJECT_MEMBER = "project.json"
 WEIGHTS_MEMBER = "model.weights.h5"
 _KNOWN_MEMBERS = (PROJECT_MEMBER, WEIGHTS_MEMBER)
 
-_KIB, _MIB, _GIB = 1 << 10, 1 << 20, 1 << 30
 # Limits on what loading accepts (read at call time, so tests can lower them).
 # Saving refuses to write a file that loading would refuse.
 #: Size of the whole project file.
@@ -85,7 +90,8 @@ MAX_H5_OBJECTS = 100_000
 #: Elements of one weight array.
 MAX_WEIGHT_ELEMENTS = 1 << 31
 
-_CHUNK = _MIB
+_CHUNK = safe_io.CHUNK
+_BFLOAT16 = safe_io.BFLOAT16
 # Fixed member timestamps: saving the same project twice gives the same bytes.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Weights barely compress; the fastest level saves nearly as much as the best.
@@ -94,27 +100,6 @@ _JSON_LEVEL = 9
 _TEMP_NAME_KEEP = 200  # of the target's name in its temp name, under NAME_MAX
 _TEMP_TOKEN_HEX = 12
 _DOC_KEYS = frozenset({"format", "format_version", "app_version", "graph", "training", "runs", "weights"})
-# Plain numeric dtypes a weights file may hold (any byte order); plus bfloat16,
-# stored as Keras does: 2-byte opaque data with the attribute dtype="bfloat16".
-_NUMERIC_DTYPES = frozenset(
-    {
-        "bool",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float16",
-        "float32",
-        "float64",
-        "complex64",
-        "complex128",
-    }
-)
-_BFLOAT16 = "bfloat16"
 
 
 class ProjectLoadError(Exception):
@@ -123,10 +108,6 @@ class ProjectLoadError(Exception):
 
 class ProjectSaveError(ValueError):
     """A project cannot be written as it is (the target file is left untouched)."""
-
-
-class _Refusal(Exception):
-    """Why loading stopped; :func:`load_project` prefixes the file name."""
 
 
 @dataclass
@@ -364,7 +345,7 @@ def _json_default(value: Any) -> Any:
 
 def _checked_weight(value: Any, label: str, index: int) -> np.ndarray:
     array = np.asarray(value)
-    if array.dtype.name not in _NUMERIC_DTYPES and array.dtype.name != _BFLOAT16:
+    if array.dtype.name not in safe_io.NUMERIC_DTYPES and array.dtype.name != _BFLOAT16:
         raise ProjectSaveError(
             f"weight {index} of layer '{label}' has dtype {array.dtype}; only numeric weights can be saved"
         )
@@ -415,7 +396,7 @@ def _write_layers(group: h5py.Group, graph: ModelGraph) -> None:
                 array = np.asarray(value)
                 dataset = variables.create_dataset(str(i), data=array)
                 if array.dtype.name == _BFLOAT16:
-                    # Keras's tag, as a fixed-length string: see _is_bfloat16.
+                    # Keras's tag, as a fixed-length string: see safe_io._is_bfloat16.
                     dataset.attrs["dtype"] = np.bytes_(_BFLOAT16)
         if inner:
             _write_layers(layer_group.create_group("layers"), layer.submodel)
@@ -538,43 +519,14 @@ def _read_project(handle: IO[bytes], size: int) -> Project:
     return project
 
 
-_EOCD = struct.Struct("<4s4H2LH")
-_ZIP64_LOCATOR = struct.Struct("<4sLQL")
-_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
-
-
 def _check_central_directory(handle: IO[bytes], size: int) -> None:
-    """Refuses archives whose directory is too large before zipfile parses all of it.
-
-    zipfile builds one object per directory entry up front; the end record says
-    how large the directory is (as zipfile finds it: the last end-of-directory
-    signature in the file's final 64 KiB, plus the zip64 record before it).
-    """
-    tail_size = min(size, _EOCD.size + 0xFFFF + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size)
-    handle.seek(size - tail_size)
-    tail = handle.read(tail_size)
-    search_from = max(0, len(tail) - (_EOCD.size + (1 << 16)))
-    at = tail.rfind(b"PK\x05\x06", search_from)
-    if at < 0 or len(tail) - at < _EOCD.size:
-        handle.seek(0)
-        if handle.read(4) == b"PK\x03\x04":
-            raise _Refusal("not a project file (a damaged or truncated zip archive)")
-        raise _Refusal("not a project file (not a zip archive)")
-    _, _, _, _, entries, directory_size, _, _ = _EOCD.unpack_from(tail, at)
-    counts = [entries] if entries != 0xFFFF else []
-    sizes = [directory_size] if directory_size != 0xFFFFFFFF else []
-    locator = at - _ZIP64_LOCATOR.size
-    if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
-        record = locator - _ZIP64_EOCD.size
-        if record < 0 or tail[record : record + 4] != b"PK\x06\x06":
-            raise _Refusal("not a project file (damaged zip64 directory)")
-        fields = _ZIP64_EOCD.unpack_from(tail, record)
-        counts.append(fields[7])
-        sizes.append(fields[8])
-    if any(count > MAX_MEMBERS for count in counts):
-        raise _Refusal(f"not a project file (the archive has more than {MAX_MEMBERS} members)")
-    if any(size > MAX_CENTRAL_DIRECTORY_BYTES for size in sizes):
-        raise _Refusal(f"not a project file (its zip directory takes more than {_size(MAX_CENTRAL_DIRECTORY_BYTES)})")
+    safe_io.check_zip_directory(
+        handle,
+        size,
+        kind="project file",
+        max_members=MAX_MEMBERS,
+        max_directory_bytes=MAX_CENTRAL_DIRECTORY_BYTES,
+    )
 
 
 def _check_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -602,23 +554,7 @@ def _check_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
 def _copy_member(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, write: Callable[[bytes], Any]
 ) -> int:
-    """Streams a member into ``write``, never past ``limit`` bytes nor its declared size."""
-    if info.file_size > limit:
-        raise _Refusal(f"{info.filename} takes {_size(info.file_size)} uncompressed; the limit is {_size(limit)}")
-    allowed = min(limit, info.file_size)
-    total = 0
-    try:
-        with archive.open(info) as member:
-            # zipfile decompresses at most _CHUNK bytes per read, so memory stays
-            # bounded even when the header lies about the size.
-            while chunk := member.read(_CHUNK):
-                total += len(chunk)
-                if total > allowed:
-                    raise _Refusal(f"{info.filename} is larger than its declared size")
-                write(chunk)
-    except (zlib.error, EOFError) as exc:
-        raise _Refusal(f"not a project file (damaged zip archive: {info.filename}: {exc})") from None
-    return total
+    return safe_io.copy_member(archive, info, limit, write, kind="project file")
 
 
 def _parse_document(data: bytes) -> dict[str, Any]:
@@ -739,19 +675,6 @@ def _json_kind(value: Any) -> str:
     )
 
 
-@dataclass
-class _Budget:
-    """What the rest of a weights file may still declare."""
-
-    bytes_left: int
-    objects_left: int = field(default_factory=lambda: MAX_H5_OBJECTS)
-
-    def take_objects(self, count: int) -> None:
-        self.objects_left -= count
-        if self.objects_left < 0:
-            raise _Refusal(f"{WEIGHTS_MEMBER} holds more than {MAX_H5_OBJECTS} groups and datasets")
-
-
 def _read_weights(archive: zipfile.ZipFile, info: zipfile.ZipInfo, graph: ModelGraph) -> None:
     """Reads the weights member and gives each layer its arrays (all or none)."""
     with tempfile.TemporaryFile() as h5_file:  # private, removed even if we are killed
@@ -764,12 +687,14 @@ def _read_weights(archive: zipfile.ZipFile, info: zipfile.ZipInfo, graph: ModelG
         found: list[tuple[Layer, list[np.ndarray]]] = []
         try:
             with h5:
-                budget = _Budget(bytes_left=size)
+                budget = safe_io.H5Budget(
+                    WEIGHTS_MEMBER, bytes_left=size, objects_left=MAX_H5_OBJECTS, max_elements=MAX_WEIGHT_ELEMENTS
+                )
                 keys = _children(h5, budget)
                 if keys - {"layers"}:
                     raise _Refusal(f"{WEIGHTS_MEMBER} holds an unexpected entry {sorted(keys - {'layers'})[0][:40]!r}")
                 if "layers" in keys:
-                    _read_layer_groups(_subgroup(h5, "layers", "/"), graph, "", budget, found)
+                    _read_layer_groups(safe_io.h5_subgroup(h5, "layers", "/", budget), graph, "", budget, found)
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             # What HDF5 says about a damaged file, e.g. "addr overflow" or "bad heap".
             raise _Refusal(f"{WEIGHTS_MEMBER} is damaged ({type(exc).__name__}: {exc})") from None
@@ -781,7 +706,7 @@ def _read_layer_groups(
     group: h5py.Group,
     graph: ModelGraph,
     prefix: str,
-    budget: _Budget,
+    budget: safe_io.H5Budget,
     found: list[tuple[Layer, list[np.ndarray]]],
 ) -> None:
     for key in sorted(_children(group, budget)):
@@ -790,116 +715,19 @@ def _read_layer_groups(
         if layer is None:
             raise _Refusal(f"{WEIGHTS_MEMBER} holds weights for an unknown layer '{prefix}{key[:80]}'")
         label = f"{prefix}{layer.name}"
-        layer_group = _subgroup(group, key, label)
+        layer_group = safe_io.h5_subgroup(group, key, label, budget)
         entries = _children(layer_group, budget)
         allowed = {"vars", "layers"} if layer.submodel is not None else {"vars"}
         if entries - allowed:
             raise _Refusal(f"{WEIGHTS_MEMBER}: layer '{label}' has an unexpected entry {sorted(entries - allowed)[0][:40]!r}")
         if "vars" in entries:
-            found.append((layer, _read_vars(_subgroup(layer_group, "vars", label), label, budget)))
+            found.append((layer, _read_vars(safe_io.h5_subgroup(layer_group, "vars", label, budget), label, budget)))
         if "layers" in entries and layer.submodel is not None:
-            _read_layer_groups(_subgroup(layer_group, "layers", label), layer.submodel, f"{label}/", budget, found)
+            _read_layer_groups(safe_io.h5_subgroup(layer_group, "layers", label, budget), layer.submodel, f"{label}/", budget, found)
 
 
-def _children(group: h5py.Group, budget: _Budget) -> set[str]:
-    """A group's entry names, after counting them against the budget; hard links only."""
-    budget.take_objects(len(group))
-    names = set()
-    for name in group:
-        link = group.get(name, getlink=True)
-        # Soft and external links could point anywhere, other files included.
-        if not isinstance(link, h5py.HardLink):
-            raise _Refusal(f"{WEIGHTS_MEMBER}: '{group.name}' holds a link {name[:40]!r}; only plain entries are allowed")
-        names.add(name)
-    return names
-
-
-def _subgroup(group: h5py.Group, name: str, label: str) -> h5py.Group:
-    if group.get(name, getclass=True) is not h5py.Group:
-        raise _Refusal(f"{WEIGHTS_MEMBER}: '{name}' under '{label}' should be a group")
-    return group[name]
-
-
-def _read_vars(group: h5py.Group, label: str, budget: _Budget) -> list[np.ndarray]:
+def _read_vars(group: h5py.Group, label: str, budget: safe_io.H5Budget) -> list[np.ndarray]:
     keys = _children(group, budget)
     if keys != {str(i) for i in range(len(keys))}:
         raise _Refusal(f"{WEIGHTS_MEMBER}: the weights of layer '{label}' are not numbered 0 to {len(keys) - 1}")
     return [_read_dataset(group, str(i), f"weight {i} of layer '{label}'", budget) for i in range(len(keys))]
-
-
-def _read_dataset(group: h5py.Group, key: str, what: str, budget: _Budget) -> np.ndarray:
-    """Reads one weight array after checking everything it declares."""
-    if group.get(key, getclass=True) is not h5py.Dataset:
-        raise _Refusal(f"{WEIGHTS_MEMBER}: {what} is not a dataset")
-    dataset = group[key]
-    dtype = dataset.dtype
-    bfloat16 = _is_bfloat16(dataset)
-    if not bfloat16 and not (
-        dtype.name in _NUMERIC_DTYPES and dtype.names is None and dtype.subdtype is None
-    ):
-        raise _Refusal(f"{WEIGHTS_MEMBER}: {what} has dtype {dtype}, which is not a plain number type")
-    shape = dataset.shape
-    if shape is None:
-        raise _Refusal(f"{WEIGHTS_MEMBER}: {what} has no shape")
-    count = math.prod(shape)
-    nbytes = count * dtype.itemsize
-    if count > MAX_WEIGHT_ELEMENTS or nbytes > budget.bytes_left:
-        raise _Refusal(
-            f"{WEIGHTS_MEMBER}: {what} declares shape {tuple(shape)} ({_size(nbytes)}), "
-            "more than the weights file holds"
-        )
-    budget.bytes_left -= nbytes
-    create = dataset.id.get_create_plist()
-    # Only what this module writes: contiguous bytes inside the file. External and
-    # virtual datasets read other files; filters may load plugins.
-    if (
-        dataset.is_virtual
-        or create.get_layout() != h5py.h5d.CONTIGUOUS
-        or create.get_external_count()
-        or create.get_nfilters()
-    ):
-        raise _Refusal(f"{WEIGHTS_MEMBER}: {what} is not stored as plain data in the file")
-    if dataset.id.get_storage_size() != nbytes:
-        raise _Refusal(f"{WEIGHTS_MEMBER}: {what} does not hold the data it declares")
-    array = np.asarray(dataset[()])
-    if bfloat16:
-        import ml_dtypes  # only bfloat16 weights need it; Keras depends on it
-
-        array = array.view(ml_dtypes.bfloat16)
-    return array
-
-
-def _is_bfloat16(dataset: h5py.Dataset) -> bool:
-    """bfloat16 as Keras stores it: 2-byte opaque data tagged with the attribute dtype="bfloat16".
-
-    Only a short fixed-length tag is read (this module writes one): reading a
-    variable-length string makes HDF5 follow a length and a heap address that a
-    damaged file can set to anything, and fuzzing found that to hang.
-    """
-    dtype = dataset.dtype
-    if dtype.kind != "V" or dtype.itemsize != 2 or dtype.names is not None or dtype.subdtype is not None:
-        return False
-    if "dtype" not in dataset.attrs:
-        return False
-    attr = h5py.h5a.open(dataset.id, b"dtype")
-    kind = attr.get_type()
-    if (
-        attr.shape != ()
-        or not isinstance(kind, h5py.h5t.TypeStringID)
-        or kind.is_variable_str()
-        or kind.get_size() > 16
-    ):
-        return False
-    value = np.zeros((), dtype=f"S{kind.get_size()}")
-    attr.read(value, mtype=h5py.h5t.py_create(value.dtype))
-    return value.item().rstrip(b"\0 ") == _BFLOAT16.encode()
-
-
-def _size(nbytes: int) -> str:
-    if nbytes >= _GIB:
-        return f"{nbytes / _GIB:.1f} GiB"
-    if nbytes >= _MIB:
-        return f"{nbytes / _MIB:.1f} MiB"
-    if nbytes >= _KIB and nbytes % _KIB == 0:
-        return f"{nbytes // _KIB} KiB"
-    return f"{nbytes} bytes"

@@ -166,7 +166,7 @@ def _export(args: argparse.Namespace) -> int:
     project = _load(args.project)
     if project is None:
         return EXIT_UNREADABLE
-    from builder_app.exporters.keras_model import BuildError, build_keras_model
+    from builder_app.core.keras_model import BuildError, build_keras_model
 
     try:
         # One model for every export and check: layers the project holds no

@@ -24,9 +24,12 @@ def graph_of(model: keras.Model):
     )
 
 
-def compare_with_keras(model: keras.Model) -> list[str]:
-    """Every difference between Keras and the app (empty when they agree)."""
-    graph = graph_of(model)
+def compare_with_keras(model: keras.Model, graph=None) -> list[str]:
+    """Every difference between Keras and the app (empty when they agree).
+
+    ``graph`` is the app's graph of ``model``; by default, read from its config.
+    """
+    graph = graph_of(model) if graph is None else graph
     engine = ShapeEngine(graph)
     problems = [f"app error at {n}: {m}" for n, m in engine.errors()]
     for layer in model.layers:

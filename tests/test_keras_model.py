@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from builder_app.core.graph import ModelGraph
+from builder_app.core.keras_model import BuildError, build_keras_model
 from builder_app.core.ops import Connect, SetParam, add_layer
-from builder_app.exporters.keras_model import BuildError, build_keras_model
 from tests.keras_compare import graph_of
 from tests.test_shapes import conv_zoo, recurrent_and_attention, shared_and_nested, two_branches
 

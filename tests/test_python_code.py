@@ -98,7 +98,7 @@ def test_code_lints_runs_and_rebuilds_the_model(build, tmp_path):
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_bundled_examples(example, tmp_path):
-    from builder_app.exporters.keras_model import build_keras_model
+    from builder_app.core.keras_model import build_keras_model
 
     graph = load_project(example).graph
     path = write(python_source(graph), tmp_path / "model.py")

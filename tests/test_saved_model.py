@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from builder_app.exporters.keras_model import BuildError
+from builder_app.core.keras_model import BuildError
 from builder_app.exporters.saved_model import export_keras, export_savedmodel
 from tests.keras_compare import graph_of
 from tests.test_keras_model import random_inputs

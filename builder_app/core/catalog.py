@@ -1179,6 +1179,11 @@ class _Checker:
                 allowed = [c for c in param.choices or () if isinstance(c, str)]
                 if allowed and value.lower() not in allowed:
                     self.add(where, f"{value!r} is not one of {', '.join(allowed)}")
+            elif kind == LIST and isinstance(value, str):
+                # Keras reads a string vocabulary (idf_weights, ...) as a file
+                # path (CVE-2025-12058): a config must never make us read a file.
+                self.add(where, f"names a file ({value[:80]!r}); give the values as a list, files are not read")
+                return
             self.scan(where, value, depth)
 
     def activation(self, where: str, value: Any, depth: int) -> None:

@@ -327,7 +327,7 @@ def _encode(project: Project) -> tuple[bytes, bool]:
         raise ProjectSaveError(f"the project holds data JSON cannot store: {exc}") from None
     if len(data) > MAX_JSON_BYTES:
         raise ProjectSaveError(f"project.json would take {_size(len(data))}; the limit is {_size(MAX_JSON_BYTES)}")
-    if _depth(json.loads(data)) > MAX_JSON_DEPTH:
+    if safe_io.json_depth(json.loads(data), MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ProjectSaveError(f"the project is nested more than {MAX_JSON_DEPTH} levels deep")
     return data, has_weights
 
@@ -573,7 +573,7 @@ def _parse_document(data: bytes) -> dict[str, Any]:
         if "integer string conversion" in str(exc):
             raise _Refusal(f"{PROJECT_MEMBER} holds a number with too many digits") from None
         raise _Refusal(f"{PROJECT_MEMBER}: {exc}") from None
-    if _depth(document) > MAX_JSON_DEPTH:
+    if safe_io.json_depth(document, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise _Refusal(f"{PROJECT_MEMBER} is nested more than {MAX_JSON_DEPTH} levels deep")
     if not isinstance(document, dict):
         raise _Refusal(f"not a project file ({PROJECT_MEMBER} does not hold an object)")
@@ -589,22 +589,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise ValueError(f"the key {key[:40]!r} appears twice in one object")
             seen.add(key)
     return result
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of JSON data, without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, level)
-            if level > MAX_JSON_DEPTH:
-                return level
-            stack.extend((child, level + 1) for child in item)
-    return deepest
 
 
 def _migrate(document: dict[str, Any]) -> dict[str, Any]:

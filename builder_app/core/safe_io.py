@@ -68,6 +68,22 @@ def size_text(nbytes: int) -> str:
     return f"{nbytes} bytes"
 
 
+def json_depth(value: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON data, without recursion; stops counting past ``limit``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level > limit:
+                return level
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
 # ===================================================================== zip
 def check_zip_directory(
     handle: IO[bytes], size: int, *, kind: str, max_members: int, max_directory_bytes: int

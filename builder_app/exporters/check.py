@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from builder_app.core.graph import ModelGraph
-from builder_app.exporters.keras_model import build_keras_model
+from builder_app.core.keras_model import build_keras_model
 
 #: Outputs that differ by more than this fail the check.
 TOLERANCE = 1e-4

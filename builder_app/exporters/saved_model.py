@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 from builder_app.core.graph import ModelGraph
+from builder_app.core.keras_model import build_keras_model
 from builder_app.core.project import write_atomically
-from builder_app.exporters.keras_model import build_keras_model
 
 
 def export_keras(graph: ModelGraph, path: str | os.PathLike[str], *, model=None):

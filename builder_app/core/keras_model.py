@@ -1,9 +1,11 @@
 """Graph -> a live ``keras.Model``, with the weights the project holds.
 
-Every exporter that needs a real model (``.keras``, SavedModel, ONNX) and the
-training runner start here. Layers are made through the same safe path as shape
-inference (:func:`builder_app.core.shapes.make_keras_layer`), calls through the
-same call templates, so the model Keras builds is the graph the user sees.
+Every exporter that needs a real model (``.keras``, SavedModel, ONNX), the
+importer (which loads weights into it) and the training runner start here.
+Keras is imported only when a model is built. Layers are made through the same
+safe path as shape inference (:func:`builder_app.core.shapes.make_keras_layer`),
+calls through the same call templates, so the model Keras builds is the graph
+the user sees.
 """
 
 from __future__ import annotations

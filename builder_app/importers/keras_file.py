@@ -1,0 +1,496 @@
+"""Keras model files (``.keras``, legacy ``.h5``, model-config ``.json``) -> projects.
+
+Nothing in the file is executed, imported or followed. Keras's own ``safe_mode``
+has been bypassed again and again (module gadgets in ``config.json``, a config
+that switches unsafe deserialization on, ``.h5`` files ignoring safe_mode,
+vocabulary paths reading local files, HDF5 and zip bombs), so the config never
+reaches Keras deserialization:
+
+* ``config.json`` (or the ``.h5`` file's ``model_config``) is parsed as plain
+  JSON, within size and depth limits, and mapped onto the graph by
+  :func:`~builder_app.importers.keras_config.graph_from_model_config`. Every class
+  is then looked up in the catalog; a class nobody knows, a Lambda, a vocabulary
+  naming a file all stay visible, inert nodes that shape inference reports.
+* The weights file is walked with h5py before anything reads it: hard links
+  only, plain numbers stored contiguously in the file, no dataset declaring more
+  than the file holds (:mod:`builder_app.core.safe_io`). Only then are the
+  weights loaded, into a model rebuilt from the graph through the catalog
+  (:func:`~builder_app.core.keras_model.build_keras_model`), by Keras's own
+  per-layer loading code, and copied into the graph's layers by name.
+
+Weights need a model that builds: when the imported config has errors (which is
+allowed: ``validate`` then shows where), the import keeps the graph and says
+that the weights were left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import h5py
+import numpy as np
+
+from builder_app.core import safe_io
+from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph
+from builder_app.core.layout import layered_positions
+from builder_app.core.ops import Batch, MoveNode
+from builder_app.core.project import Project
+from builder_app.core.safe_io import GIB, MIB, Refused, size_text
+from builder_app.importers.keras_config import ConfigError, graph_from_model_config
+
+# Limits on what importing accepts (read at call time, so tests can lower them).
+#: Size of the model file.
+MAX_FILE_BYTES = 16 * GIB
+#: Members of a .keras archive (assets included).
+MAX_MEMBERS = 10_000
+#: Size of the zip central directory.
+MAX_CENTRAL_DIRECTORY_BYTES = 4 * MIB
+#: Size of the model config (config.json, the .h5 model_config, a .json file).
+MAX_CONFIG_BYTES = 64 * MIB
+#: Nesting of the model config.
+MAX_CONFIG_DEPTH = 200
+#: Size of the weights file.
+MAX_WEIGHTS_BYTES = 8 * GIB
+#: Groups and datasets in the weights file.
+MAX_H5_OBJECTS = 1_000_000
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_CONFIG_MEMBER = "config.json"
+_METADATA_MEMBER = "metadata.json"
+_WEIGHTS_MEMBER = "model.weights.h5"
+_MODEL_CLASSES = ("Functional", "Model", "Sequential")
+
+
+class ModelImportError(Exception):
+    """The file cannot be imported; the one-line message names it and says why."""
+
+
+@dataclass
+class ImportResult:
+    """An imported model.
+
+    Attributes:
+        project: The new project: the graph (laid out), with the weights the file held.
+        warnings: One line for each thing the import left out or could not keep.
+    """
+
+    project: Project
+    warnings: list[str] = field(default_factory=list)
+
+
+def import_model(path: str | os.PathLike[str]) -> ImportResult:
+    """Imports a ``.keras`` file, a legacy ``.h5`` model or a model-config JSON.
+
+    The format is told by the file's first bytes, not its name.
+
+    Raises:
+        ModelImportError: The file is unreadable, not a Keras model, or unsafe.
+            Nothing else is raised (KeyboardInterrupt aside).
+    """
+    path = Path(path)
+    name = path.name or str(path)
+    try:
+        return _import(path)
+    except Refused as exc:
+        problem = str(exc)
+    except ConfigError as exc:
+        problem = f"not a model Keras can describe: {exc}"
+    except zipfile.BadZipFile as exc:
+        problem = f"not a .keras model (damaged zip archive: {exc})"
+    except RecursionError:
+        problem = "the model is nested too deeply"
+    except MemoryError:
+        problem = "not enough memory to read it"
+    except Exception as exc:  # the contract: one error type, one line
+        problem = f"cannot be read ({type(exc).__name__}: {exc})"
+    raise ModelImportError(f"{name}: {' '.join(problem.split())[:300]}") from None
+
+
+def _import(path: Path) -> ImportResult:
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise Refused(f"cannot open the file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise Refused("not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise Refused(f"the file takes {size_text(info.st_size)}; the limit is {size_text(MAX_FILE_BYTES)}")
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise Refused(f"cannot open the file ({exc.strerror or exc})") from None
+    with handle:
+        head = handle.read(8)
+        handle.seek(0)
+        if head.startswith(b"PK"):
+            return _import_keras_archive(handle, info.st_size)
+        if head == _HDF5_SIGNATURE:
+            return _import_h5(path)
+        if head.lstrip()[:1] in (b"{", b"") and info.st_size:
+            return _import_json(handle, info.st_size)
+    raise Refused("not a Keras model: expected a .keras archive, an HDF5 .h5 model or a model-config JSON")
+
+
+# ==================================================================== JSON
+def _import_json(handle: IO[bytes], size: int) -> ImportResult:
+    if size > MAX_CONFIG_BYTES:
+        raise Refused(f"the file takes {size_text(size)}; a model config takes at most {size_text(MAX_CONFIG_BYTES)}")
+    data = _parse_config(handle.read(), "the file")
+    return _finish(_graph(data), ["a model config holds no weights; the layers start from their initializers"])
+
+
+def _parse_config(data: bytes | str, where: str) -> Any:
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise Refused(f"{where} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        parsed = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise Refused(f"{where} is not JSON: line {exc.lineno}: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise Refused(f"{where} is nested too deeply") from None
+    except ValueError as exc:  # numbers with too many digits
+        raise Refused(f"{where}: {exc}") from None
+    if safe_io.json_depth(parsed, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH:
+        raise Refused(f"{where} is nested more than {MAX_CONFIG_DEPTH} levels deep")
+    return parsed
+
+
+def _graph(data: Any) -> ModelGraph:
+    if isinstance(data, dict) and "class_name" in data and data.get("class_name") not in _MODEL_CLASSES:
+        if "config" in data and isinstance(data["config"], dict) and "layers" in data["config"]:
+            # A subclass of Functional saved with its config: its layers are plain.
+            return graph_from_model_config({"class_name": "Functional", "config": data["config"]})
+    return graph_from_model_config(data)
+
+
+# ================================================================== .keras
+def _import_keras_archive(handle: IO[bytes], size: int) -> ImportResult:
+    safe_io.check_zip_directory(
+        handle,
+        size,
+        kind=".keras model",
+        max_members=MAX_MEMBERS,
+        max_directory_bytes=MAX_CENTRAL_DIRECTORY_BYTES,
+    )
+    handle.seek(0)
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (ValueError, EOFError) as exc:
+        raise Refused(f"not a .keras model (damaged zip archive: {exc})") from None
+    warnings: list[str] = []
+    with archive:
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            if safe_io.is_unsafe_member_name(info.filename):
+                raise Refused(f"the archive holds a member with an unsafe name {info.filename[:80]!r}")
+            if info.filename in members:
+                raise Refused(f"the archive holds {info.filename[:80]} twice")
+            members[info.filename] = info
+        if _CONFIG_MEMBER not in members:
+            raise Refused(f"not a .keras model (the archive has no {_CONFIG_MEMBER})")
+        config = _read_member(archive, members[_CONFIG_MEMBER], MAX_CONFIG_BYTES)
+        graph = _graph(_parse_config(config, _CONFIG_MEMBER))
+        if any(name.startswith("assets/") and not name.endswith("/") for name in members):
+            warnings.append(
+                "the model's assets (vocabularies and other files) were not imported; "
+                "layers that need them must be given them again"
+            )
+        others = sorted(
+            name
+            for name in members
+            if name not in (_CONFIG_MEMBER, _METADATA_MEMBER, _WEIGHTS_MEMBER) and not name.startswith("assets/")
+        )
+        if others:
+            warnings.append(f"ignored {len(others)} unknown archive member(s), e.g. {others[0][:80]!r}")
+        if _WEIGHTS_MEMBER in members:
+            safe_io.check_member(members[_WEIGHTS_MEMBER])
+            with tempfile.TemporaryDirectory(prefix="builder-app-import-") as scratch:
+                weights_path = Path(scratch) / _WEIGHTS_MEMBER
+                with open(weights_path, "wb") as out:
+                    safe_io.copy_member(
+                        archive, members[_WEIGHTS_MEMBER], MAX_WEIGHTS_BYTES, out.write, kind=".keras model"
+                    )
+                _load_keras_weights(graph, weights_path, warnings)
+        else:
+            warnings.append("the file holds no weights; the layers start from their initializers")
+    return _finish(graph, warnings)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    safe_io.check_member(info)
+    buffer = bytearray()
+    safe_io.copy_member(archive, info, limit, buffer.extend, kind=".keras model")
+    return bytes(buffer)
+
+
+def _check_h5_file(h5: h5py.File, label: str, size: int) -> None:
+    """Walks every group and dataset of an untrusted HDF5 file, reading no data.
+
+    After this, whatever reads the file reads plain numbers stored in it, never
+    more than the file's size, and follows no link out of it.
+    """
+    budget = safe_io.H5Budget(label, bytes_left=size, objects_left=MAX_H5_OBJECTS)
+    stack: list[h5py.Group] = [h5]
+    while stack:
+        group = stack.pop()
+        for key in sorted(safe_io.h5_children(group, budget)):
+            kind = group.get(key, getclass=True)
+            if kind is h5py.Group:
+                stack.append(group[key])
+            else:
+                safe_io.check_h5_dataset(group, key, f"'{group.name.rstrip('/')}/{key}'", budget)
+
+
+def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[str]) -> None:
+    """Keras 3 weights (``model.weights.h5``) -> the graph's layers."""
+    label = _WEIGHTS_MEMBER
+    try:
+        with h5py.File(weights_path, "r") as h5:
+            _check_h5_file(h5, label, weights_path.stat().st_size)
+    except OSError as exc:
+        raise Refused(f"{label} is not a readable HDF5 file ({exc})") from None
+    model = _rebuilt(graph, warnings)
+    if model is None:
+        return
+    from keras.src.saving import saving_lib
+
+    store = saving_lib.H5IOStore(weights_path, mode="r")
+    try:
+        for layer, obj, path in _saved_paths(graph, model, "layers"):
+            errors: dict[int, Any] = {}
+            saving_lib._load_state(
+                obj,
+                weights_store=store,
+                assets_store=None,
+                inner_path=path,
+                visited_saveables=set(),
+                failed_saveables=set(),
+                error_msgs=errors,
+            )
+            if errors:
+                _, exc = next(iter(errors.values()))
+                warnings.append(f"layer '{layer.name}': its weights were not imported ({_one_line(exc)})")
+            elif obj.weights:
+                layer.weights = [np.array(w) for w in obj.get_weights()]
+    finally:
+        store.close()
+
+
+def _rebuilt(graph: ModelGraph, warnings: list[str]):
+    """The Keras model the weights are loaded into, or None (with a warning)."""
+    from builder_app.core.keras_model import BuildError, build_keras_model
+
+    try:
+        return build_keras_model(graph, with_weights=False)
+    except BuildError as exc:
+        warnings.append(f"the weights were not imported: {exc}")
+        return None
+
+
+def _saved_paths(graph: ModelGraph, model, prefix: str) -> Iterator[tuple[Layer, Any, str]]:
+    """(layer, its Keras object, its path in a Keras 3 weights file), for every layer.
+
+    Keras names a layer's group after its class, snake-cased and counted in the
+    order of the model's ``layers``, which is the config's order; a sub-model's
+    layers sit under its own group.
+    """
+    used: dict[str, int] = {}
+    for layer in graph.layers.values():
+        if _is_operation(layer):
+            continue  # keras.ops calls are not layers: Keras gives them no group
+        obj = model.get_layer(layer.name)
+        if layer.submodel is not None:
+            base = "sequential" if layer.class_name == "Sequential" else "functional"
+        else:
+            base = _snake_case(type(obj).__name__)
+        path = f"{prefix}/{_unique(base, used)}"
+        if layer.submodel is not None:
+            yield from _saved_paths(layer.submodel, obj, f"{path}/layers")
+        elif layer.class_name != INPUT_CLASS:
+            yield layer, obj, path
+
+
+def _unique(name: str, used: dict[str, int]) -> str:
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+def _snake_case(name: str) -> str:
+    from keras.src.utils.naming import to_snake_case
+
+    return to_snake_case(name)
+
+
+def _is_operation(layer: Layer) -> bool:
+    from builder_app.core.shapes import is_operation
+
+    return is_operation(layer.class_name)
+
+
+# ===================================================================== .h5
+def _import_h5(path: Path) -> ImportResult:
+    warnings: list[str] = []
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise Refused(f"not a readable HDF5 file ({exc})") from None
+    with h5:
+        _check_h5_file(h5, "the file", path.stat().st_size)
+        config = _h5_text_attribute(h5, "model_config")
+        if config is None:
+            if "layer_names" in h5.attrs or "model_weights" in h5:
+                raise Refused("this .h5 file holds only weights; import the model it belongs to")
+            raise Refused("not a Keras model (the HDF5 file has no model_config)")
+        graph = _graph(_parse_config(config, "the model_config"))
+        if "model_weights" in h5:
+            _load_legacy_weights(graph, h5["model_weights"], warnings)
+        else:
+            warnings.append("the file holds no weights; the layers start from their initializers")
+    return _finish(graph, warnings)
+
+
+def _h5_text_attribute(node: h5py.Group, name: str) -> str | None:
+    if name not in node.attrs:
+        return None
+    attr = h5py.h5a.open(node.id, name.encode())
+    if attr.get_storage_size() > MAX_CONFIG_BYTES:
+        raise Refused(f"the {name} attribute takes more than {size_text(MAX_CONFIG_BYTES)}")
+    value = node.attrs[name]
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        raise Refused(f"the {name} attribute is not text")
+    if len(value) > MAX_CONFIG_BYTES:
+        raise Refused(f"the {name} attribute takes more than {size_text(MAX_CONFIG_BYTES)}")
+    return value
+
+
+def _h5_names(node: h5py.Group, name: str) -> list[str]:
+    """A list-of-names attribute (``layer_names``, ``weight_names``); Keras may chunk it."""
+    if name in node.attrs:
+        chunks = [node.attrs[name]]
+    else:
+        chunks = []
+        while f"{name}{len(chunks)}" in node.attrs:
+            chunks.append(node.attrs[f"{name}{len(chunks)}"])
+    names: list[str] = []
+    for chunk in chunks:
+        values = np.asarray(chunk).reshape(-1)
+        if values.size > MAX_H5_OBJECTS:
+            raise Refused(f"the {name} attribute lists too many names")
+        for value in values:
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", errors="replace")
+            if not isinstance(value, str):
+                raise Refused(f"the {name} attribute is not a list of names")
+            names.append(value)
+    return names
+
+
+def _load_legacy_weights(graph: ModelGraph, group: h5py.Group, warnings: list[str]) -> None:
+    """Legacy HDF5 weights (``model_weights/<layer>/<weight path>``) -> the graph, by layer name."""
+    if not isinstance(group, h5py.Group):
+        raise Refused("'model_weights' is not a group")
+    model = _rebuilt(graph, warnings)
+    if model is None:
+        return
+    objects = dict(_legacy_objects(graph, model))
+    for layer_name in _h5_names(group, "layer_names"):
+        found = objects.get(layer_name)
+        layer_group = group.get(layer_name) if layer_name in group else None
+        if not isinstance(layer_group, h5py.Group):
+            raise Refused(f"the weights of layer '{layer_name[:80]}' are missing from 'model_weights'")
+        weight_names = _h5_names(layer_group, "weight_names")
+        if not weight_names:
+            continue
+        if found is None:
+            warnings.append(f"the file holds weights for a layer '{layer_name[:80]}' that the model lacks")
+            continue
+        graph_layers, obj = found
+        variables = list(obj.trainable_weights) + list(obj.non_trainable_weights)
+        if len(variables) != len(weight_names):
+            warnings.append(
+                f"layer '{layer_name}': its weights were not imported (the file holds "
+                f"{len(weight_names)} arrays, the layer has {len(variables)} variables)"
+            )
+            continue
+        values = []
+        for variable, weight_name in zip(variables, weight_names, strict=True):
+            dataset = _legacy_dataset(layer_group, weight_name)
+            if tuple(dataset.shape) != tuple(variable.shape):
+                values = None
+                warnings.append(
+                    f"layer '{layer_name}': its weights were not imported ('{weight_name[:80]}' has "
+                    f"shape {tuple(dataset.shape)}, the layer expects {tuple(variable.shape)})"
+                )
+                break
+            values.append(np.asarray(dataset[()]))
+        if values is None:
+            continue
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        for inner_layer, inner_obj in graph_layers:
+            if inner_obj.weights:
+                inner_layer.weights = [np.array(w) for w in inner_obj.get_weights()]
+
+
+def _legacy_objects(graph: ModelGraph, model) -> Iterator[tuple[str, tuple[list[tuple[Layer, Any]], Any]]]:
+    """Top-level layer name -> (the graph layers it holds with their Keras objects, its Keras object)."""
+    for layer in graph.layers.values():
+        if _is_operation(layer) or layer.class_name == INPUT_CLASS:
+            continue
+        obj = model.get_layer(layer.name)
+        yield layer.name, (list(_leaf_layers(layer, obj)), obj)
+
+
+def _leaf_layers(layer: Layer, obj) -> Iterator[tuple[Layer, Any]]:
+    if layer.submodel is None:
+        yield layer, obj
+        return
+    for inner in layer.submodel.layers.values():
+        if not _is_operation(inner) and inner.class_name != INPUT_CLASS:
+            yield from _leaf_layers(inner, obj.get_layer(inner.name))
+
+
+def _legacy_dataset(group: h5py.Group, weight_name: str) -> h5py.Dataset:
+    """``group[weight_name]`` (the whole file was checked: hard links, plain data)."""
+    parts = [part for part in weight_name.split("/") if part]
+    if not parts or any(part in (".", "..") for part in parts):
+        raise Refused(f"the weight name {weight_name[:80]!r} is not a path inside the file")
+    node: Any = group
+    for part in parts:
+        if not isinstance(node, h5py.Group) or part not in node:
+            raise Refused(f"the weight '{weight_name[:80]}' is missing from the file")
+        node = node[part]
+    if not isinstance(node, h5py.Dataset):
+        raise Refused(f"the weight '{weight_name[:80]}' is not a dataset")
+    return node
+
+
+# ================================================================== common
+def _finish(graph: ModelGraph, warnings: list[str]) -> ImportResult:
+    positions = layered_positions(graph)
+    graph.apply(Batch([MoveNode(node, position) for node, position in positions.items()]))
+    return ImportResult(Project(graph), warnings)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+

@@ -160,7 +160,7 @@ def _export(args: argparse.Namespace) -> int:
         print("builder-app: say what to export: --python, --keras or --savedmodel", file=sys.stderr)
         return EXIT_UNREADABLE
     for kind, _ in targets:
-        if kind in ("onnx", "train-script"):
+        if kind == "onnx":
             print(f"builder-app: --{kind} export is not available in this version", file=sys.stderr)
             return EXIT_UNREADABLE
     project = _load(args.project)
@@ -178,22 +178,32 @@ def _export(args: argparse.Namespace) -> int:
     failed = False
     for kind, path in targets:
         try:
-            _write_export(project.graph, model, kind, path)
+            _write_export(project, model, kind, path)
         except OSError as exc:
             print(f"builder-app: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_UNREADABLE
+        except ValueError as exc:  # CodegenError, SettingsError: one line naming the layer or setting
+            print(f"builder-app: {args.project}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
         print(f"wrote {path}")
-        if args.check:
+        if args.check and kind != "train-script":
             failed |= not _check(project.graph, model, kind, path)
     return EXIT_INVALID if failed else EXIT_VALID
 
 
-def _write_export(graph, model, kind: str, path: Path) -> None:
-    if kind == "python":
+def _write_export(project, model, kind: str, path: Path) -> None:
+    graph = project.graph
+    if kind in ("python", "train-script"):
         from builder_app.core.project import write_atomically
-        from builder_app.exporters.python_code import python_source
 
-        source = python_source(graph).encode()
+        if kind == "python":
+            from builder_app.exporters.python_code import python_source
+
+            source = python_source(graph).encode()
+        else:
+            from builder_app.exporters.train_script import training_script
+
+            source = training_script(project).encode()
         write_atomically(path, lambda handle: handle.write(source))
     elif kind == "keras":
         from builder_app.exporters.saved_model import export_keras

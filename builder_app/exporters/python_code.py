@@ -26,7 +26,7 @@ import math
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,13 +79,26 @@ class CodegenError(ValueError):
     """The graph cannot be written as Python; the message names the layer."""
 
 
-def python_source(graph: ModelGraph, *, reformat: bool = True) -> str:
+def python_source(
+    graph: ModelGraph,
+    *,
+    reformat: bool = True,
+    docstring: str | None = None,
+    imports: Sequence[str] = ("import keras",),
+    after: Sequence[str] = (),
+    main: str = 'if __name__ == "__main__":\n    build_model().summary()',
+) -> str:
     """Functional Keras code that builds the model the graph describes.
 
     Args:
         graph: A valid graph (see :class:`ShapeEngine`); invalid ones are refused.
         reformat: Polish the result with ``ruff format`` when ruff is installed.
             The code is formatted by construction either way; ruff is optional.
+        docstring: The module's docstring (default: what it builds).
+        imports: The module's import lines (``keras`` must be among them).
+        after: Top-level blocks written after ``build_model`` (a training
+            script's functions, say).
+        main: The ``if __name__ == "__main__":`` block.
 
     Returns:
         The source of a module defining ``build_model() -> keras.Model``.
@@ -99,13 +112,15 @@ def python_source(graph: ModelGraph, *, reformat: bool = True) -> str:
     # With ruff at hand, statements are written on one line each and ruff lays
     # them out; wrapping first would leave trailing commas that ruff keeps.
     writer = _ModuleWriter(10_000 if ruff else LINE_LENGTH)
-    main = writer.function("build_model", graph, graph.name, results)
+    built = writer.function("build_model", graph, graph.name, results)
+    if docstring is None:
+        docstring = f"Builds the Keras model {json.dumps(graph.name)} with the functional API."
     parts = [
-        f'"""Builds the Keras model {json.dumps(graph.name)} with the functional API."""'
-        "\n\nimport keras",
+        f'"""{docstring}"""\n\n' + "\n".join(imports),
         *writer.functions,
+        built,
+        *after,
         main,
-        'if __name__ == "__main__":\n    build_model().summary()',
     ]
     source = "\n\n\n".join(parts) + "\n"
     return _ruff_format(source, ruff) if ruff else source

@@ -136,6 +136,17 @@ EXAMPLES = {
     "siamese_digits.kproj": siamese,
 }
 
+#: Training settings of the examples that train on a built-in dataset.
+TRAINING = {
+    "digits_cnn.kproj": {"data": {"source": "builtin", "name": "digits"}, "epochs": 10, "batch_size": 32},
+    "iris_mlp.kproj": {
+        "data": {"source": "builtin", "name": "iris"},
+        "epochs": 100,
+        "batch_size": 16,
+        "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.01}},
+    },
+}
+
 
 def main() -> None:
     for file_name, build in EXAMPLES.items():
@@ -144,7 +155,7 @@ def main() -> None:
         problems = engine.errors()
         if problems:
             raise SystemExit(f"{file_name}: {problems}")
-        save_project(Project(graph=graph), HERE / file_name)
+        save_project(Project(graph=graph, training=TRAINING.get(file_name, {})), HERE / file_name)
         print(f"{file_name}: {len(graph)} nodes, {engine.total_params():,} params")
 
 

@@ -1,0 +1,198 @@
+"""A project's training settings: what they hold, their defaults, and their checks.
+
+The settings live in the project file (``Project.training``) as plain JSON::
+
+    {"data": {"source": "builtin", "name": "digits"}   # or {"source": "npz", "path": "train.npz"}
+     "validation_split": 0.2, "shuffle": true, "batch_size": 32, "epochs": 10, "seed": 0,
+     "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001}},
+     "loss": "sparse_categorical_crossentropy",        # or one per output: a list
+     "metrics": ["accuracy"]}                          # or one list per output
+
+Every key is optional. A missing loss or metric list is chosen per output from
+what the output layer computes (softmax: sparse categorical cross-entropy and
+accuracy; a single sigmoid unit: binary cross-entropy and accuracy; anything
+else: mean squared error and mean absolute error). Settings come from files, so
+:func:`resolve` checks every name against what Keras itself provides: an
+exported training script never contains anything else.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from builder_app.core.graph import ModelGraph
+from builder_app.training.datasets import BUILTIN
+
+DEFAULTS: dict[str, Any] = {
+    "data": None,
+    "validation_split": 0.2,
+    "shuffle": True,
+    "batch_size": 32,
+    "epochs": 10,
+    "seed": 0,
+    "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001}},
+    "loss": None,
+    "metrics": None,
+}
+
+
+class SettingsError(ValueError):
+    """The training settings are not usable; the message names the setting."""
+
+
+def resolve(training: Mapping[str, Any], graph: ModelGraph) -> dict[str, Any]:
+    """The complete, checked settings: the project's, with defaults for the rest.
+
+    Raises:
+        SettingsError: A setting is malformed or names something Keras lacks.
+    """
+    if not isinstance(training, Mapping):
+        raise SettingsError("the training settings must be an object")
+    unknown = sorted(set(training) - set(DEFAULTS))
+    settings = {**copy.deepcopy(DEFAULTS), **copy.deepcopy(dict(training))}
+    for key in unknown:
+        settings.pop(key)  # settings of later versions: kept in the file, unused here
+    settings["data"] = _data(settings["data"])
+    for key, low in (("batch_size", 1), ("epochs", 1)):
+        value = settings[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise SettingsError(f"{key} must be a whole number of at least {low}, not {value!r}")
+    for key in ("seed",):
+        if not isinstance(settings[key], int) or isinstance(settings[key], bool):
+            raise SettingsError(f"seed must be a whole number, not {settings[key]!r}")
+    split = settings["validation_split"]
+    if not isinstance(split, (int, float)) or isinstance(split, bool) or not 0 <= split < 1:
+        raise SettingsError(f"validation_split must be a fraction in [0, 1), not {split!r}")
+    if not isinstance(settings["shuffle"], bool):
+        raise SettingsError("shuffle must be true or false")
+    settings["optimizer"] = _optimizer(settings["optimizer"])
+    outputs = _output_kinds(graph)
+    settings["loss"] = _per_output("loss", settings["loss"], outputs, _default_loss, _check_loss)
+    settings["metrics"] = _per_output("metrics", settings["metrics"], outputs, _default_metrics, _check_metrics)
+    return settings
+
+
+def _data(spec: Any) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise SettingsError("data must be an object such as {\"source\": \"builtin\", \"name\": \"digits\"}")
+    source = spec.get("source")
+    if source == "builtin":
+        if spec.get("name") not in BUILTIN:
+            raise SettingsError(f"data: unknown built-in dataset {spec.get('name')!r} (known: {', '.join(BUILTIN)})")
+        return {"source": "builtin", "name": spec["name"]}
+    if source == "npz":
+        if not isinstance(spec.get("path"), str) or not spec["path"]:
+            raise SettingsError("data: an npz source needs a 'path'")
+        return {"source": "npz", "path": spec["path"]}
+    raise SettingsError(f"data: unknown source {source!r} (known: builtin, npz)")
+
+
+def _optimizer(spec: Any) -> dict[str, Any]:
+    import keras
+
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("class_name"), str):
+        raise SettingsError("optimizer must be an object with a 'class_name'")
+    name = spec["class_name"]
+    cls = getattr(keras.optimizers, name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, keras.optimizers.Optimizer)) or name.startswith("_"):
+        raise SettingsError(f"optimizer: {name!r} is not a keras.optimizers class")
+    config = spec.get("config", {})
+    if not isinstance(config, Mapping):
+        raise SettingsError(f"optimizer {name}: 'config' must be an object")
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    for key, value in config.items():
+        if key not in accepted:
+            raise SettingsError(f"optimizer {name}: unknown argument {key!r}")
+        if not _is_literal(value):
+            raise SettingsError(f"optimizer {name}: {key} must be a number, text, true/false or a list of them")
+    return {"class_name": name, "config": dict(config)}
+
+
+def _is_literal(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_is_literal(v) for v in value)
+    return False
+
+
+def _output_kinds(graph: ModelGraph) -> list[tuple[str, str]]:
+    """(output layer name, what it computes: "softmax", "sigmoid1" or "other") per model output."""
+    kinds = []
+    for ref in graph.model_outputs():
+        layer = graph.layer_of(ref.node)
+        activation = layer.config.get("activation")
+        if layer.class_name == "Softmax" or activation == "softmax":
+            kind = "softmax"
+        elif activation == "sigmoid" and layer.config.get("units") == 1:
+            kind = "sigmoid1"
+        elif activation == "sigmoid":
+            kind = "sigmoid"
+        else:
+            kind = "other"
+        kinds.append((layer.name, kind))
+    return kinds
+
+
+def _default_loss(kind: str) -> str:
+    return {
+        "softmax": "sparse_categorical_crossentropy",
+        "sigmoid1": "binary_crossentropy",
+        "sigmoid": "binary_crossentropy",
+    }.get(kind, "mean_squared_error")
+
+
+def _default_metrics(kind: str) -> list[str]:
+    return ["accuracy"] if kind in ("softmax", "sigmoid1") else ["mean_absolute_error"]
+
+
+def _per_output(key, value, outputs, default, check) -> list[Any]:
+    """One entry per model output."""
+    if value is None:
+        return [default(kind) for _, kind in outputs]
+    if len(outputs) == 1 and (isinstance(value, str) or (key == "metrics" and _is_name_list(value))):
+        value = [value]
+    if isinstance(value, Mapping):
+        missing = [name for name, _ in outputs if name not in value]
+        if missing:
+            raise SettingsError(f"{key}: no entry for the output '{missing[0]}'")
+        value = [value[name] for name, _ in outputs]
+    if not isinstance(value, list) or len(value) != len(outputs):
+        raise SettingsError(f"{key}: give one entry per model output ({len(outputs)})")
+    for entry in value:
+        check(entry)
+    return value
+
+
+def _is_name_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_loss(name: Any) -> None:
+    import keras
+
+    if not isinstance(name, str) or not _is_keras_function(keras.losses, name):
+        raise SettingsError(f"loss: {name!r} is not a Keras loss")
+
+
+def _check_metrics(names: Any) -> None:
+    import keras
+
+    if not _is_name_list(names):
+        raise SettingsError("metrics: each output takes a list of metric names")
+    for name in names:
+        if name not in ("accuracy", "acc", "crossentropy", "ce") and not _is_keras_function(keras.metrics, name):
+            raise SettingsError(f"metrics: {name!r} is not a Keras metric")
+
+
+def _is_keras_function(module, name: str) -> bool:
+    """``name`` is a public function or class of ``module`` (looked up, never imported)."""
+    return name.isidentifier() and not name.startswith("_") and callable(getattr(module, name, None))

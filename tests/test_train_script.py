@@ -1,0 +1,137 @@
+"""Project -> training script: it lints, trains as the settings say, and carries nothing else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from builder_app.core.project import Project, load_project, save_project
+from builder_app.exporters.train_script import training_script
+from builder_app.training.datasets import BUILTIN
+from builder_app.training.settings import SettingsError, resolve
+from tests.test_import import run_cli
+from tests.test_python_code import write
+
+EXAMPLES = Path(__file__).parents[1] / "resources" / "examples"
+
+
+def run_script(path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,  # away from the checkout: the script must not need builder_app
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_digits_script_trains_and_saves(strategy, tmp_path):
+    project = load_project(EXAMPLES / "digits_cnn.kproj")
+    source = training_script(project)
+    assert "builder_app" not in source
+    script = write(source, tmp_path / "train.py")
+    done = run_script(script, "--epochs", "2", "--strategy", strategy, "--save", "trained.keras")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Epoch 2/2" in done.stdout and "val_accuracy" in done.stdout
+    trained = keras.saving.load_model(tmp_path / "trained.keras", safe_mode=True)
+    assert trained.name == "digits_cnn" and trained.optimizer.__class__.__name__ == "Adam"
+
+
+def test_settings_reach_the_script_and_npz_data_feeds_several_inputs(tmp_path):
+    project = load_project(EXAMPLES / "siamese_digits.kproj")
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "pairs.npz",
+        x0=rng.normal(size=(64, 8, 8, 1)).astype("float32"),
+        x1=rng.normal(size=(64, 8, 8, 1)).astype("float32"),
+        y=rng.integers(0, 2, size=(64, 1)).astype("float32"),
+    )
+    project.training = {
+        "data": {"source": "npz", "path": "pairs.npz"},
+        "epochs": 3,
+        "batch_size": 16,
+        "validation_split": 0.25,
+        "optimizer": {"class_name": "SGD", "config": {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}},
+        "metrics": ["accuracy", "AUC"],
+    }
+    source = training_script(project)
+    assert "keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True)" in source
+    assert 'LOSS = "binary_crossentropy"' in source and 'METRICS = ["accuracy", "AUC"]' in source
+    script = write(source, tmp_path / "train.py")
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Epoch 3/3" in done.stdout and "val_AUC" in done.stdout
+
+
+def test_a_project_without_data_asks_for_it(tmp_path):
+    project = load_project(EXAMPLES / "unet_groupnorm.kproj")
+    script = write(training_script(project), tmp_path / "train.py")
+    done = run_script(script)
+    assert done.returncode == 2
+    assert "say which data to train on: --data {digits,iris,regression,spirals} or --data FILE.npz" in done.stderr
+
+
+def test_defaults_follow_what_each_output_computes():
+    graph = load_project(EXAMPLES / "unet_groupnorm.kproj").graph
+    settings = resolve({}, graph)
+    assert settings["optimizer"] == {"class_name": "Adam", "config": {"learning_rate": 0.001}}
+    assert (settings["epochs"], settings["batch_size"], settings["validation_split"]) == (10, 32, 0.2)
+    assert settings["loss"] == ["binary_crossentropy"] and settings["metrics"] == [["mean_absolute_error"]]
+    digits = load_project(EXAMPLES / "digits_cnn.kproj")
+    settings = resolve(digits.training, digits.graph)
+    assert settings["data"] == {"source": "builtin", "name": "digits"}
+    assert settings["loss"] == ["sparse_categorical_crossentropy"] and settings["metrics"] == [["accuracy"]]
+
+
+@pytest.mark.parametrize(
+    ("training", "message"),
+    [
+        ({"optimizer": {"class_name": "system"}}, "'system' is not a keras.optimizers class"),
+        ({"optimizer": {"class_name": "Optimizer"}}, None),
+        ({"optimizer": {"class_name": "Adam", "config": {"learning_rate": {"class_name": "os.system"}}}}, "must be a number"),
+        ({"optimizer": {"class_name": "Adam", "config": {"__import__": 1}}}, "unknown argument '__import__'"),
+        ({"loss": "os.system"}, "'os.system' is not a Keras loss"),
+        ({"loss": "__import__('os').system('x')"}, "is not a Keras loss"),
+        ({"metrics": ["accuracy", "eval"]}, "'eval' is not a Keras metric"),
+        ({"data": {"source": "builtin", "name": "mnist'); import os; ('"}}, "unknown built-in dataset"),
+        ({"data": {"source": "url", "path": "http://x"}}, "unknown source 'url'"),
+        ({"epochs": 0}, "epochs must be a whole number of at least 1"),
+        ({"validation_split": 1.5}, "validation_split must be a fraction"),
+        ({"loss": ["mse", "mse"]}, "one entry per model output (1)"),
+    ],
+)
+def test_settings_from_a_file_name_only_what_keras_provides(training, message):
+    graph = load_project(EXAMPLES / "iris_mlp.kproj").graph
+    if message is None:  # the abstract base class is a keras.optimizers class: Keras refuses it later
+        resolve(training, graph)
+        return
+    with pytest.raises(SettingsError) as caught:
+        resolve(training, graph)
+    assert message in str(caught.value)
+
+
+def test_export_command_refuses_bad_settings_in_one_line(tmp_path):
+    project = load_project(EXAMPLES / "iris_mlp.kproj")
+    project.training = {"loss": "os.system"}
+    save_project(Project(project.graph, training=project.training), tmp_path / "bad.kproj")
+    done = run_cli("export", str(tmp_path / "bad.kproj"), "--train-script", str(tmp_path / "train.py"))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == f"builder-app: {tmp_path / 'bad.kproj'}: loss: 'os.system' is not a Keras loss"
+    assert not (tmp_path / "train.py").exists()
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_builtin_datasets_load_offline_and_repeat(name):
+    x1, y1 = BUILTIN[name].load(3)
+    x2, y2 = BUILTIN[name].load(3)
+    assert len(x1) == len(y1) > 100 and x1.dtype == np.float32
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)

@@ -132,6 +132,41 @@ def test_keras_file_round_trip(name, tmp_path, exported_dir):
     np.savez(exported_dir / f"{name}.expected.npz", *[np.asarray(y) for y in expected])
 
 
+KERAS2 = sorted(p.stem for p in (ROOT / "tests" / "data").glob("keras2_*.h5"))
+
+
+@pytest.mark.parametrize("name", KERAS2)
+def test_keras2_h5_files_import_exactly(name, tmp_path, exported_dir):
+    """Files written by tf.keras (Keras 2), which Keras 3 itself often cannot load."""
+    data = np.load(ROOT / "tests" / "data" / f"{name}.npz")
+    inputs = [data[k] for k in sorted(data.files) if k.startswith("x")]
+    expected = [data[k] for k in sorted(data.files) if k.startswith("y")]
+    graph, warnings = imported(ROOT / "tests" / "data" / f"{name}.h5")
+    assert all("renamed" in w for w in warnings), warnings
+    assert ShapeEngine(graph).errors() == []
+    model = build_keras_model(graph)
+    got = keras.tree.flatten(model(inputs if len(inputs) > 1 else inputs[0], training=False))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(np.asarray(a), b, atol=1e-5)
+    code = write(python_source(graph), tmp_path / "model.py")
+    assert_same_model(model, load_built(code))
+    from builder_app.exporters.saved_model import export_keras
+
+    export_keras(graph, exported_dir / f"{name}.keras")
+    np.savez(exported_dir / f"{name}.npz", *inputs)
+    np.savez(exported_dir / f"{name}.expected.npz", *expected)
+
+
+def test_keras2_names_with_slashes_and_tf_functions():
+    graph, warnings = imported(ROOT / "tests" / "data" / "keras2_tf_ops.h5")
+    assert warnings == ["Keras 3 layer names cannot hold '/': renamed 'stem/conv' to 'stem_conv' (and 2 more)"]
+    assert {"stem_conv", "stem_bn", "head_out"} <= set(graph.layers)
+    kinds = {layer.class_name for layer in graph.layers.values()}
+    # x * relu6(x + 3) / 6, and ThresholdedReLU as the ReLU with a threshold Keras 3 has.
+    assert {"keras.src.ops.numpy.Add", "keras.src.ops.nn.Relu6", "keras.src.ops.numpy.TrueDivide", "ReLU"} <= kinds
+    assert graph.layers["thresh"].config["threshold"] == pytest.approx(0.1)
+
+
 _FRESH_LOADER = """
 import sys
 from pathlib import Path

@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 
+from builder_app.core.datasets import BUILTIN
 from builder_app.core.project import Project, load_project, save_project
+from builder_app.core.training_settings import SettingsError, resolve
 from builder_app.exporters.train_script import training_script
-from builder_app.training.datasets import BUILTIN
-from builder_app.training.settings import SettingsError, resolve
 from tests.test_import import run_cli
 from tests.test_python_code import write
 

@@ -1,12 +1,12 @@
 """Project -> a standalone training script: the model, its data, compile and fit.
 
 The script is the exported model code (:mod:`builder_app.exporters.python_code`)
-plus the project's training settings (:mod:`builder_app.training.settings`),
+plus the project's training settings (:mod:`builder_app.core.training_settings`),
 the built-in dataset loaders (their very source), and a ``--strategy`` switch
 over ``tf.distribute``: MirroredStrategy for the GPUs of one machine,
 MultiWorkerMirroredStrategy across machines through ``TF_CONFIG``. It imports
 nothing from ``builder_app``. Every value written into it has been checked
-against what Keras provides (:func:`builder_app.training.settings.resolve`), so
+against what Keras provides (:func:`builder_app.core.training_settings.resolve`), so
 a project file cannot smuggle code into the script.
 """
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from builder_app.core import datasets
 from builder_app.core.project import Project
+from builder_app.core.training_settings import resolve
 from builder_app.exporters.python_code import python_source
-from builder_app.training import datasets
-from builder_app.training.settings import resolve
 
 _DOC = """Trains the Keras model {name} as its project's training settings say.
 

@@ -144,7 +144,9 @@ def _import_json(handle: IO[bytes], size: int) -> ImportResult:
     if size > MAX_CONFIG_BYTES:
         raise Refused(f"the file takes {size_text(size)}; a model config takes at most {size_text(MAX_CONFIG_BYTES)}")
     data = _parse_config(handle.read(), "the file")
-    return _finish(_graph(data), ["a model config holds no weights; the layers start from their initializers"])
+    warnings: list[str] = []
+    graph = _graph(data, warnings)
+    return _finish(graph, [*warnings, "a model config holds no weights; the layers start from their initializers"])
 
 
 def _parse_config(data: bytes | str, where: str) -> Any:
@@ -166,12 +168,18 @@ def _parse_config(data: bytes | str, where: str) -> Any:
     return parsed
 
 
-def _graph(data: Any) -> ModelGraph:
+def _graph(data: Any, warnings: list[str], renamed: dict[str, str] | None = None) -> ModelGraph:
+    renamed = {} if renamed is None else renamed
     if isinstance(data, dict) and "class_name" in data and data.get("class_name") not in _MODEL_CLASSES:
         if "config" in data and isinstance(data["config"], dict) and "layers" in data["config"]:
             # A subclass of Functional saved with its config: its layers are plain.
-            return graph_from_model_config({"class_name": "Functional", "config": data["config"]})
-    return graph_from_model_config(data)
+            data = {"class_name": "Functional", "config": data["config"]}
+    graph = graph_from_model_config(data, renamed)
+    if renamed:
+        old, new = next(iter(renamed.items()))
+        more = f" (and {len(renamed) - 1} more)" if len(renamed) > 1 else ""
+        warnings.append(f"Keras 3 layer names cannot hold '/': renamed '{old}' to '{new}'{more}")
+    return graph
 
 
 # ================================================================== .keras
@@ -200,7 +208,7 @@ def _import_keras_archive(handle: IO[bytes], size: int) -> ImportResult:
         if _CONFIG_MEMBER not in members:
             raise Refused(f"not a .keras model (the archive has no {_CONFIG_MEMBER})")
         config = _read_member(archive, members[_CONFIG_MEMBER], MAX_CONFIG_BYTES)
-        graph = _graph(_parse_config(config, _CONFIG_MEMBER))
+        graph = _graph(_parse_config(config, _CONFIG_MEMBER), warnings)
         if any(name.startswith("assets/") and not name.endswith("/") for name in members):
             warnings.append(
                 "the model's assets (vocabularies and other files) were not imported; "
@@ -306,10 +314,11 @@ def _saved_paths(graph: ModelGraph, model, prefix: str) -> Iterator[tuple[Layer,
     layers sit under its own group.
     """
     used: dict[str, int] = {}
+    objects = {obj.name: obj for obj in model.layers}  # get_layer() searches the list each time
     for layer in graph.layers.values():
         if _is_operation(layer):
             continue  # keras.ops calls are not layers: Keras gives them no group
-        obj = model.get_layer(layer.name)
+        obj = objects[layer.name]
         if layer.submodel is not None:
             base = "sequential" if layer.class_name == "Sequential" else "functional"
         else:
@@ -355,9 +364,10 @@ def _import_h5(path: Path) -> ImportResult:
             if "layer_names" in h5.attrs or "model_weights" in h5:
                 raise Refused("this .h5 file holds only weights; import the model it belongs to")
             raise Refused("not a Keras model (the HDF5 file has no model_config)")
-        graph = _graph(_parse_config(config, "the model_config"))
+        renamed: dict[str, str] = {}
+        graph = _graph(_parse_config(config, "the model_config"), warnings, renamed)
         if "model_weights" in h5:
-            _load_legacy_weights(graph, h5["model_weights"], warnings)
+            _load_legacy_weights(graph, h5["model_weights"], warnings, renamed)
         else:
             warnings.append("the file holds no weights; the layers start from their initializers")
     return _finish(graph, warnings)
@@ -403,7 +413,7 @@ def _h5_names(node: h5py.Group, name: str) -> list[str]:
     return names
 
 
-def _load_legacy_weights(graph: ModelGraph, group: h5py.Group, warnings: list[str]) -> None:
+def _load_legacy_weights(graph: ModelGraph, group: h5py.Group, warnings: list[str], renamed: dict[str, str]) -> None:
     """Legacy HDF5 weights (``model_weights/<layer>/<weight path>``) -> the graph, by layer name."""
     if not isinstance(group, h5py.Group):
         raise Refused("'model_weights' is not a group")
@@ -412,7 +422,7 @@ def _load_legacy_weights(graph: ModelGraph, group: h5py.Group, warnings: list[st
         return
     objects = dict(_legacy_objects(graph, model))
     for layer_name in _h5_names(group, "layer_names"):
-        found = objects.get(layer_name)
+        found = objects.get(renamed.get(layer_name, layer_name))
         layer_group = group.get(layer_name) if layer_name in group else None
         if not isinstance(layer_group, h5py.Group):
             raise Refused(f"the weights of layer '{layer_name[:80]}' are missing from 'model_weights'")
@@ -452,10 +462,11 @@ def _load_legacy_weights(graph: ModelGraph, group: h5py.Group, warnings: list[st
 
 def _legacy_objects(graph: ModelGraph, model) -> Iterator[tuple[str, tuple[list[tuple[Layer, Any]], Any]]]:
     """Top-level layer name -> (the graph layers it holds with their Keras objects, its Keras object)."""
+    objects = {obj.name: obj for obj in model.layers}
     for layer in graph.layers.values():
         if _is_operation(layer) or layer.class_name == INPUT_CLASS:
             continue
-        obj = model.get_layer(layer.name)
+        obj = objects[layer.name]
         yield layer.name, (list(_leaf_layers(layer, obj)), obj)
 
 

@@ -24,8 +24,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from builder_app.core.datasets import BUILTIN
 from builder_app.core.graph import ModelGraph
-from builder_app.training.datasets import BUILTIN
 
 DEFAULTS: dict[str, Any] = {
     "data": None,

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="write Python code, a .keras file or a SavedModel from a project",
+        help="write Python code, a .keras file, a SavedModel, ONNX or a training script",
         description="Export a project. Every export is written atomically.",
     )
     export.add_argument("project", type=Path, metavar="PROJECT")
@@ -157,11 +157,16 @@ def _export(args: argparse.Namespace) -> int:
         if path is not None
     ]
     if not targets:
-        print("builder-app: say what to export: --python, --keras or --savedmodel", file=sys.stderr)
+        print(
+            "builder-app: say what to export: --python, --keras, --savedmodel, --onnx or --train-script",
+            file=sys.stderr,
+        )
         return EXIT_UNREADABLE
-    for kind, _ in targets:
-        if kind == "onnx":
-            print(f"builder-app: --{kind} export is not available in this version", file=sys.stderr)
+    if any(kind == "onnx" for kind, _ in targets):
+        from builder_app.exporters.onnx_export import INSTALL_HINT, onnx_available
+
+        if not onnx_available():
+            print(f"builder-app: ONNX export needs tf2onnx and onnxruntime: {INSTALL_HINT}", file=sys.stderr)
             return EXIT_UNREADABLE
     project = _load(args.project)
     if project is None:
@@ -205,6 +210,10 @@ def _write_export(project, model, kind: str, path: Path) -> None:
 
             source = training_script(project).encode()
         write_atomically(path, lambda handle: handle.write(source))
+    elif kind == "onnx":
+        from builder_app.exporters.onnx_export import export_onnx
+
+        export_onnx(graph, path, model=model)
     elif kind == "keras":
         from builder_app.exporters.saved_model import export_keras
 

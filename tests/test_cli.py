@@ -141,8 +141,25 @@ def test_export_refuses_an_invalid_project(tmp_path, capsys):
     assert not target.exists()
 
 
-def test_export_without_a_target_or_unavailable_format(tmp_path, capsys):
+def test_export_without_a_target(capsys):
     example = str(ROOT / "resources/examples/iris_mlp.kproj")
     assert main(["export", example]) == 2
-    assert main(["export", example, "--onnx", str(tmp_path / "m.onnx")]) == 2
-    assert "not available" in capsys.readouterr().err
+    assert "say what to export: --python, --keras, --savedmodel, --onnx or --train-script" in capsys.readouterr().err
+
+
+def test_every_export_at_once_with_check(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    example = str(ROOT / "resources/examples/siamese_digits.kproj")
+    targets = {
+        "--python": tmp_path / "m.py",
+        "--keras": tmp_path / "m.keras",
+        "--savedmodel": tmp_path / "served",
+        "--onnx": tmp_path / "m.onnx",
+        "--train-script": tmp_path / "train.py",
+    }
+    argv = ["export", example, "--check"] + [str(a) for pair in targets.items() for a in pair]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert all(path.exists() for path in targets.values())
+    # One output checked per model export; the training script is not a model.
+    assert out.count("(ok)") == 4 and "DIFFERS" not in out

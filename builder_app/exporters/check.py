@@ -2,10 +2,12 @@
 
 The artifact is loaded in a fresh Python (never this process, which has the
 app's own objects around): a ``.keras`` file with ``keras.saving.load_model(...,
-safe_mode=True)``, a SavedModel with ``tf.saved_model.load``, exported code by
-running it and calling ``build_model()`` (weights copied from the app's model by
-layer name). It is fed the same random inputs as the in-app model, and the
-largest difference per output comes back.
+safe_mode=True)``, a SavedModel with ``tf.saved_model.load``, an ONNX file in
+onnxruntime, exported code by running it and calling ``build_model()`` (weights
+copied from the app's model by layer name). It is fed the same random inputs as
+the in-app model, and the largest difference per output comes back. Open
+dimensions other than the batch get a length (3) unlike the batch (2), so an
+export that mixes them up shows.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ kind, artifact, inputs_path, outputs_path, weights_path = sys.argv[1:6]
 data = np.load(inputs_path)
 inputs = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]
 feed = inputs if len(inputs) > 1 else inputs[0]
-if kind == "savedmodel":
+if kind == "onnx":
+    import onnxruntime
+    session = onnxruntime.InferenceSession(artifact, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    outputs = session.run(None, dict(zip(names, inputs)))
+elif kind == "savedmodel":
     import tensorflow as tf
     served = tf.saved_model.load(artifact)
     outputs = served.serve(inputs if len(inputs) > 1 else inputs[0])
@@ -60,7 +67,7 @@ def check_export(
 
     Args:
         graph: The project's graph (with its weights).
-        kind: ``"keras"``, ``"savedmodel"`` or ``"python"``.
+        kind: ``"keras"``, ``"savedmodel"``, ``"onnx"`` or ``"python"``.
         artifact: The exported file or directory.
         model: The Keras model the export was written from. Without it, one is
             built from the graph, which matches only when the project holds
@@ -111,7 +118,7 @@ def _random_inputs(model, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     batch = []
     for tensor in model.inputs:
-        shape = [2 if d is None else d for d in tensor.shape]
+        shape = [(2 if i == 0 else 3) if d is None else d for i, d in enumerate(tensor.shape)]
         dtype = str(tensor.dtype)
         if "int" in dtype:
             # Small ids: valid for any vocabulary of two or more entries.

@@ -84,3 +84,19 @@ def test_savedmodel_serves_the_same_outputs(tmp_path):
     x = np.random.default_rng(0).normal(size=(3, 6)).astype("float32")
     np.testing.assert_allclose(served.serve(x).numpy(), original(x).numpy(), atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]
+
+
+def test_check_reports_an_export_of_other_shapes_in_one_line(tmp_path):
+    """An export whose outputs differ in shape (a wrong trace, say) fails the check, no crash."""
+    from builder_app.exporters.check import CheckError, check_export
+
+    seq = keras.Input((None, 4), name="seq")
+    pooled = keras.Model(seq, keras.layers.Dense(3, name="d")(keras.layers.GlobalAveragePooling1D(name="p")(seq)))
+    export_keras(graph_of(pooled), tmp_path / "other.keras")
+    per_step = keras.Model(seq, keras.layers.Dense(3, name="d")(seq))
+    with pytest.raises(CheckError) as caught:
+        check_export(graph_of(per_step), "keras", tmp_path / "other.keras", model=per_step)
+    # Open non-batch dimensions get their own length (3), unlike the batch (2).
+    assert str(caught.value) == (
+        "output 0 has shape (2, 3) in the export but (2, 3, 3) in the app's model (inputs (2, 3, 4))"
+    )

@@ -108,6 +108,12 @@ def check_export(
         produced = [got[f"arr_{i}"] for i in range(len(got.files))]
     if len(produced) != len(expected):
         raise CheckError(f"the export has {len(produced)} outputs, the app's model {len(expected)}")
+    for i, (a, b) in enumerate(zip(expected, produced, strict=True)):
+        if a.shape != b.shape:
+            raise CheckError(
+                f"output {i} has shape {b.shape} in the export but {a.shape} in the app's model "
+                f"(inputs {', '.join(str(x.shape) for x in inputs)})"
+            )
     return [
         float(np.max(np.abs(a.astype("float64") - b.astype("float64")))) if a.size else 0.0
         for a, b in zip(expected, produced, strict=True)

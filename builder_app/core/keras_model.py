@@ -22,16 +22,27 @@ class BuildError(ValueError):
     """The graph cannot become a Keras model; the message names the node."""
 
 
-def build_keras_model(graph: ModelGraph, *, with_weights: bool = True):
+def build_keras_model(graph: ModelGraph, *, with_weights: bool = True, validate: bool = True):
     """Builds the Keras functional model the graph describes.
 
     Args:
         graph: A valid graph (see :class:`ShapeEngine`); invalid ones are refused.
         with_weights: Load the weights the project holds into the layers.
+        validate: Check the graph with the shape engine first, so that an error
+            names its node. Without it, building is faster (a large model's
+            validation costs about half a build) and an invalid graph fails with
+            whatever Keras says; layers are made through the same safe path.
 
     Raises:
         BuildError: The graph has errors, or a layer's weights do not fit it.
     """
+    if not validate:
+        try:
+            return _build(graph, graph.name, None, with_weights)
+        except BuildError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever Keras raises for a bad graph
+            raise BuildError(f"Keras cannot build the model: {type(exc).__name__}: {exc}") from None
     engine = ShapeEngine(graph)
     try:
         problems = engine.errors()
@@ -49,10 +60,6 @@ def build_keras_model(graph: ModelGraph, *, with_weights: bool = True):
 def _build(graph: ModelGraph, name: str, counts: dict[str, int] | None, with_weights: bool):
     import keras
 
-    if counts is None:
-        engine = ShapeEngine(graph)
-        counts = {n: len(r.outputs or [None]) for n, r in engine.results().items()}
-        engine.close()
     made: dict[str, Any] = {}
     tensors: dict[PortRef, Any] = {}
     for node_id in graph.topological_order():
@@ -76,6 +83,10 @@ def _build(graph: ModelGraph, name: str, counts: dict[str, int] | None, with_wei
         outputs = keras.tree.flatten(obj(*args, **kwargs))
         for port, tensor in enumerate(outputs):
             tensors[PortRef(node_id, port)] = tensor
+    if counts is None:  # how many outputs each node has, as Keras built them
+        counts = {}
+        for ref in tensors:
+            counts[ref.node] = max(counts.get(ref.node, 0), ref.port + 1)
     model_inputs = [tensors[PortRef(n, 0)] for n in graph.model_inputs()]
     model_outputs = [tensors[ref] for ref in graph.model_outputs(counts)]
     model = keras.Model(

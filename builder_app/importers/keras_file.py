@@ -300,6 +300,12 @@ def _rebuilt(graph: ModelGraph, warnings: list[str]):
     from builder_app.core.keras_model import BuildError, build_keras_model
 
     try:
+        # Unvalidated first: validation would cost half as much again, and a valid
+        # model is the usual case. Only a failure needs the engine's node-exact message.
+        return build_keras_model(graph, with_weights=False, validate=False)
+    except BuildError:
+        pass
+    try:
         return build_keras_model(graph, with_weights=False)
     except BuildError as exc:
         warnings.append(f"the weights were not imported: {exc}")

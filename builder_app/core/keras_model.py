@@ -15,7 +15,13 @@ from typing import Any
 from builder_app.core import catalog
 from builder_app.core.calls import call_arguments
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef
-from builder_app.core.shapes import LayerError, ShapeEngine, is_operation, make_keras_layer
+from builder_app.core.shapes import (
+    LayerError,
+    ShapeEngine,
+    is_operation,
+    make_keras_layer,
+    problems_message,
+)
 
 
 class BuildError(ValueError):
@@ -50,10 +56,7 @@ def build_keras_model(graph: ModelGraph, *, with_weights: bool = True, validate:
     finally:
         engine.close()
     if problems:
-        node, message = problems[0]
-        where = f"'{graph.label(node)}': " if node else ""
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise BuildError(f"the model is not valid: {where}{message}{more}")
+        raise BuildError(problems_message(graph, problems))
     return _build(graph, graph.name, counts, with_weights)
 
 

@@ -605,6 +605,14 @@ _OPERATION_MODULES = (
 )
 
 
+def problems_message(graph: ModelGraph, problems: list[tuple[str | None, str]]) -> str:
+    """One line for a model with errors: the first, where it is, and how many more."""
+    node, message = problems[0]
+    where = f"'{graph.label(node)}': " if node else ""
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"the model is not valid: {where}{message}{more}"
+
+
 def is_operation(class_name: str) -> bool:
     """Whether a class name is a ``keras.ops`` operation (module-qualified)."""
     return class_name.rpartition(".")[0] in _OPERATION_MODULES

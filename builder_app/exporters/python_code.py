@@ -33,7 +33,7 @@ from typing import Any
 from builder_app.core import catalog
 from builder_app.core.calls import call_arguments
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snake_case
-from builder_app.core.shapes import ShapeEngine, is_operation, make_keras_layer
+from builder_app.core.shapes import ShapeEngine, is_operation, make_keras_layer, problems_message
 
 #: Lines are wrapped to stay within this width.
 LINE_LENGTH = 99
@@ -140,10 +140,7 @@ def _checked_results(graph: ModelGraph):
     finally:
         engine.close()
     if problems:
-        node, message = problems[0]
-        where = f"'{graph.label(node)}': " if node else ""
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise CodegenError(f"the model is not valid: {where}{message}{more}")
+        raise CodegenError(problems_message(graph, problems))
     return results
 
 

@@ -54,6 +54,12 @@ def graph_from_model_config(data: Mapping[str, Any], renamed: dict[str, str] | N
             return _sequential(config)
         if class_name in MODEL_CLASSES or "layers" in config:
             return _functional(config)
+        module = data.get("module")
+        if isinstance(module, str) and not module.startswith("keras"):
+            raise ConfigError(
+                f"'{module}.{class_name}' is a custom class whose config holds no layer graph "
+                "(a subclassed model?): only functional and Sequential models can be imported"
+            )
         raise ConfigError(f"'{class_name}' is a layer, not a model")
     if "layers" in data:
         return _functional(data)

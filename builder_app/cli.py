@@ -59,6 +59,29 @@ def _parser() -> argparse.ArgumentParser:
     import_.add_argument("model", type=Path, metavar="MODEL")
     import_.add_argument("-o", "--output", type=Path, required=True, metavar="PROJECT")
 
+    train = commands.add_parser(
+        "train",
+        help="train a project's model in a child process, printing each epoch",
+        description="Train the project's model as its training settings say; options override them.",
+    )
+    train.add_argument("project", type=Path, metavar="PROJECT")
+    train.add_argument(
+        "--data",
+        metavar="SPEC",
+        help="digits, iris, regression, spirals, mnist, fashion_mnist, cifar10, F.npz, X.npy,Y.npy, "
+        "F.csv:TARGET or an image folder",
+    )
+    train.add_argument("--epochs", type=int, metavar="N")
+    train.add_argument("--batch-size", type=int, metavar="N")
+    train.add_argument("--optimizer", metavar="NAME", help="a keras.optimizers class, e.g. adam, sgd, adamw")
+    train.add_argument("--learning-rate", type=float, metavar="X")
+    train.add_argument("--metrics-out", type=Path, metavar="F.csv", help="one row per epoch, Keras's metric names")
+    train.add_argument("--save", type=Path, metavar="F.keras", help="the trained model")
+    train.add_argument("--fix-data", action="store_true", help="apply the obvious fixes (reshape, one-hot)")
+    train.add_argument(
+        "--update-project", action="store_true", help="keep the trained weights and the run in the project file"
+    )
+
     summary = commands.add_parser(
         "summary",
         help="print a project's layers, shapes and parameter counts",
@@ -71,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = {"validate", "summary", "export", "import"}
+    commands = {"validate", "summary", "export", "import", "train"}
     if argv and not argv[0].startswith("-") and argv[0] not in commands:
         # `builder-app PROJECT` opens the project. Until the editor window lands,
         # it shows the project the way the editor's summary panel will.
@@ -95,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "import":
             return _import(args.model, args.output)
+        if args.command == "train":
+            return _train(args)
     except KeyboardInterrupt:
         print("builder-app: interrupted", file=sys.stderr)
         return 130
@@ -257,6 +282,99 @@ def _import(model: Path, output: Path) -> int:
     graph = result.project.graph
     print(f"imported {model} -> {output}: {len(graph)} nodes")
     return EXIT_VALID
+
+
+def _train(args: argparse.Namespace) -> int:
+    project = _load(args.project)
+    if project is None:
+        return EXIT_UNREADABLE
+    from builder_app.training.data import DataError, parse_spec
+    from builder_app.training.runner import Overrides, TrainingRun, copy_trained_weights, run_record
+
+    try:
+        data = parse_spec(args.data) if args.data else None
+    except DataError as exc:
+        print(f"builder-app: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    overrides = Overrides(
+        data=data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        fix_data=args.fix_data,
+    )
+    run = TrainingRun(project, overrides)
+    run.start()
+    rows: list[dict] = []
+    try:
+        try:
+            for event in run.events():
+                _print_event(event, rows)
+        except KeyboardInterrupt:
+            print("stopping at the next batch...", file=sys.stderr)
+            run.stop()
+            for event in run.events():
+                _print_event(event, rows)
+        result = run.result or {}
+        if result.get("kind") == "failed":
+            hint = f" ({result['hint']})" if result.get("hint") else ""
+            print(f"builder-app: {args.project}: {result['message']}{hint}", file=sys.stderr)
+            return EXIT_INVALID
+        trained = run.trained_weights()
+        if args.metrics_out is not None:
+            _write_metrics(args.metrics_out, rows)
+            print(f"wrote {args.metrics_out}")
+        if trained is not None:
+            copy_trained_weights(project, trained)
+        if args.save is not None and trained is not None:
+            from builder_app.exporters.saved_model import export_keras
+
+            export_keras(project.graph, args.save)
+            print(f"wrote {args.save}")
+        if args.update_project:
+            from builder_app.core.project import save_project
+
+            project.runs.append(run_record(run))
+            save_project(project, args.project)
+            print(f"updated {args.project}")
+    finally:
+        run.close()
+    return EXIT_VALID if result.get("status") in ("completed", "early_stopped", "stopped") else EXIT_INVALID
+
+
+def _print_event(event: dict, rows: list[dict]) -> None:
+    kind = event["kind"]
+    if kind == "started":
+        print(
+            f"training on {event['device']}: {event['samples']} samples"
+            f" ({event['validation_samples']} for validation), {event['epochs']} epochs"
+            f" of {event['steps_per_epoch']} batches of {event['batch_size']}"
+        )
+    elif kind == "epoch":
+        rows.append({"epoch": event["epoch"], **event["logs"]})
+        metrics = "  ".join(f"{k} {v:.4g}" for k, v in event["logs"].items())
+        print(f"epoch {event['epoch'] + 1}: {metrics}  ({event['seconds']:.1f} s, {event['samples_per_second']:.0f} samples/s)")
+    elif kind == "finished":
+        seconds = f" in {event['seconds']:.1f} s" if event.get("seconds") is not None else ""
+        print(f"training {event['status'].replace('_', ' ')}{seconds}")
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    """One row per epoch, as Keras's CSVLogger writes them: epoch, then the metrics sorted."""
+    import csv
+    import io
+
+    from builder_app.core.project import write_atomically
+
+    keys = sorted({k for row in rows for k in row if k != "epoch"})
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["epoch", *keys])
+    for row in rows:
+        writer.writerow([row["epoch"], *(row.get(k, "") for k in keys)])
+    data = text.getvalue().encode()
+    write_atomically(path, lambda handle: handle.write(data))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -148,3 +148,18 @@ def _set_weights(obj, layer: Layer) -> None:
             f"the project holds {given}"
         )
     obj.set_weights(layer.weights)
+
+
+def copy_weights_to_graph(graph: ModelGraph, model) -> None:
+    """Gives each graph layer the current weights of its Keras layer, by name (sub-models too)."""
+    import numpy as np
+
+    objects = {obj.name: obj for obj in model.layers}
+    for layer in graph.layers.values():
+        obj = objects.get(layer.name)
+        if obj is None:
+            continue  # an Input, or a keras.ops call: no weights
+        if layer.submodel is not None:
+            copy_weights_to_graph(layer.submodel, obj)
+        elif obj.weights:
+            layer.weights = [np.array(w) for w in obj.get_weights()]

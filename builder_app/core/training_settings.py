@@ -6,7 +6,15 @@ The settings live in the project file (``Project.training``) as plain JSON::
      "validation_split": 0.2, "shuffle": true, "batch_size": 32, "epochs": 10, "seed": 0,
      "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001}},
      "loss": "sparse_categorical_crossentropy",        # or one per output: a list
-     "metrics": ["accuracy"]}                          # or one list per output
+     "metrics": ["accuracy"],                          # or one list per output
+     "learning_rate_schedule": {"class_name": "CosineDecay",   # keras.optimizers.schedules
+                                "config": {"initial_learning_rate": 0.001, "decay_steps": 1000}},
+     "callbacks": {"early_stopping": {"monitor": "val_loss", "patience": 5},
+                   "reduce_lr_on_plateau": {...}, "model_checkpoint": {"filepath": "best.keras"},
+                   "terminate_on_nan": {}, "backup_and_restore": {"backup_dir": "backup"},
+                   "csv_logger": {"filename": "log.csv"}, "tensorboard": {"log_dir": "logs"}},
+     "validation": null,                               # or a data setting: a separate set
+     "mixed_precision": false}
 
 Every key is optional. A missing loss or metric list is chosen per output from
 what the output layer computes (softmax: sparse categorical cross-entropy and
@@ -37,6 +45,21 @@ DEFAULTS: dict[str, Any] = {
     "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001}},
     "loss": None,
     "metrics": None,
+    "learning_rate_schedule": None,
+    "callbacks": {"terminate_on_nan": {}},
+    "validation": None,
+    "mixed_precision": False,
+}
+
+#: Callback settings -> the keras.callbacks class each configures.
+CALLBACKS = {
+    "early_stopping": "EarlyStopping",
+    "reduce_lr_on_plateau": "ReduceLROnPlateau",
+    "model_checkpoint": "ModelCheckpoint",
+    "terminate_on_nan": "TerminateOnNaN",
+    "backup_and_restore": "BackupAndRestore",
+    "csv_logger": "CSVLogger",
+    "tensorboard": "TensorBoard",
 }
 
 
@@ -70,6 +93,11 @@ def resolve(training: Mapping[str, Any], graph: ModelGraph) -> dict[str, Any]:
     if not isinstance(settings["shuffle"], bool):
         raise SettingsError("shuffle must be true or false")
     settings["optimizer"] = _optimizer(settings["optimizer"])
+    settings["learning_rate_schedule"] = _schedule(settings["learning_rate_schedule"])
+    settings["callbacks"] = _callbacks(settings["callbacks"])
+    settings["validation"] = _data(settings["validation"])
+    if not isinstance(settings["mixed_precision"], bool):
+        raise SettingsError("mixed_precision must be true or false")
     outputs = _output_kinds(graph)
     settings["loss"] = _per_output("loss", settings["loss"], outputs, _default_loss, _check_loss)
     settings["metrics"] = _per_output("metrics", settings["metrics"], outputs, _default_metrics, _check_metrics)
@@ -96,21 +124,50 @@ def _data(spec: Any) -> dict[str, Any] | None:
 def _optimizer(spec: Any) -> dict[str, Any]:
     import keras
 
+    return _keras_object(spec, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
+
+
+def _schedule(spec: Any) -> dict[str, Any] | None:
+    import keras
+
+    if spec is None:
+        return None
+    return _keras_object(spec, keras.optimizers.schedules, keras.optimizers.schedules.LearningRateSchedule, "learning_rate_schedule")
+
+
+def _callbacks(spec: Any) -> dict[str, dict[str, Any]]:
+    import keras
+
+    if not isinstance(spec, Mapping):
+        raise SettingsError("callbacks must be an object such as {\"early_stopping\": {\"patience\": 5}}")
+    checked = {}
+    for key, config in spec.items():
+        if key not in CALLBACKS:
+            raise SettingsError(f"callbacks: unknown callback {key!r} (known: {', '.join(CALLBACKS)})")
+        if config is None:
+            continue  # switched off
+        item = {"class_name": CALLBACKS[key], "config": config}
+        checked[key] = _keras_object(item, keras.callbacks, keras.callbacks.Callback, f"callbacks.{key}")["config"]
+    return checked
+
+
+def _keras_object(spec: Any, module, base: type, where: str) -> dict[str, Any]:
+    """``{"class_name", "config"}`` naming a public class of ``module`` with literal arguments."""
     if not isinstance(spec, Mapping) or not isinstance(spec.get("class_name"), str):
-        raise SettingsError("optimizer must be an object with a 'class_name'")
+        raise SettingsError(f"{where} must be an object with a 'class_name'")
     name = spec["class_name"]
-    cls = getattr(keras.optimizers, name, None)
-    if not (inspect.isclass(cls) and issubclass(cls, keras.optimizers.Optimizer)) or name.startswith("_"):
-        raise SettingsError(f"optimizer: {name!r} is not a keras.optimizers class")
+    cls = getattr(module, name, None)
+    if name.startswith("_") or not (inspect.isclass(cls) and issubclass(cls, base)) or cls is base:
+        raise SettingsError(f"{where}: {name!r} is not a {module.__name__} class")
     config = spec.get("config", {})
     if not isinstance(config, Mapping):
-        raise SettingsError(f"optimizer {name}: 'config' must be an object")
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        raise SettingsError(f"{where}: 'config' must be an object")
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs", "args"}
     for key, value in config.items():
         if key not in accepted:
-            raise SettingsError(f"optimizer {name}: unknown argument {key!r}")
+            raise SettingsError(f"{where}: {name} takes no argument {key!r}")
         if not _is_literal(value):
-            raise SettingsError(f"optimizer {name}: {key} must be a number, text, true/false or a list of them")
+            raise SettingsError(f"{where}: {key} must be a number, text, true/false or a list of them")
     return {"class_name": name, "config": dict(config)}
 
 

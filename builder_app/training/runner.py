@@ -1,0 +1,571 @@
+"""Training in a child process, streaming events back.
+
+TensorFlow keeps GPU memory until its process exits, and a crash in a kernel
+takes its process down: so every run gets a fresh child process, started with
+the ``spawn`` method (forking a process that has loaded TensorFlow hangs or
+breaks CUDA). The child rebuilds the model from the project's bytes through the
+same safe path as everything else, loads the data, checks it against the model,
+trains with ``model.fit`` and posts :mod:`~builder_app.training.events` on a
+queue. Its callback only posts messages and reads two flags (stop, pause): Keras
+may run callbacks on a thread pool, and the GUI's widgets are touched only by the
+GUI thread, which polls :meth:`TrainingRun.poll`.
+
+Stop ends the run at the next batch end (the weights trained so far come back);
+if the child does not finish within :data:`STOP_GRACE_SECONDS`, it is ended.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import queue as queue_module
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder_app.core.project import Project, load_project, project_to_bytes
+from builder_app.training import events
+from builder_app.training.events import Event
+
+#: How long Stop waits for the child to finish its batch before ending it.
+STOP_GRACE_SECONDS = 2.0
+#: Batch events are sent at most this often (each one costs the training loop a sync).
+BATCH_EVENT_SECONDS = 0.05
+
+
+@dataclass
+class Overrides:
+    """Command-line or dialog choices that replace the project's own settings for one run."""
+
+    data: dict[str, Any] | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    fix_data: bool = False
+
+    def apply(self, training: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(training)
+        if self.data is not None:
+            merged["data"] = self.data
+        if self.epochs is not None:
+            merged["epochs"] = self.epochs
+        if self.batch_size is not None:
+            merged["batch_size"] = self.batch_size
+        if self.optimizer is not None or self.learning_rate is not None:
+            optimizer = dict(merged.get("optimizer") or {"class_name": "Adam", "config": {}})
+            config = dict(optimizer.get("config") or {})
+            if self.optimizer is not None and self.optimizer != optimizer.get("class_name"):
+                optimizer["class_name"] = _optimizer_class(self.optimizer)
+                config = {k: v for k, v in config.items() if k == "learning_rate"}
+            if self.learning_rate is not None:
+                config["learning_rate"] = self.learning_rate
+            optimizer["config"] = config
+            merged["optimizer"] = optimizer
+        return merged
+
+
+def _optimizer_class(name: str) -> str:
+    """``adam`` -> ``Adam``: the keras.optimizers class a short name means (checked later)."""
+    import keras
+
+    for candidate in dir(keras.optimizers):
+        if candidate.lower() == name.lower().replace("_", ""):
+            return candidate
+    return name
+
+
+@dataclass
+class _Job:
+    """Everything the child needs (picklable)."""
+
+    project: bytes
+    overrides: Overrides
+    workdir: str
+    weights_out: str
+
+
+@dataclass
+class TrainingRun:
+    """One training run in a child process.
+
+    Call :meth:`start`, then read events with :meth:`poll` (non-blocking, for a
+    GUI timer) or :meth:`events` (blocking, for the command line). When the run
+    has finished, :meth:`trained_weights` gives the project back with the
+    trained weights.
+    """
+
+    project: Project
+    overrides: Overrides = field(default_factory=Overrides)
+    status: str = "new"
+    result: Event | None = None
+    _process: Any = None
+    _queue: Any = None
+    _stop: Any = None
+    _pause: Any = None
+    started_at: str = ""
+    started_event: Event | None = None
+    _stop_asked: float | None = None
+    _workdir: tempfile.TemporaryDirectory | None = None
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._workdir = tempfile.TemporaryDirectory(prefix="builder-app-run-")
+        job = _Job(
+            project_to_bytes(self.project),
+            self.overrides,
+            self._workdir.name,
+            os.path.join(self._workdir.name, "trained.kproj"),
+        )
+        self._queue = context.Queue()
+        self._stop = context.Event()
+        self._pause = context.Event()
+        self._process = context.Process(
+            target=_child_main, args=(job, self._queue, self._stop, self._pause), daemon=True, name="builder-app-training"
+        )
+        self._process.start()
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.status = "running"
+
+    # -- control ------------------------------------------------------ #
+    def stop(self) -> None:
+        """Asks the run to stop at the next batch end; it is ended after the grace period."""
+        if self._stop is not None and not self._stop.is_set():
+            self._stop.set()
+            self._pause.clear()
+            self._stop_asked = time.monotonic()
+
+    def pause(self) -> None:
+        if self._pause is not None:
+            self._pause.set()
+
+    def resume(self) -> None:
+        if self._pause is not None:
+            self._pause.clear()
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    # -- events ------------------------------------------------------- #
+    def poll(self, limit: int = 10_000) -> list[Event]:
+        """The events that arrived since the last call, without waiting."""
+        got: list[Event] = []
+        while len(got) < limit and not self.finished:
+            try:
+                item = self._queue.get_nowait()
+            except queue_module.Empty:
+                got.extend(self._check_child())
+                break
+            got.append(self._note(item))
+        return got
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
+        """Every event until the run ends (blocking)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.finished:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue_module.Empty:
+                yield from self._check_child()
+                if deadline is not None and time.monotonic() > deadline:
+                    self.stop()
+                continue
+            yield self._note(item)
+
+    def _note(self, item: Event) -> Event:
+        if item["kind"] == events.STARTED:
+            self.started_event = item
+        if item["kind"] in events.FINAL:
+            self.result = item
+            self.status = item.get("status", item["kind"])
+            self._process.join(timeout=5)
+        return item
+
+    def _check_child(self) -> list[Event]:
+        """Events the parent makes up: the child was ended, or died."""
+        if self.finished or self._process is None:
+            return []
+        overdue = self._stop_asked is not None and time.monotonic() - self._stop_asked > STOP_GRACE_SECONDS
+        if overdue and self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=5)
+            return [self._note(events.event(events.FINISHED, status="stopped", history={}, seconds=None, weights=None))]
+        if not self._process.is_alive():
+            try:  # the last events may still be in the pipe
+                item = self._queue.get(timeout=0.5)
+                return [self._note(item)]
+            except queue_module.Empty:
+                pass
+            code = self._process.exitcode
+            message = f"the training process ended unexpectedly (exit code {code})"
+            hint = "it may have run out of memory: try a smaller batch size" if code in (-9, 137) else ""
+            return [self._note(events.event(events.FAILED, message=message, hint=hint))]
+        return []
+
+    def trained_weights(self) -> Project | None:
+        """The trained project (the child's graph with its weights), or None when none came back."""
+        path = (self.result or {}).get("weights")
+        if not path:
+            return None
+        return load_project(path)
+
+    def close(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=5)
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+
+def run_record(run: TrainingRun) -> dict[str, Any]:
+    """What the project's run history keeps of a finished run."""
+    from builder_app.core.training_settings import resolve
+
+    result = run.result or {}
+    started = run.started_event or {}
+    return {
+        "started_at": run.started_at,
+        "status": result.get("status", result.get("kind")),
+        "message": result.get("message", ""),
+        "device": started.get("device", ""),
+        "seconds": result.get("seconds"),
+        "settings": resolve(run.overrides.apply(run.project.training), run.project.graph),
+        "history": result.get("history", {}),
+    }
+
+
+def copy_trained_weights(target: Project, trained: Project) -> None:
+    """Gives ``target``'s layers the trained weights, by layer name (sub-models too)."""
+
+    def copy(into, source) -> None:
+        for name, layer in into.layers.items():
+            other = source.layers.get(name)
+            if other is None:
+                continue
+            if layer.submodel is not None and other.submodel is not None:
+                copy(layer.submodel, other.submodel)
+            elif other.weights is not None:
+                layer.weights = [w.copy() for w in other.weights]
+
+    copy(target.graph, trained.graph)
+
+
+# ====================================================================== child
+def _child_main(job: _Job, queue, stop, pause) -> None:
+    """The child process: train, posting events; never raises."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        _train(job, queue, stop, pause)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one event
+        queue.put(events.event(events.FAILED, **_describe_failure(exc)))
+
+
+def _describe_failure(exc: BaseException) -> dict[str, str]:
+    from builder_app.core.keras_model import BuildError
+    from builder_app.core.training_settings import SettingsError
+    from builder_app.training.data import DataError
+
+    if isinstance(exc, (DataError, SettingsError, BuildError)):
+        return {"message": _one_line(str(exc)), "hint": getattr(exc, "hint", "")}
+    name = type(exc).__name__
+    text = _one_line(str(exc))
+    if name == "ResourceExhaustedError" or "out of memory" in text.lower() or isinstance(exc, MemoryError):
+        return {"message": f"out of memory while training ({name})", "hint": "try a smaller batch size"}
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" (in {Path(last.filename).name}, line {last.lineno})"
+    return {"message": f"training failed: {name}: {text}{where}", "hint": ""}
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _train(job: _Job, queue, stop, pause) -> None:
+    import keras
+
+    from builder_app.core.keras_model import build_keras_model
+    from builder_app.core.project import project_from_bytes, save_project
+    from builder_app.core.training_settings import resolve
+    from builder_app.training import data as data_module
+
+    project = project_from_bytes(job.project, "the project")
+    settings = resolve(job.overrides.apply(project.training), project.graph)
+    devices = _configure_devices()
+    keras.utils.set_random_seed(settings["seed"])
+    if settings["mixed_precision"]:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    if settings["data"] is None:
+        raise data_module.DataError("the project names no training data: choose a dataset (--data)")
+    shapes = [tuple(t.shape) for t in build_keras_model(project.graph, with_weights=False, validate=True).inputs]
+    loaded = data_module.load(settings["data"], seed=settings["seed"], input_shapes=shapes)
+    strategy = _strategy(devices)
+    with strategy.scope() if strategy else _null():
+        model = build_keras_model(project.graph)
+        model.compile(
+            optimizer=_optimizer(settings),
+            loss=settings["loss"][0] if len(settings["loss"]) == 1 else settings["loss"],
+            metrics=settings["metrics"][0] if len(settings["metrics"]) == 1 else settings["metrics"],
+        )
+    losses = settings["loss"]
+    if job.overrides.fix_data:
+        loaded, _ = data_module.apply_fixes(loaded, model, losses)
+    problems = data_module.check_fit(loaded, model, losses)
+    if problems:
+        fixes = [p.fix for p in problems if p.fix]
+        error = data_module.DataError("; ".join(p.message for p in problems))
+        error.hint = f"fix: {'; '.join(fixes)}" if fixes else ""
+        raise error
+    if settings["validation"] is not None:
+        train = loaded.take(_order(len(loaded), settings))
+        validation = data_module.load(settings["validation"], seed=settings["seed"], input_shapes=shapes)
+    else:
+        train, validation = data_module.split(
+            loaded, settings["validation_split"], shuffle=settings["shuffle"], seed=settings["seed"]
+        )
+    batch_size = settings["batch_size"]
+    steps = math.ceil(len(train) / batch_size)
+    metric_names = ["loss", *_metric_names(model, settings)]
+    names = metric_names + ([f"val_{m}" for m in metric_names] if validation is not None else [])
+    queue.put(
+        events.event(
+            events.STARTED,
+            device=devices["description"],
+            epochs=settings["epochs"],
+            steps_per_epoch=steps,
+            batch_size=batch_size,
+            samples=len(train),
+            validation_samples=len(validation) if validation is not None else 0,
+            metrics=names,
+        )
+    )
+    reporter = _reporter(queue, stop, pause, batch_size, steps)
+    callbacks = [reporter, *_callbacks(settings, job.workdir)]
+    started = time.monotonic()
+    history = model.fit(
+        _one_or_list(train.x),
+        _one_or_list(train.y),
+        batch_size=batch_size,
+        epochs=settings["epochs"],
+        validation_data=(_one_or_list(validation.x), _one_or_list(validation.y)) if validation is not None else None,
+        shuffle=settings["shuffle"],
+        callbacks=callbacks,
+        verbose=0,
+    )
+    status = "completed"
+    if stop.is_set():
+        status = "stopped"
+    elif reporter.nan:
+        status = "nan"
+    elif model.stop_training:
+        status = "early_stopped"
+    from builder_app.core.keras_model import copy_weights_to_graph
+
+    copy_weights_to_graph(project.graph, model)
+    save_project(project, job.weights_out)
+    queue.put(
+        events.event(
+            events.FINISHED,
+            status=status,
+            history={k: [float(v) for v in values] for k, values in history.history.items()},
+            seconds=time.monotonic() - started,
+            weights=job.weights_out,
+        )
+    )
+
+
+def _order(n: int, settings: dict[str, Any]):
+    import numpy as np
+
+    return np.random.default_rng(settings["seed"]).permutation(n) if settings["shuffle"] else np.arange(n)
+
+
+def _one_or_list(arrays: list) -> Any:
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _configure_devices() -> dict[str, Any]:
+    """GPUs with memory growth on; a description of what trains."""
+    import keras
+
+    description = "CPU"
+    count = 0
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        for gpu in gpus:
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except (RuntimeError, ValueError):
+                pass  # already initialised
+        count = len(gpus)
+        if gpus:
+            names = []
+            for gpu in gpus:
+                try:
+                    names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+                except (RuntimeError, ValueError):
+                    names.append(gpu.name)
+            description = f"GPU: {names[0]}" if count == 1 else f"{count} GPUs: {', '.join(names)}"
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        count = len(gpus)
+        if gpus:
+            description = f"GPU: {gpus[0].device_kind}" if count == 1 else f"{count} GPUs: {gpus[0].device_kind}"
+    return {"description": description, "gpus": count}
+
+
+def _strategy(devices: dict[str, Any]):
+    """MirroredStrategy when several GPUs are visible (TensorFlow backend), else None."""
+    import keras
+
+    if devices["gpus"] > 1 and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy()
+    return None
+
+
+def _optimizer(settings: dict[str, Any]):
+    import keras
+
+    spec = settings["optimizer"]
+    config = dict(spec["config"])
+    schedule = settings["learning_rate_schedule"]
+    if schedule is not None:
+        config["learning_rate"] = getattr(keras.optimizers.schedules, schedule["class_name"])(**schedule["config"])
+    return getattr(keras.optimizers, spec["class_name"])(**config)
+
+
+def _callbacks(settings: dict[str, Any], workdir: str) -> list:
+    import keras
+
+    from builder_app.core.training_settings import CALLBACKS
+
+    made = []
+    for key, config in settings["callbacks"].items():
+        made.append(getattr(keras.callbacks, CALLBACKS[key])(**config))
+    return made
+
+
+def _metric_names(model, settings: dict[str, Any]) -> list[str]:
+    names = []
+    for metrics in settings["metrics"]:
+        for metric in metrics:
+            names.append({"acc": "accuracy", "ce": "crossentropy"}.get(metric, metric))
+    return names if len(settings["metrics"]) == 1 else []
+
+
+def _reporter(*args):
+    """The callback that posts batch and epoch events and honours stop and pause.
+
+    It touches nothing but the queue and the two flags. Defined here, in a
+    function, because keras is imported only in the child.
+    """
+    import keras
+
+    class Reporter(keras.callbacks.Callback):
+        def __init__(self, queue, stop, pause, batch_size, steps):
+            super().__init__()
+            self.queue, self.stop, self.pause = queue, stop, pause
+            self.batch_size, self.steps = batch_size, steps
+            self.epoch = 0
+            self.nan = False
+            self.started = time.monotonic()
+            self.last_sent = 0.0
+            self.window_start = time.monotonic()
+            self.window_batches = 0
+            self.epoch_started = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self.epoch_started = time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.window_batches += 1
+            now = time.monotonic()
+            last_of_epoch = batch == self.steps - 1
+            if now - self.last_sent >= BATCH_EVENT_SECONDS or last_of_epoch:
+                loss = float((logs or {}).get("loss", float("nan")))
+                elapsed = max(now - self.window_start, 1e-9)
+                self.queue.put(
+                    events.event(
+                        events.BATCH,
+                        epoch=self.epoch,
+                        step=batch,
+                        global_step=self.epoch * self.steps + batch,
+                        loss=loss,
+                        learning_rate=_learning_rate(self.model),
+                        samples_per_second=self.window_batches * self.batch_size / elapsed,
+                        seconds=now - self.started,
+                    )
+                )
+                self.last_sent = now
+                self.window_start = now
+                self.window_batches = 0
+                if math.isnan(loss) or math.isinf(loss):
+                    self.nan = True
+            if self.pause.is_set() and not self.stop.is_set():
+                self.queue.put(events.event(events.PAUSED))
+                while self.pause.is_set() and not self.stop.is_set():
+                    time.sleep(0.05)
+                self.queue.put(events.event(events.RESUMED))
+                self.window_start = time.monotonic()
+                self.window_batches = 0
+            if self.stop.is_set():
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.monotonic() - self.epoch_started
+            samples = self.steps * self.batch_size
+            clean = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
+            if any(math.isnan(v) for k, v in clean.items() if k.endswith("loss")):
+                self.nan = True
+            self.queue.put(
+                events.event(
+                    events.EPOCH,
+                    epoch=epoch,
+                    logs=clean,
+                    learning_rate=_learning_rate(self.model),
+                    seconds=seconds,
+                    samples_per_second=samples / max(seconds, 1e-9),
+                )
+            )
+
+    return Reporter(*args)
+
+
+def _learning_rate(model) -> float:
+    try:
+        return float(model.optimizer.learning_rate)
+    except (TypeError, ValueError, AttributeError):
+        return float("nan")
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

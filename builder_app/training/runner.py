@@ -48,6 +48,9 @@ class Overrides:
     optimizer: str | None = None
     learning_rate: float | None = None
     fix_data: bool = False
+    #: Split the CPU into this many logical devices and train on them all with
+    #: MirroredStrategy (TensorFlow backend): the multi-device path, without GPUs.
+    cpu_replicas: int = 0
 
     def apply(self, training: dict[str, Any]) -> dict[str, Any]:
         merged = dict(training)
@@ -139,6 +142,12 @@ class TrainingRun:
             self._stop.set()
             self._pause.clear()
             self._stop_asked = time.monotonic()
+
+    def terminate(self) -> None:
+        """Ends the child at once, as a crash would (no weights come back)."""
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
 
     def pause(self) -> None:
         if self._pause is not None:
@@ -301,13 +310,15 @@ def _train(job: _Job, queue, stop, pause) -> None:
 
     project = project_from_bytes(job.project, "the project")
     settings = resolve(job.overrides.apply(project.training), project.graph)
-    devices = _configure_devices()
+    devices = _configure_devices(job.overrides.cpu_replicas)
     keras.utils.set_random_seed(settings["seed"])
     if settings["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
     if settings["data"] is None:
         raise data_module.DataError("the project names no training data: choose a dataset (--data)")
-    shapes = [tuple(t.shape) for t in build_keras_model(project.graph, with_weights=False, validate=True).inputs]
+    shapes = [
+        tuple(project.graph.layer_of(node).config.get("batch_shape") or ()) for node in project.graph.model_inputs()
+    ]
     loaded = data_module.load(settings["data"], seed=settings["seed"], input_shapes=shapes)
     strategy = _strategy(devices)
     with strategy.scope() if strategy else _null():
@@ -402,7 +413,7 @@ class _null:
         return False
 
 
-def _configure_devices() -> dict[str, Any]:
+def _configure_devices(cpu_replicas: int = 0) -> dict[str, Any]:
     """GPUs with memory growth on; a description of what trains."""
     import keras
 
@@ -410,6 +421,11 @@ def _configure_devices() -> dict[str, Any]:
     count = 0
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
+
+        if cpu_replicas > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+            return {"description": f"{cpu_replicas} logical CPUs", "gpus": 0, "cpus": cpu_replicas}
 
         gpus = tf.config.list_physical_devices("GPU")
         for gpu in gpus:
@@ -433,17 +449,21 @@ def _configure_devices() -> dict[str, Any]:
         count = len(gpus)
         if gpus:
             description = f"GPU: {gpus[0].device_kind}" if count == 1 else f"{count} GPUs: {gpus[0].device_kind}"
-    return {"description": description, "gpus": count}
+    return {"description": description, "gpus": count, "cpus": 0}
 
 
 def _strategy(devices: dict[str, Any]):
-    """MirroredStrategy when several GPUs are visible (TensorFlow backend), else None."""
+    """MirroredStrategy when several GPUs (or logical CPUs) are there (TensorFlow backend), else None."""
     import keras
 
-    if devices["gpus"] > 1 and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
 
+    if devices["gpus"] > 1:
         return tf.distribute.MirroredStrategy()
+    if devices["cpus"] > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     return None
 
 
@@ -465,6 +485,9 @@ def _callbacks(settings: dict[str, Any], workdir: str) -> list:
 
     made = []
     for key, config in settings["callbacks"].items():
+        if key == "backup_and_restore":
+            # Two checkpoints: a crash while one is written leaves the other.
+            config = {"double_checkpoint": True, **config}
         made.append(getattr(keras.callbacks, CALLBACKS[key])(**config))
     return made
 

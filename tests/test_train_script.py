@@ -136,3 +136,39 @@ def test_builtin_datasets_load_offline_and_repeat(name):
     assert len(x1) == len(y1) > 100 and x1.dtype == np.float32
     np.testing.assert_array_equal(x1, x2)
     np.testing.assert_array_equal(y1, y2)
+
+
+def test_schedules_callbacks_and_csv_data_reach_the_script(tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    with open(tmp_path / "flowers.csv", "w") as handle:
+        handle.write("sepal_l,sepal_w,petal_l,petal_w,species\n")
+        for row, label in zip(iris.data, iris.target, strict=True):
+            handle.write(",".join(f"{v:.1f}" for v in row) + f",{iris.target_names[label]}\n")
+    project = load_project(EXAMPLES / "iris_mlp.kproj")
+    project.training = {
+        "data": {"source": "csv", "path": "flowers.csv", "target": "species"},
+        "epochs": 3,
+        "learning_rate_schedule": {
+            "class_name": "CosineDecay",
+            "config": {"initial_learning_rate": 0.02, "decay_steps": 100, "warmup_steps": 5, "warmup_target": 0.05},
+        },
+        "callbacks": {
+            "terminate_on_nan": {},
+            "early_stopping": {"monitor": "val_loss", "patience": 2},
+            "csv_logger": {"filename": "log.csv"},
+        },
+    }
+    unformatted = training_script(project, reformat=False)
+    assert (
+        "keras.optimizers.Adam(learning_rate=keras.optimizers.schedules.CosineDecay("
+        "initial_learning_rate=0.02, decay_steps=100, warmup_steps=5, warmup_target=0.05))"
+    ) in unformatted
+    assert 'keras.callbacks.EarlyStopping(monitor="val_loss", patience=2)' in unformatted
+    script = write(training_script(project), tmp_path / "train.py")
+    done = run_script(script)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert log[0] == "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss" or log[0].startswith("epoch,")
+    assert len(log) == 4  # a header and three epochs

@@ -104,21 +104,43 @@ def resolve(training: Mapping[str, Any], graph: ModelGraph) -> dict[str, Any]:
     return settings
 
 
+#: Data sources: the keys each one needs (all text) and those it may have.
+_SOURCES = {
+    "builtin": (("name",), ()),
+    "keras": (("name",), ()),
+    "npz": (("path",), ()),
+    "npy": (("x", "y"), ()),
+    "csv": (("path", "target"), ()),
+    "images": (("path",), ("image_size",)),
+}
+_KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+
+
 def _data(spec: Any) -> dict[str, Any] | None:
     if spec is None:
         return None
     if not isinstance(spec, Mapping):
         raise SettingsError("data must be an object such as {\"source\": \"builtin\", \"name\": \"digits\"}")
     source = spec.get("source")
-    if source == "builtin":
-        if spec.get("name") not in BUILTIN:
-            raise SettingsError(f"data: unknown built-in dataset {spec.get('name')!r} (known: {', '.join(BUILTIN)})")
-        return {"source": "builtin", "name": spec["name"]}
-    if source == "npz":
-        if not isinstance(spec.get("path"), str) or not spec["path"]:
-            raise SettingsError("data: an npz source needs a 'path'")
-        return {"source": "npz", "path": spec["path"]}
-    raise SettingsError(f"data: unknown source {source!r} (known: builtin, npz)")
+    if source not in _SOURCES:
+        raise SettingsError(f"data: unknown source {source!r} (known: {', '.join(_SOURCES)})")
+    needed, optional = _SOURCES[source]
+    for key in needed:
+        if not isinstance(spec.get(key), str) or not spec[key]:
+            raise SettingsError(f"data: a {source} source needs a '{key}'")
+    unknown = sorted(set(spec) - {"source", *needed, *optional})
+    if unknown:
+        raise SettingsError(f"data: a {source} source takes no {unknown[0]!r}")
+    if source == "builtin" and spec["name"] not in BUILTIN:
+        raise SettingsError(f"data: unknown built-in dataset {spec['name']!r} (known: {', '.join(BUILTIN)})")
+    if source == "keras" and spec["name"] not in _KERAS_DATASETS:
+        raise SettingsError(f"data: unknown Keras dataset {spec['name']!r} (known: {', '.join(_KERAS_DATASETS)})")
+    size = spec.get("image_size")
+    if size is not None and not (
+        isinstance(size, list) and len(size) == 2 and all(isinstance(d, int) and d > 0 for d in size)
+    ):
+        raise SettingsError("data: image_size must be [height, width]")
+    return dict(spec)
 
 
 def _optimizer(spec: Any) -> dict[str, Any]:

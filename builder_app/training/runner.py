@@ -34,6 +34,8 @@ from builder_app.training.events import Event
 
 #: How long Stop waits for the child to finish its batch before ending it.
 STOP_GRACE_SECONDS = 2.0
+#: How much lower the child's scheduling priority is than the app's (POSIX nice).
+CHILD_NICENESS = 10
 #: Batch events are sent at most this often (each one costs the training loop a sync).
 BATCH_EVENT_SECONDS = 0.05
 
@@ -270,6 +272,9 @@ def copy_trained_weights(target: Project, trained: Project) -> None:
 def _child_main(job: _Job, queue, stop, pause) -> None:
     """The child process: train, posting events; never raises."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if hasattr(os, "nice"):
+        # The GUI comes first: training takes the processor time the window leaves.
+        os.nice(CHILD_NICENESS)
     try:
         _train(job, queue, stop, pause)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one event

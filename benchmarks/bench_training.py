@@ -1,0 +1,205 @@
+"""Training in the app against plain ``model.fit``, and the GUI while it trains.
+
+Targets (issue "Training"): the app's throughput >= 0.97 x plain ``model.fit`` of
+the exported model on the same data; while training, the GUI's event loop
+answers: the largest gap between 10 ms timer ticks has p99 <= 50 ms; the GUI
+process's memory does not grow during a run with live plotting.
+
+Everything is measured in this run, on this machine: the app trains in its child
+process (events streamed back), plain ``fit`` runs in a child process of the
+same kind (a fresh Python), on the same data, model and settings. Throughput
+counts the epochs after the first (which includes tracing).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import statistics
+import sys
+import time
+
+NAME = "training"
+
+EPOCHS = 8
+BATCH_SIZE = 64
+SAMPLES = 20_000
+
+
+def _project():
+    from builder_app.core.catalog import default_config
+    from builder_app.core.graph import ModelGraph
+    from builder_app.core.ops import Connect, add_layer
+    from builder_app.core.project import Project
+
+    graph = ModelGraph("bench_mlp")
+    previous = None
+    for class_name, params in (
+        ("InputLayer", {"batch_shape": [None, 32], "dtype": "float32"}),
+        ("Dense", {"units": 256, "activation": "relu"}),
+        ("Dense", {"units": 256, "activation": "relu"}),
+        ("Dense", {"units": 10, "activation": "softmax"}),
+    ):
+        op = add_layer(graph, class_name, {**default_config(class_name), **params})
+        graph.apply(op)
+        if previous is not None:
+            graph.apply(Connect(previous, 0, op.node.id, 0))
+        previous = op.node.id
+    return Project(graph)
+
+
+def _data(folder: str) -> str:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(SAMPLES, 32)).astype("float32")
+    y = (x[:, :10].argmax(axis=1)).astype("int64")
+    path = os.path.join(folder, "data.npz")
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def _plain_fit(script: str, data: str, out) -> None:
+    """The baseline, in a fresh process: the exported training script's model, plain fit."""
+    import runpy
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import numpy as np
+
+    namespace = runpy.run_path(script)
+    keras.utils.set_random_seed(0)
+    with np.load(data) as arrays:
+        x, y = arrays["x"], arrays["y"]
+    cut = int(len(x) * 0.8)
+    model = namespace["build_model"]()
+    model.compile(optimizer=namespace["make_optimizer"](), loss=namespace["LOSS"], metrics=namespace["METRICS"])
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    model.fit(
+        x[:cut], y[:cut], batch_size=BATCH_SIZE, epochs=EPOCHS, validation_data=(x[cut:], y[cut:]),
+        callbacks=[Timer()], verbose=0,
+    )
+    out.put(times)
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run() -> list[tuple[str, str]]:
+    import tempfile
+
+    from builder_app.exporters.train_script import training_script
+    from builder_app.training import events
+    from builder_app.training.runner import Overrides, TrainingRun
+
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        data = _data(folder)
+        project = _project()
+        project.training = {
+            "data": {"source": "npz", "path": data},
+            "epochs": EPOCHS,
+            "batch_size": BATCH_SIZE,
+            "shuffle": True,
+            "callbacks": {},
+        }
+        script = os.path.join(folder, "train.py")
+        with open(script, "w") as handle:
+            handle.write(training_script(project))
+
+        context = multiprocessing.get_context("spawn")
+        out = context.Queue()
+        baseline = context.Process(target=_plain_fit, args=(script, data, out))
+        baseline.start()
+        plain_times = out.get(timeout=600)
+        baseline.join()
+
+        headless = TrainingRun(project, Overrides())
+        headless.start()
+        headless_times = [e["seconds"] for e in headless.events(timeout=600) if e["kind"] == events.EPOCH]
+        headless.close()
+
+        gui = _gui()
+        run = TrainingRun(project, Overrides())
+        app_times: list[float] = []
+        gaps: list[float] = []
+        rss: list[float] = []
+        run.start()
+        if gui is not None:
+            app, dashboard, QTimer = gui
+            last = [time.perf_counter()]
+
+            def tick() -> None:
+                now = time.perf_counter()
+                gaps.append((now - last[0]) * 1000)
+                last[0] = now
+                for event in run.poll():
+                    dashboard.add_event(event)
+                    if event["kind"] == events.EPOCH:
+                        app_times.append(event["seconds"])
+                        rss.append(_rss_mib())
+                if run.finished:
+                    app.quit()
+
+            timer = QTimer()
+            timer.setInterval(10)
+            timer.timeout.connect(tick)
+            timer.start()
+            app.exec()
+            timer.stop()
+        else:
+            for event in run.events(timeout=600):
+                if event["kind"] == events.EPOCH:
+                    app_times.append(event["seconds"])
+        status = run.status
+        run.close()
+
+    plain = (EPOCHS - 1) * int(SAMPLES * 0.8) / sum(plain_times[1:])
+    in_app = (EPOCHS - 1) * int(SAMPLES * 0.8) / sum(app_times[1:]) if len(app_times) > 1 else float("nan")
+    rows.append(("model", f"MLP 32-256-256-10, {SAMPLES} samples, batch {BATCH_SIZE}, {EPOCHS} epochs ({status})"))
+    rows.append(("plain model.fit samples/s", f"{plain:,.0f}"))
+    headless_rate = (EPOCHS - 1) * int(SAMPLES * 0.8) / sum(headless_times[1:])
+    rows.append(("app run, no GUI (builder-app train) samples/s", f"{headless_rate:,.0f}"))
+    rows.append(("app run, no GUI / plain fit", f"{headless_rate / plain:.3f}x (target >= 0.97)"))
+    rows.append(("app run with the live dashboard samples/s", f"{in_app:,.0f}"))
+    rows.append(("app run with the dashboard / plain fit", f"{in_app / plain:.3f}x (target >= 0.97)"))
+    if gaps:
+        ordered = sorted(gaps[1:])
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        rows.append(("GUI 10 ms tick gap p99 / max", f"{p99:.1f} / {ordered[-1]:.1f} ms over {len(gaps)} ticks (target p99 <= 50)"))
+        rows.append(("GUI median tick gap", f"{statistics.median(ordered):.1f} ms"))
+    if len(rss) > 1:
+        rows.append(("GUI memory over the run", f"{rss[0]:.0f} -> {rss[-1]:.0f} MiB (after epoch 1 -> last)"))
+    return rows
+
+
+def _gui():
+    """(QApplication, TrainingDashboard, QTimer), or None when the dashboard is not there."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+
+        from builder_app.ui.dashboard import TrainingDashboard
+    except ImportError as exc:
+        print(f"  training: no GUI measurement ({exc})", file=sys.stderr)
+        return None
+    app = QApplication.instance() or QApplication([])
+    dashboard = TrainingDashboard()
+    dashboard.resize(1200, 800)
+    dashboard.show()
+    return app, dashboard, QTimer

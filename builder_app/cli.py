@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        from builder_app.core.quiet import import_keras_quietly
+
+        import_keras_quietly()
         if args.command == "validate":
             return _validate(args.project, as_json=args.json)
         if args.command == "summary":

@@ -70,6 +70,7 @@ class Overrides:
                 config = {k: v for k, v in config.items() if k == "learning_rate"}
             if self.learning_rate is not None:
                 config["learning_rate"] = self.learning_rate
+                merged["learning_rate_schedule"] = None  # a learning rate given now is constant
             optimizer["config"] = config
             merged["optimizer"] = optimizer
         return merged
@@ -276,6 +277,9 @@ def _child_main(job: _Job, queue, stop, pause) -> None:
         # The GUI comes first: training takes the processor time the window leaves.
         os.nice(CHILD_NICENESS)
     try:
+        from builder_app.core.quiet import import_keras_quietly
+
+        import_keras_quietly()
         _train(job, queue, stop, pause)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one event
         queue.put(events.event(events.FAILED, **_describe_failure(exc)))

@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--update-project", action="store_true", help="keep the trained weights and the run in the project file"
     )
+    train.add_argument("--gui", action="store_true", help="train in a window with the live dashboard")
 
     summary = commands.add_parser(
         "summary",
@@ -291,6 +292,8 @@ def _train(args: argparse.Namespace) -> int:
     project = _load(args.project)
     if project is None:
         return EXIT_UNREADABLE
+    if args.gui:
+        return _train_window(project, args)
     from builder_app.training.data import DataError, parse_spec
     from builder_app.training.runner import Overrides, TrainingRun, copy_trained_weights, run_record
 
@@ -344,6 +347,27 @@ def _train(args: argparse.Namespace) -> int:
     finally:
         run.close()
     return EXIT_VALID if result.get("status") in ("completed", "early_stopped", "stopped") else EXIT_INVALID
+
+
+def _train_window(project, args: argparse.Namespace) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    from builder_app.ui.training_window import TrainingWindow
+
+    app = QApplication.instance() or QApplication([])
+    window = TrainingWindow(project)
+    if args.data:
+        window.data.setCurrentText(args.data)
+    if args.epochs:
+        window.epochs.setValue(args.epochs)
+    if args.batch_size:
+        window.batch_size.setValue(args.batch_size)
+    if args.optimizer:
+        window.optimizer.setCurrentText(args.optimizer)
+    if args.learning_rate:
+        window.learning_rate.setValue(args.learning_rate)
+    window.show()
+    return app.exec()
 
 
 def _print_event(event: dict, rows: list[dict]) -> None:

@@ -1,0 +1,933 @@
+"""The live training dashboard: loss, metrics, learning rate and progress of one run.
+
+:class:`TrainingDashboard` reads the events of :mod:`builder_app.training.events`
+(plain dicts) through :meth:`TrainingDashboard.add_event` and draws them with
+pyqtgraph. It knows nothing of TensorFlow or Keras, nor of how the events arrive:
+the caller drains the runner's queue and hands each event over on the GUI thread.
+
+Thousands of batch events a second must stay cheap, so an event only appends to
+numpy arrays that double when full and marks what changed; a single-shot timer
+redraws at most ``max_redraws_per_second`` times, feeding each curve once with
+``setData()`` (peak downsampling and clipping to the view keep 100k-point curves
+fast to paint).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+# isort: split
+# pyqtgraph binds to the Qt already imported: PySide6, above.
+import pyqtgraph as pg
+
+from builder_app.training import events as ev
+
+pg.setConfigOptions(antialias=True)
+
+DEFAULT_SMOOTHING = 0.6
+MAX_SMOOTHING = 0.99
+
+#: Colours of the current run's series (Tailwind-like, readable on light and dark).
+TRAIN_COLOR = "#2563eb"
+VALIDATION_COLOR = "#ea580c"
+SMOOTHED_COLOR = "#1d4ed8"
+RAW_COLOR = (37, 99, 235, 70)
+LEARNING_RATE_COLOR = "#7c3aed"
+THROUGHPUT_COLOR = "#059669"
+#: Previous runs cycle through muted colours, drawn dashed behind the current run.
+PREVIOUS_COLORS = ("#64748b", "#0d9488", "#db2777", "#a16207", "#7c3aed", "#0891b2")
+PREVIOUS_ALPHA = 150
+
+_STATUS_COLORS = {
+    "idle": "#94a3b8",
+    "running": "#16a34a",
+    "paused": "#d97706",
+    "stopped": "#64748b",
+    "finished": "#2563eb",
+    "failed": "#dc2626",
+}
+
+# What a redraw has to refresh.
+_BATCHES = 1
+_EPOCHS = 2
+_RESMOOTH = 4
+_LABELS = 8
+
+# Keys of the epoch logs that have their own plot rather than a metric plot.
+_LEARNING_RATE_KEYS = ("learning_rate", "lr")
+_VAL_PREFIX = "val_"
+_MAX_EPOCH_LINES = 200
+
+
+def tensorboard_smooth(
+    values: Iterable[float], weight: float, last: float = 0.0, count: int = 0
+) -> tuple[np.ndarray, float, int]:
+    """Smooths a scalar series exactly as TensorBoard's scalar dashboard does.
+
+    An exponential moving average with debiasing: for each finite value,
+    ``last = last * weight + (1 - weight) * value``, ``count += 1`` and the
+    smoothed value is ``last / (1 - weight ** count)`` (``last`` itself when
+    ``weight == 1``). Non-finite values pass through and do not count. Pass the
+    returned ``last`` and ``count`` back to smooth a continuation of the series.
+
+    Args:
+        values: The raw values, in step order.
+        weight: The smoothing weight, 0 (none) to 1.
+        last: The running average so far (0 for a new series).
+        count: How many finite values the running average has seen so far.
+
+    Returns:
+        The smoothed values, and the ``last`` and ``count`` to continue with.
+    """
+    out = []
+    append = out.append
+    isfinite = math.isfinite
+    keep = 1.0 - weight
+    for value in np.asarray(values, dtype=np.float64).tolist():
+        if not isfinite(value):
+            append(value)
+            continue
+        last = last * weight + keep * value
+        count += 1
+        append(last / (1.0 - weight**count) if weight != 1.0 else last)
+    return np.asarray(out, dtype=np.float64), last, count
+
+
+def metric_base_name(key: str) -> str:
+    """The plot a Keras log key belongs on: ``"val_loss"`` -> ``"loss"``."""
+    return key[len(_VAL_PREFIX) :] if key.startswith(_VAL_PREFIX) else key
+
+
+def is_loss_metric(name: str) -> bool:
+    """Whether the log-scale toggle applies to a metric's plot (losses and errors)."""
+    return "loss" in name or "error" in name
+
+
+def _number(value: Any) -> float:
+    """A log value as a float; NaN for None or anything not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class _BatchLog:
+    """Per-batch columns in numpy arrays that double when full (amortised O(1) appends).
+
+    Each column is one contiguous row of a 2-D array, so ``column(i)`` is a view that
+    pyqtgraph takes without copying.
+    """
+
+    STEP, EPOCH, STEP_IN_EPOCH, LOSS, LEARNING_RATE, SAMPLES_PER_SECOND = range(6)
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._data = np.empty((6, capacity), dtype=np.float64)
+        self.size = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._data.shape[1]
+
+    def append(
+        self, step: float, epoch: float, step_in_epoch: float, loss: float, lr: float, sps: float
+    ) -> None:
+        n = self.size
+        data = self._data
+        if n == data.shape[1]:
+            data = np.empty((6, 2 * n), dtype=np.float64)
+            data[:, :n] = self._data
+            self._data = data
+        data[0, n] = step
+        data[1, n] = epoch
+        data[2, n] = step_in_epoch
+        data[3, n] = loss
+        data[4, n] = lr
+        data[5, n] = sps
+        self.size = n + 1
+
+    def column(self, index: int) -> np.ndarray:
+        return self._data[index, : self.size]
+
+    def clear(self) -> None:
+        self.size = 0
+
+
+class _EpochAxis(pg.AxisItem):
+    """A bottom axis that only ticks whole epochs."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        levels = super().tickValues(minVal, maxVal, size)
+        return [
+            (max(spacing, 1.0), [v for v in values if abs(v - round(v)) < 1e-6])
+            for spacing, values in levels
+        ]
+
+
+class _MetricPlot:
+    """One per-epoch plot: a metric's train and validation curves, and previous runs'."""
+
+    def __init__(self, name: str, widget: pg.PlotWidget) -> None:
+        self.name = name
+        self.widget = widget
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.previous: list[pg.PlotDataItem] = []
+
+
+class TrainingDashboard(QtWidgets.QWidget):
+    """Live plots and status of one training run, with previous runs for comparison.
+
+    Feed it the run's events with :meth:`add_event`, **on the GUI thread only**: the
+    widget is not thread-safe, and the caller (the runner's queue reader) must hand
+    events over from the thread that owns the widget, e.g. through a queued signal
+    connected to :meth:`add_event`. Events are absorbed at once; the plots follow at
+    most ``max_redraws_per_second`` times a second (:meth:`flush` redraws now).
+
+    Args:
+        parent: The parent widget.
+        max_redraws_per_second: The most redraws a second, however fast events arrive.
+    """
+
+    def __init__(
+        self, parent: QtWidgets.QWidget | None = None, *, max_redraws_per_second: float = 20.0
+    ) -> None:
+        super().__init__(parent)
+        self._batches = _BatchLog()
+        self._smoothed = np.empty(self._batches.capacity, dtype=np.float64)
+        self._redraw_timer = QtCore.QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(max(1, round(1000 / max_redraws_per_second)))
+        self._redraw_timer.timeout.connect(self._redraw)
+        self._redraws = 0
+        self._metric_plots: dict[str, _MetricPlot] = {}
+        self._previous_runs: list[tuple[str, dict[str, list[float]]]] = []
+        self._previous_lr_curves: list[pg.PlotDataItem] = []
+        self._epoch_lines: list[pg.InfiniteLine] = []
+        self._metric_columns = 0
+        self._handlers = {
+            ev.STARTED: self._on_started,
+            ev.BATCH: self._on_batch,
+            ev.EPOCH: self._on_epoch,
+            ev.PAUSED: self._on_paused,
+            ev.RESUMED: self._on_resumed,
+            ev.FINISHED: self._on_finished,
+            ev.FAILED: self._on_failed,
+        }
+        self._clear_run_state()
+        self._build()
+        self._refresh_labels()
+
+    # ----------------------------------------------------------------- public API
+
+    @QtCore.Slot(dict)
+    def add_event(self, event: dict[str, Any]) -> None:
+        """Takes one training event (see :mod:`builder_app.training.events`).
+
+        Call on the GUI thread only. Unknown kinds are ignored; a ``started`` event
+        after another run's events clears them first, as :meth:`reset` does.
+        """
+        handler = self._handlers.get(event.get("kind"))
+        if handler is not None:
+            handler(event)
+            if not self._redraw_timer.isActive():
+                self._redraw_timer.start()
+
+    def reset(self) -> None:
+        """Clears the current run's data for a new run; previous runs stay overlaid."""
+        self._clear_run_state()
+        self._rebuild_metric_plots()
+        for line in self._epoch_lines:
+            self.batch_plot.removeItem(line)
+        self._epoch_lines.clear()
+        for curve in (
+            self.raw_loss_curve,
+            self.smoothed_loss_curve,
+            self.lr_batch_curve,
+            self.lr_epoch_curve,
+            self.throughput_curve,
+        ):
+            curve.setData([], [])
+        self._redraw_timer.stop()
+        self._refresh_labels()
+
+    def show_previous_runs(self, runs: Sequence[Mapping[str, Any]]) -> None:
+        """Overlays previous runs on the per-epoch plots, dashed and dimmer, with a legend.
+
+        Args:
+            runs: Each ``{"name": str, "history": {log key: [one value per epoch]}}``
+                (Keras's ``History.history``). Replaces the runs shown before; an
+                empty list removes them.
+        """
+        self._previous_runs = [
+            (
+                str(run.get("name", f"run {i + 1}")),
+                {str(k): [_number(v) for v in vs] for k, vs in dict(run.get("history") or {}).items()},
+            )
+            for i, run in enumerate(runs)
+        ]
+        self._draw_previous_runs()
+
+    def flush(self) -> None:
+        """Redraws now whatever changed since the last redraw."""
+        self._redraw_timer.stop()
+        self._redraw()
+
+    def batch_count(self) -> int:
+        """How many batch events the current run has had."""
+        return self._batches.size
+
+    def epoch_count(self) -> int:
+        """How many epoch events the current run has had."""
+        return self._epochs_seen
+
+    def redraw_count(self) -> int:
+        """How many redraws happened since the widget was made (coalescing shows here)."""
+        return self._redraws
+
+    def smoothing(self) -> float:
+        """The batch-loss smoothing weight, 0 to 0.99."""
+        return self._weight
+
+    def set_smoothing(self, weight: float) -> None:
+        """Sets the smoothing weight (0 to 0.99, in steps of 0.01) and re-smooths the curve."""
+        self.smoothing_slider.setValue(round(min(max(weight, 0.0), MAX_SMOOTHING) * 100))
+
+    def log_scale(self) -> bool:
+        """Whether the loss axes are logarithmic."""
+        return self.log_scale_check.isChecked()
+
+    def set_log_scale(self, on: bool) -> None:
+        """Makes the loss axes (batch loss and every loss-like metric) logarithmic or linear."""
+        self.log_scale_check.setChecked(on)
+
+    def status(self) -> str:
+        """The run's state: idle, running, paused, stopped, finished or failed."""
+        return self._state
+
+    def status_text(self) -> str:
+        """The status line as plain text, with the failure's hint on a second line."""
+        return f"{self._status_text}\n{self._hint}" if self._hint else self._status_text
+
+    def metric_names(self) -> list[str]:
+        """The per-epoch plots' metric base names (``"loss"``, ``"accuracy"``...), in order."""
+        return list(self._metric_plots)
+
+    def metric_plot(self, name: str) -> pg.PlotWidget:
+        """The per-epoch plot of a metric base name."""
+        return self._metric_plots[name].widget
+
+    def metric_curves(self, name: str) -> dict[str, pg.PlotDataItem]:
+        """The current run's curves on a metric's plot, by log key (``"val_loss"``...)."""
+        return dict(self._metric_plots[name].curves)
+
+    def previous_run_curves(self, name: str) -> list[pg.PlotDataItem]:
+        """The previous runs' curves on a metric's plot (their ``name()`` is the legend's)."""
+        return list(self._metric_plots[name].previous)
+
+    def legend_names(self) -> list[str]:
+        """The per-epoch plots' shared legend, in order (train, validation, previous runs)."""
+        return list(self._legend_entries)
+
+    def loss_plots(self) -> list[pg.PlotWidget]:
+        """The plots the log-scale toggle applies to."""
+        return [self.batch_plot] + [
+            p.widget for name, p in self._metric_plots.items() if is_loss_metric(name)
+        ]
+
+    # ------------------------------------------------------------------ building
+
+    def _build(self) -> None:
+        palette = self.palette()
+        self._background = palette.color(QtGui.QPalette.ColorRole.Base)
+        self._foreground = palette.color(QtGui.QPalette.ColorRole.Text)
+        muted = QtGui.QColor(self._foreground)
+        muted.setAlpha(150)
+        self._muted = muted
+        self._tick_font = QtGui.QFont(self.font())
+        self._tick_font.setPointSizeF(8.5)
+
+        self.status_label = QtWidgets.QLabel()
+        self.status_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        font = self.status_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        font.setBold(True)
+        self.status_label.setFont(font)
+        self.epoch_label = QtWidgets.QLabel()
+        self.device_label = QtWidgets.QLabel()
+        self.throughput_label = QtWidgets.QLabel()
+        for label in (self.epoch_label, self.device_label, self.throughput_label):
+            label.setStyleSheet(f"color: {self._muted.name(QtGui.QColor.NameFormat.HexArgb)};")
+        self.hint_label = QtWidgets.QLabel()
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hint_label.setStyleSheet(
+            "QLabel { background: rgba(220, 38, 38, 24); border: 1px solid rgba(220, 38, 38, 90);"
+            " border-radius: 4px; padding: 4px 8px; }"
+        )
+        self.hint_label.hide()
+
+        header = QtWidgets.QHBoxLayout()
+        header.setSpacing(16)
+        header.addWidget(self.status_label)
+        header.addWidget(self.epoch_label)
+        header.addWidget(self.device_label)
+        header.addStretch(1)
+        header.addWidget(self.throughput_label)
+
+        self.progress_bar = QtWidgets.QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setMinimumHeight(22)
+
+        self.smoothing_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.smoothing_slider.setRange(0, round(MAX_SMOOTHING * 100))
+        self.smoothing_slider.setValue(round(DEFAULT_SMOOTHING * 100))
+        self.smoothing_slider.setFixedWidth(180)
+        self.smoothing_slider.setToolTip(
+            "Exponential moving average of the batch loss, debiased as TensorBoard does"
+        )
+        self.smoothing_value = QtWidgets.QLabel()
+        self.smoothing_value.setMinimumWidth(32)
+        self.log_scale_check = QtWidgets.QCheckBox("Log-scale loss")
+        self._weight = DEFAULT_SMOOTHING
+        self.smoothing_value.setText(f"{self._weight:.2f}")
+        self.smoothing_slider.valueChanged.connect(self._on_smoothing_changed)
+        self.log_scale_check.toggled.connect(self._on_log_scale_toggled)
+
+        controls = QtWidgets.QHBoxLayout()
+        controls.addWidget(QtWidgets.QLabel("Smoothing"))
+        controls.addWidget(self.smoothing_slider)
+        controls.addWidget(self.smoothing_value)
+        controls.addSpacing(16)
+        controls.addWidget(self.log_scale_check)
+        controls.addStretch(1)
+
+        self.batch_plot = self._make_plot("Batch loss", "step", "loss")
+        self.batch_plot.setMinimumHeight(250)
+        legend = self.batch_plot.getPlotItem().addLegend(offset=(-8, 8), **self._legend_style())
+        legend.setZValue(20)
+        self.raw_loss_curve = self._big_curve(self.batch_plot, pg.mkPen(RAW_COLOR), "batch")
+        self.smoothed_loss_curve = self._big_curve(
+            self.batch_plot, pg.mkPen(SMOOTHED_COLOR), "smoothed"
+        )
+        self.lr_plot = self._make_plot("Learning rate", "epoch", None)
+        self.lr_plot.setMinimumHeight(120)
+        self.lr_batch_curve = self._big_curve(self.lr_plot, pg.mkPen(LEARNING_RATE_COLOR))
+        self.lr_epoch_curve = self.lr_plot.plot(
+            pen=None, symbol="o", symbolSize=6, symbolPen=None, symbolBrush=LEARNING_RATE_COLOR
+        )
+        self.throughput_plot = self._make_plot("Throughput", "step", "samples/s")
+        self.throughput_plot.setMinimumHeight(120)
+        self.throughput_curve = self._big_curve(self.throughput_plot, pg.mkPen(THROUGHPUT_COLOR))
+
+        side = QtWidgets.QVBoxLayout()
+        side.setSpacing(8)
+        side.addWidget(self.lr_plot)
+        side.addWidget(self.throughput_plot)
+        top = QtWidgets.QHBoxLayout()
+        top.setSpacing(8)
+        top.addWidget(self.batch_plot, 2)
+        top.addLayout(side, 1)
+
+        # One legend for all per-epoch plots: small plots have no room for their own.
+        self.metrics_legend_view = pg.GraphicsLayoutWidget()
+        self.metrics_legend_view.setBackground(palette.color(QtGui.QPalette.ColorRole.Window))
+        self.metrics_legend_view.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed
+        )
+        self.metrics_legend_view.ci.setContentsMargins(0, 0, 0, 0)
+        self.metrics_legend = pg.LegendItem(
+            labelTextSize="8.5pt", labelTextColor=self._foreground, frame=False, horSpacing=18
+        )
+        self.metrics_legend.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Maximum, QtWidgets.QSizePolicy.Policy.Fixed
+        )
+        self.metrics_legend_view.addItem(self.metrics_legend, row=0, col=0)
+        self.metrics_legend_view.ci.layout.setColumnStretchFactor(1, 1)  # entries to the left
+        self.metrics_legend_view.addLabel("", row=0, col=1)
+        self.metrics_legend_view.hide()
+        self._legend_entries: tuple[str, ...] = ()
+        self._legend_samples: list[pg.PlotDataItem] = []
+
+        self._metrics_grid = QtWidgets.QGridLayout()
+        self._metrics_grid.setSpacing(8)
+        self._metrics_placeholder = QtWidgets.QLabel("Per-epoch metrics appear after the first epoch.")
+        self._metrics_placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self._metrics_placeholder.setStyleSheet(f"color: {self._muted.name(QtGui.QColor.NameFormat.HexArgb)};")
+        self._metrics_placeholder.setMinimumHeight(60)
+
+        content = QtWidgets.QWidget()
+        body = QtWidgets.QVBoxLayout(content)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(8)
+        body.addLayout(top)
+        body.addWidget(self._metrics_placeholder)
+        body.addWidget(self.metrics_legend_view)
+        body.addLayout(self._metrics_grid)
+        body.addStretch(1)
+        self._scroll = QtWidgets.QScrollArea()
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self._scroll.setWidget(content)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(10, 10, 10, 10)
+        layout.setSpacing(8)
+        layout.addLayout(header)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.hint_label)
+        layout.addLayout(controls)
+        layout.addWidget(self._scroll, 1)
+
+    def _legend_style(self) -> dict[str, Any]:
+        background = QtGui.QColor(self._background)
+        background.setAlpha(210)
+        border = QtGui.QColor(self._foreground)
+        border.setAlpha(40)
+        return {
+            "labelTextSize": "8pt",
+            "labelTextColor": self._foreground,
+            "brush": pg.mkBrush(background),
+            "pen": pg.mkPen(border),
+            "verSpacing": -4,
+        }
+
+    def _make_plot(self, title: str, x_label: str, y_label: str | None) -> pg.PlotWidget:
+        axes = {"bottom": _EpochAxis("bottom")} if x_label == "epoch" else None
+        widget = pg.PlotWidget(background=self._background, axisItems=axes)
+        plot = widget.getPlotItem()
+        plot.setTitle(title, color=self._foreground.name(), size="10pt", bold=True)
+        plot.showGrid(x=True, y=True, alpha=0.12)
+        label_style = {"color": self._muted.name(QtGui.QColor.NameFormat.HexArgb), "font-size": "8.5pt"}
+        for side in ("left", "bottom"):
+            axis = plot.getAxis(side)
+            axis.setPen(pg.mkPen(self._muted))
+            axis.setTextPen(pg.mkPen(self._muted))
+            axis.setTickFont(self._tick_font)
+            # Major and one minor level: the second minor level's grid doubled paint time.
+            axis.setStyle(maxTickLevel=1)
+        plot.getAxis("left").setWidth(52)
+        plot.setLabel("bottom", x_label, **label_style)
+        if y_label:
+            plot.setLabel("left", y_label, **label_style)
+        widget.setMinimumWidth(220)
+        return widget
+
+    def _big_curve(self, widget: pg.PlotWidget, pen: QtGui.QPen, name: str | None = None) -> pg.PlotDataItem:
+        """A curve fed one point per batch: downsampled to the pixels and clipped to the view.
+
+        Peak downsampling keeps each pixel column's min and max, so one bin a pixel
+        (``autoDownsampleFactor=1``) loses nothing visible. Keep these pens one pixel
+        wide: Qt's raster engine strokes a wider antialiased zigzag 5-20x slower.
+        """
+        curve = widget.plot(pen=pen, name=name, autoDownsampleFactor=1.0)
+        curve.setDownsampling(auto=True, method="peak")
+        curve.setClipToView(True)
+        return curve
+
+    def _metric_plot_for(self, name: str) -> _MetricPlot:
+        plot = self._metric_plots.get(name)
+        if plot is not None:
+            return plot
+        # "auc" -> "AUC", "val_top_k" -> "Top k": short names are acronyms.
+        title = name.upper() if len(name) <= 3 else name.replace("_", " ").capitalize()
+        widget = self._make_plot(title, "epoch", None)
+        widget.setMinimumHeight(200)
+        if is_loss_metric(name) and self.log_scale():
+            widget.getPlotItem().setLogMode(y=True)
+        plot = _MetricPlot(name, widget)
+        self._metric_plots[name] = plot
+        self._layout_metric_plots(force=True)
+        return plot
+
+    def _metric_curve(self, plot: _MetricPlot, key: str) -> pg.PlotDataItem:
+        curve = plot.curves.get(key)
+        if curve is None:
+            validation = key.startswith(_VAL_PREFIX)
+            color = VALIDATION_COLOR if validation else TRAIN_COLOR
+            name = "validation" if validation else "train"
+            curve = plot.widget.plot(name=name, **self._series_style(color))
+            curve.setZValue(10)
+            plot.curves[key] = curve
+        return curve
+
+    def _layout_metric_plots(self, force: bool = False) -> None:
+        width = self._scroll.viewport().width() if self.isVisible() else self.width()
+        columns = max(1, min(3, width // 340, len(self._metric_plots) or 1))
+        if columns == self._metric_columns and not force:
+            return
+        self._metric_columns = columns
+        while self._metrics_grid.count():
+            self._metrics_grid.takeAt(0)
+        for i, plot in enumerate(self._metric_plots.values()):
+            self._metrics_grid.addWidget(plot.widget, i // columns, i % columns)
+            plot.widget.show()  # now, not at the next event-loop pass: it has a parent
+        for c in range(3):
+            self._metrics_grid.setColumnStretch(c, 1 if c < columns else 0)
+        self._metrics_placeholder.setVisible(not self._metric_plots)
+        self._legend_entries = ()  # its columns follow the width too
+        self._refresh_legend()
+
+    def _rebuild_metric_plots(self) -> None:
+        for plot in self._metric_plots.values():
+            self._metrics_grid.removeWidget(plot.widget)
+            plot.widget.deleteLater()
+        self._metric_plots.clear()
+        self._draw_previous_runs()
+        self._layout_metric_plots(force=True)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._layout_metric_plots()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        self._layout_metric_plots()
+
+    # ------------------------------------------------------------------ events
+
+    def _clear_run_state(self) -> None:
+        self._batches.clear()
+        self._smoothed_upto = 0
+        self._ema_last, self._ema_count = 0.0, 0
+        self._epoch_data: dict[str, tuple[list[float], list[float]]] = {}
+        self._epoch_lr: tuple[list[float], list[float]] = ([], [])
+        self._epoch_ends: list[float] = []
+        self._epochs_seen = 0
+        self._announced_metrics: list[str] = []
+        self._epochs = 0
+        self._steps_per_epoch = 0
+        self._batch_size = 0
+        self._device = ""
+        self._state = "idle"
+        self._completed = False
+        self._status_text = "Waiting for training to start"
+        self._hint = ""
+        self._global_step = -1
+        self._epoch = -1
+        self._seconds = 0.0
+        self._samples_per_second = math.nan
+        self._recent: list[tuple[float, float]] = []  # (seconds, steps done) once a redraw
+        self._dirty = 0
+        self._has_events = False
+
+    def _on_started(self, event: Mapping[str, Any]) -> None:
+        if self._has_events:
+            self.reset()
+        self._has_events = True
+        self._device = str(event.get("device") or "")
+        self._epochs = int(event.get("epochs") or 0)
+        self._steps_per_epoch = int(event.get("steps_per_epoch") or 0)
+        self._batch_size = int(event.get("batch_size") or 0)
+        self._announced_metrics = [str(k) for k in event.get("metrics") or ()]
+        for key in self._announced_metrics:
+            if metric_base_name(key) not in _LEARNING_RATE_KEYS:
+                self._metric_plot_for(metric_base_name(key))
+        self._state, self._status_text = "running", "Running"
+        self._dirty |= _LABELS
+
+    def _on_batch(self, event: Mapping[str, Any]) -> None:
+        self._has_events = True
+        get = event.get
+        n = self._batches.size
+        step = get("global_step", n)
+        self._batches.append(
+            step if step is not None else n,
+            get("epoch", 0) or 0,
+            get("step", 0) or 0,
+            _number(get("loss")),
+            _number(get("learning_rate")),
+            _number(get("samples_per_second")),
+        )
+        self._global_step = step if step is not None else n
+        self._epoch = get("epoch", self._epoch)
+        self._seconds = _number(get("seconds"))
+        sps = get("samples_per_second")
+        if sps is not None:
+            self._samples_per_second = _number(sps)
+        self._dirty |= _BATCHES | _LABELS
+
+    def _on_epoch(self, event: Mapping[str, Any]) -> None:
+        self._has_events = True
+        epoch = int(_number(event.get("epoch", self._epochs_seen)))
+        x = float(epoch + 1)
+        logs = dict(event.get("logs") or {})
+        lr = event.get("learning_rate")
+        for key in _LEARNING_RATE_KEYS:
+            if lr is None and key in logs:
+                lr = logs[key]
+        if lr is not None:
+            self._epoch_lr[0].append(x)
+            self._epoch_lr[1].append(_number(lr))
+        for key, value in logs.items():
+            if key in _LEARNING_RATE_KEYS:
+                continue
+            xs, ys = self._epoch_data.setdefault(key, ([], []))
+            xs.append(x)
+            ys.append(_number(value))
+        if self._batches.size:
+            self._epoch_ends.append(self._global_step + 0.5)
+        self._epochs_seen += 1
+        self._epoch = max(self._epoch if self._epoch is not None else -1, epoch)
+        if event.get("samples_per_second") is not None and not self._batches.size:
+            self._samples_per_second = _number(event.get("samples_per_second"))
+        self._dirty |= _EPOCHS | _LABELS
+
+    def _on_paused(self, event: Mapping[str, Any]) -> None:
+        self._state, self._status_text = "paused", "Paused"
+        self._dirty |= _LABELS
+
+    def _on_resumed(self, event: Mapping[str, Any]) -> None:
+        self._state, self._status_text = "running", "Running"
+        self._dirty |= _LABELS
+
+    def _on_finished(self, event: Mapping[str, Any]) -> None:
+        status = event.get("status", "completed")
+        self._state, self._status_text = {
+            "completed": ("finished", "Finished"),
+            "early_stopped": ("finished", "Finished early (a callback stopped the run)"),
+            "stopped": ("stopped", "Stopped"),
+            "nan": ("stopped", "Stopped: the loss became NaN"),
+        }.get(status, ("finished", f"Finished ({status})"))
+        self._completed = status == "completed"
+        if event.get("seconds") is not None:
+            self._seconds = _number(event.get("seconds"))
+        if not self._epochs_seen and event.get("history"):
+            # The epoch events never came (e.g. a run replayed from its saved history).
+            history = dict(event["history"])
+            length = max((len(v) for v in history.values()), default=0)
+            for epoch in range(length):
+                logs = {k: v[epoch] for k, v in history.items() if epoch < len(v)}
+                self._on_epoch({"epoch": epoch, "logs": logs})
+        self._dirty |= _LABELS | _EPOCHS
+
+    def _on_failed(self, event: Mapping[str, Any]) -> None:
+        self._state = "failed"
+        self._status_text = f"Failed: {event.get('message') or 'the run stopped with an error'}"
+        self._hint = str(event.get("hint") or "")
+        self._dirty |= _LABELS
+
+    def _on_smoothing_changed(self, value: int) -> None:
+        self._weight = value / 100
+        self.smoothing_value.setText(f"{self._weight:.2f}")
+        self._dirty |= _RESMOOTH
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def _on_log_scale_toggled(self, on: bool) -> None:
+        for widget in self.loss_plots():
+            widget.getPlotItem().setLogMode(y=on)
+
+    # ------------------------------------------------------------------ redraw
+
+    def _redraw(self) -> None:
+        self._redraws += 1
+        dirty, self._dirty = self._dirty, 0
+        if dirty & _RESMOOTH:
+            self._smoothed_upto = 0
+            self._ema_last, self._ema_count = 0.0, 0
+        if dirty & (_BATCHES | _RESMOOTH):
+            self._draw_batches(lr_and_throughput=bool(dirty & _BATCHES))
+            self._settle_ranges((self.batch_plot, self.lr_plot, self.throughput_plot))
+        if dirty & _EPOCHS:
+            self._draw_epochs()
+        if dirty & (_LABELS | _BATCHES | _EPOCHS):
+            self._refresh_labels()
+
+    def _draw_batches(self, lr_and_throughput: bool) -> None:
+        log = self._batches
+        n = log.size
+        if self._smoothed.shape[0] < log.capacity:
+            grown = np.empty(log.capacity, dtype=np.float64)
+            grown[: self._smoothed_upto] = self._smoothed[: self._smoothed_upto]
+            self._smoothed = grown
+        loss = log.column(log.LOSS)
+        start = self._smoothed_upto
+        if start < n:
+            smoothed, self._ema_last, self._ema_count = tensorboard_smooth(
+                loss[start:], self._weight, self._ema_last, self._ema_count
+            )
+            self._smoothed[start:n] = smoothed
+            self._smoothed_upto = n
+        steps = log.column(log.STEP)
+        if n:
+            self.raw_loss_curve.setData(steps, loss)
+            self.smoothed_loss_curve.setData(steps, self._smoothed[:n])
+        if not lr_and_throughput or not n:
+            return
+        lr = log.column(log.LEARNING_RATE)
+        if not np.isnan(lr[-1]) or not np.isnan(lr[0]):
+            # Batches on the epoch axis: batch k of epoch e ends at e + (k + 1) / steps.
+            per_epoch = self._steps_per_epoch or float(np.max(log.column(log.STEP_IN_EPOCH))) + 1
+            x = log.column(log.EPOCH) + (log.column(log.STEP_IN_EPOCH) + 1) / per_epoch
+            self.lr_batch_curve.setData(x, lr)
+        sps = log.column(log.SAMPLES_PER_SECOND)
+        if not np.isnan(sps[-1]):
+            self.throughput_curve.setData(steps, sps)
+
+    @staticmethod
+    def _settle_ranges(widgets: Iterable[pg.PlotWidget]) -> None:
+        """Applies auto-range now, so that the axes change before, not after, the next paint.
+
+        Left to pyqtgraph, the range follows the data while painting, and the axes'
+        change asks for a second paint of every plot in each frame.
+        """
+        for widget in widgets:
+            view = widget.getPlotItem().getViewBox()
+            view.updateAutoRange()
+            view.updateMatrix()
+
+    def _draw_epochs(self) -> None:
+        for key, (xs, ys) in self._epoch_data.items():
+            plot = self._metric_plot_for(metric_base_name(key))
+            self._metric_curve(plot, key).setData(xs, ys)
+        self._refresh_legend()
+        if self._epoch_lr[0]:
+            self.lr_epoch_curve.setData(*self._epoch_lr)
+        pen = pg.mkPen(self._muted, width=1, style=QtCore.Qt.PenStyle.DashLine)
+        pen.setColor(QtGui.QColor(self._muted.red(), self._muted.green(), self._muted.blue(), 60))
+        while len(self._epoch_lines) < min(len(self._epoch_ends), _MAX_EPOCH_LINES):
+            line = pg.InfiniteLine(self._epoch_ends[len(self._epoch_lines)], angle=90, pen=pen)
+            self.batch_plot.addItem(line, ignoreBounds=True)
+            self._epoch_lines.append(line)
+
+    def _draw_previous_runs(self) -> None:
+        for plot in self._metric_plots.values():
+            for curve in plot.previous:
+                plot.widget.removeItem(curve)
+            plot.previous.clear()
+        for curve in self._previous_lr_curves:
+            self.lr_plot.removeItem(curve)
+        self._previous_lr_curves.clear()
+        for i, (name, history) in enumerate(self._previous_runs):
+            color = QtGui.QColor(PREVIOUS_COLORS[i % len(PREVIOUS_COLORS)])
+            color.setAlpha(PREVIOUS_ALPHA)
+            for key, values in history.items():
+                if not values:
+                    continue
+                validation = key.startswith(_VAL_PREFIX)
+                style = QtCore.Qt.PenStyle.DotLine if validation else QtCore.Qt.PenStyle.DashLine
+                pen = pg.mkPen(color, width=1.6, style=style)
+                xs = np.arange(1, len(values) + 1, dtype=np.float64)
+                ys = np.asarray(values, dtype=np.float64)
+                if key in _LEARNING_RATE_KEYS:
+                    self._previous_lr_curves.append(self.lr_plot.plot(xs, ys, pen=pen))
+                    continue
+                plot = self._metric_plot_for(metric_base_name(key))
+                label = f"{name} (val)" if validation else name
+                curve = plot.widget.plot(xs, ys, pen=pen, name=label)
+                curve.setZValue(-5)
+                plot.previous.append(curve)
+        self._refresh_legend()
+
+    def _refresh_legend(self) -> None:
+        """Rebuilds the per-epoch plots' shared legend when its entries change."""
+        entries: list[tuple[str, dict[str, Any]]] = []
+        if self._metric_plots:
+            entries.append(("train", self._series_style(TRAIN_COLOR)))
+            keys = set(self._epoch_data) | set(self._announced_metrics)
+            if any(k.startswith(_VAL_PREFIX) for k in keys):
+                entries.append(("validation", self._series_style(VALIDATION_COLOR)))
+        for i, (name, history) in enumerate(self._previous_runs):
+            color = QtGui.QColor(PREVIOUS_COLORS[i % len(PREVIOUS_COLORS)])
+            color.setAlpha(PREVIOUS_ALPHA)
+            entries.append((name, {"pen": pg.mkPen(color, width=1.6, style=QtCore.Qt.PenStyle.DashLine)}))
+            if any(k.startswith(_VAL_PREFIX) for k in history):
+                dotted = pg.mkPen(color, width=1.6, style=QtCore.Qt.PenStyle.DotLine)
+                entries.append((f"{name} (val)", {"pen": dotted}))
+        names = tuple(name for name, _ in entries)
+        if names == self._legend_entries:
+            return
+        self._legend_entries = names
+        self.metrics_legend.clear()
+        self._legend_samples = [pg.PlotDataItem(**style) for _, style in entries]
+        width = self._scroll.viewport().width() if self.isVisible() else self.width()
+        columns = max(1, min(len(entries), width // 190))
+        self.metrics_legend.setColumnCount(columns)
+        for (name, _), sample in zip(entries, self._legend_samples, strict=True):
+            self.metrics_legend.addItem(sample, name)
+        rows = -(-len(entries) // columns)
+        self.metrics_legend_view.setFixedHeight(rows * 22 + 6)
+        self.metrics_legend_view.setVisible(bool(entries))
+
+    @staticmethod
+    def _series_style(color: str) -> dict[str, Any]:
+        return {
+            "pen": pg.mkPen(color, width=2),
+            "symbol": "o",
+            "symbolSize": 6,
+            "symbolPen": pg.mkPen(color),
+            "symbolBrush": color,
+        }
+
+    def _refresh_labels(self) -> None:
+        color = _STATUS_COLORS.get(self._state, _STATUS_COLORS["idle"])
+        self.status_label.setText(
+            f'<span style="color:{color}">\u25cf</span>&nbsp;{html.escape(self._status_text)}'
+        )
+        self.hint_label.setVisible(bool(self._hint))
+        self.hint_label.setText(self._hint)
+        self.device_label.setText(f"Device: {self._device}" if self._device else "")
+        if self._epochs and self._epoch is not None and self._epoch >= 0:
+            self.epoch_label.setText(f"Epoch {min(self._epoch + 1, self._epochs)} / {self._epochs}")
+        else:
+            self.epoch_label.setText("")
+        sps = self._samples_per_second
+        self.throughput_label.setText(f"{sps:,.0f} samples/s" if math.isfinite(sps) else "")
+        self._refresh_progress()
+
+    def _refresh_progress(self) -> None:
+        total = self._epochs * self._steps_per_epoch
+        done = self._global_step + 1
+        if self._steps_per_epoch and self._epoch is not None and self._epoch >= 0:
+            # Epoch events count too when batch events are sparse (or absent).
+            done = max(done, self._epochs_seen * self._steps_per_epoch)
+        if self._completed and total:
+            done = total
+        parts = []
+        if total:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(min(done, total))
+            parts.append(f"{min(done, total):,} / {total:,} steps \u00b7 {100 * min(done, total) / total:.0f}%")
+        else:
+            self.progress_bar.setRange(0, 1)
+            self.progress_bar.setValue(0)
+            parts.append(f"step {max(done, 0):,}")
+        if math.isfinite(self._seconds) and self._seconds > 0:
+            parts.append(f"{_format_duration(self._seconds)} elapsed")
+        left = self._seconds_left(done, total)
+        if self._state == "paused":
+            parts.append("paused")
+        elif left is not None and self._state == "running":
+            parts.append(f"about {_format_duration(left)} left")
+        self.progress_bar.setFormat(" \u00b7 ".join(parts))
+
+    def _seconds_left(self, done: int, total: int) -> float | None:
+        """Time left from recent throughput: the runner's samples/s, else the steps/s seen.
+
+        Without samples/s, each call (one a redraw) records (seconds, steps done); the
+        rate is over the last 40 of them.
+        """
+        if not total or done >= total:
+            return None
+        sps = self._samples_per_second
+        if self._batch_size and math.isfinite(sps) and sps > 0:
+            return (total - done) * self._batch_size / sps
+        if math.isfinite(self._seconds):
+            self._recent.append((self._seconds, float(done)))
+            del self._recent[:-40]
+            (t0, d0), (t1, d1) = self._recent[0], self._recent[-1]
+            if t1 > t0 and d1 > d0:
+                return (total - done) * (t1 - t0) / (d1 - d0)
+        return None

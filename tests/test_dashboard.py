@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import sys
@@ -19,29 +18,14 @@ from builder_app.ui.dashboard import TrainingDashboard, tensorboard_smooth
 EPOCHS, STEPS, BATCH_SIZE = 3, 50, 32
 
 
-def _survive_pyside_refcount_leak():
-    """Works around PySide6 6.12.0 on CPython 3.11, which aborts any busy Qt program.
-
-    Its void methods (``QTimer.start()``, ``QLabel.setText()``, ``QPainter.drawLine()``...)
-    return None without a new reference, and some calls drop one to True or False too: the
-    interpreter aborts with "none_dealloc: deallocating None" after a few thousand Qt
-    calls. PySide6 6.11.3 does not, nor does CPython 3.12+, where these singletons are
-    immortal. When the leak shows, give them as many references as 3.12 would, so the
-    tests exercise the dashboard rather than the binding's bug.
-    """
-    if sys.version_info >= (3, 12):
-        return
+def test_the_qt_binding_does_not_leak_references_to_none():
+    """PySide6 6.12.0 under Python 3.11 drops a reference to None on every void call, and
+    the app aborts ("none_dealloc") a few seconds into a live run; pyproject.toml excludes it."""
     timer = QtCore.QTimer()
     before = sys.getrefcount(None)
-    for _ in range(100):
+    for _ in range(1000):
         timer.stop()
-    if sys.getrefcount(None) >= before:
-        return
-    for singleton in (None, True, False):
-        ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 40
-
-
-_survive_pyside_refcount_leak()
+    assert sys.getrefcount(None) >= before - 10
 
 
 def reference_smooth(values, weight):
@@ -299,9 +283,10 @@ def test_failed_event_shows_message_and_hint(qtbot, dashboard):
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.status() == "failed"
     assert dashboard.status_text() == "Failed: Out of memory on the GPU\nLower the batch size."
-    assert "Out of memory on the GPU" in dashboard.status_label.text()
-    assert dashboard.hint_label.isVisible()
-    assert dashboard.hint_label.text() == "Lower the batch size."
+    assert "Failed" in dashboard.status_label.text()
+    assert dashboard.failure_label.isVisible()
+    assert "Out of memory on the GPU" in dashboard.failure_label.text()
+    assert "Lower the batch size." in dashboard.failure_label.text()
 
 
 @pytest.mark.parametrize(
@@ -317,7 +302,7 @@ def test_finished_statuses(qtbot, dashboard, status, state, text):
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.status() == state
     assert text in dashboard.status_text()
-    assert not dashboard.hint_label.isVisible()
+    assert not dashboard.failure_label.isVisible()
 
 
 def test_pause_and_resume(qtbot, dashboard):
@@ -406,7 +391,9 @@ def test_grab_works_offscreen(qtbot, dashboard):
     pixmap = dashboard.grab()
     assert (pixmap.width(), pixmap.height()) == (dashboard.width(), dashboard.height())
     image = pixmap.toImage()
-    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    colours = {
+        image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)
+    }
     assert len(colours) > 20  # plots, text and curves, not a blank widget
 
 
@@ -420,3 +407,21 @@ def test_add_event_is_a_slot(qtbot, dashboard):
     source.sent.emit(ev.event(ev.BATCH, epoch=0, step=0, global_step=0, loss=1.0))
     assert dashboard.batch_count() == 1
     assert isinstance(dashboard, QtWidgets.QWidget)
+
+
+def test_sparse_events_are_taken_as_far_as_they_go(qtbot, dashboard):
+    dashboard.add_event({"kind": "started"})
+    dashboard.add_event({"kind": "batch", "loss": 0.5, "epoch": None})
+    dashboard.add_event({"kind": "batch", "loss": None})
+    dashboard.add_event({"kind": "epoch", "epoch": None, "logs": {"loss": 0.4, "note": "text"}})
+    dashboard.add_event({"kind": "no such kind"})
+    dashboard.add_event({"kind": "failed", "message": "", "hint": None})
+    wait_for_redraw(qtbot, dashboard)
+    assert dashboard.batch_count() == 2
+    x, y = dashboard.raw_loss_curve.getOriginalDataset()
+    np.testing.assert_array_equal(x, [0, 1])
+    assert y[0] == 0.5 and math.isnan(y[1])
+    assert dashboard.metric_names() == ["loss"]  # "note" is no metric
+    assert dashboard.status() == "failed"
+    assert dashboard.status_text().startswith("Failed: ")
+    assert "step 2" in dashboard.progress_bar.text()

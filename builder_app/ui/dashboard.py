@@ -36,7 +36,7 @@ MAX_SMOOTHING = 0.99
 #: Colours of the current run's series (Tailwind-like, readable on light and dark).
 TRAIN_COLOR = "#2563eb"
 VALIDATION_COLOR = "#ea580c"
-SMOOTHED_COLOR = "#1d4ed8"
+SMOOTHED_COLOR = "#1e40af"
 RAW_COLOR = (37, 99, 235, 70)
 LEARNING_RATE_COLOR = "#7c3aed"
 THROUGHPUT_COLOR = "#059669"
@@ -117,6 +117,12 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+def _integer(value: Any, default: int) -> int:
+    """A count or index from an event; the default for None or anything not a number."""
+    number = _number(value)
+    return int(number) if math.isfinite(number) else default
+
+
 def _format_duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -165,7 +171,85 @@ class _BatchLog:
         self.size = 0
 
 
-class _EpochAxis(pg.AxisItem):
+class _BatchCurve(pg.PlotDataItem):
+    """A curve of one point a batch that tells auto-range the bounds of all its data.
+
+    pyqtgraph measures the downsampled curve instead: its last x moves with the bin
+    size, the bin size with the range, the range with the last x, and the view can
+    flip between two ranges for ever, one repaint after another.
+    """
+
+    def setData(self, *args: Any, **kwargs: Any) -> None:
+        self._bounds: dict[tuple[int, bool], tuple[float, float] | tuple[None, None]] = {}
+        super().setData(*args, **kwargs)
+
+    def dataBounds(
+        self, ax: int, frac: float = 1.0, orthoRange: tuple[float, float] | None = None
+    ) -> tuple[float, float] | tuple[None, None]:
+        if frac != 1.0 or orthoRange is not None:
+            return super().dataBounds(ax, frac, orthoRange)
+        log = bool(self.opts["logMode"][ax])
+        key = (ax, log)
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            values = self.getOriginalDataset()[ax]
+            if values is not None and log:
+                values = np.log10(values[values > 0])
+            if values is not None:
+                values = values[np.isfinite(values)]
+            bounds = (
+                (float(values.min()), float(values.max()))
+                if values is not None and len(values)
+                else (None, None)
+            )
+            self._bounds[key] = bounds
+        return bounds
+
+
+class _Axis(pg.AxisItem):
+    """An axis whose grid lines are opaque: their colour blended with the background.
+
+    Qt's raster engine draws translucent horizontal lines ~20x slower than opaque
+    ones, which made the grid the costliest part of a repaint. The plots put the axes
+    behind the curves, so that opaque lines never cross them.
+    """
+
+    def __init__(self, orientation: str, background: QtGui.QColor, **kwargs: Any) -> None:
+        super().__init__(orientation, **kwargs)
+        self._background = QtGui.QColor(background)
+
+    def generateDrawSpecs(self, p: QtGui.QPainter) -> tuple | None:
+        specs = super().generateDrawSpecs(p)
+        if specs is None:
+            return None
+        axis_spec, tick_specs, text_specs = specs
+        background = self._background
+        opaque = []
+        for pen, p1, p2 in tick_specs:
+            color = pen.color()
+            if color.alpha() < 255:
+                a = color.alphaF()
+                pen = QtGui.QPen(pen)
+                pen.setColor(
+                    QtGui.QColor.fromRgbF(
+                        color.redF() * a + background.redF() * (1 - a),
+                        color.greenF() * a + background.greenF() * (1 - a),
+                        color.blueF() * a + background.blueF() * (1 - a),
+                    )
+                )
+            opaque.append((pen, p1, p2))
+        return axis_spec, opaque, text_specs
+
+    def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        # Label 1, 2 and 5 of each decade only: all nine overlap on a small plot.
+        strings = super().logTickStrings(values, scale, spacing)
+        return [
+            text if f"{10.0**v * scale:.0e}"[0] in "125" else ""
+            for v, text in zip(values, strings, strict=True)
+        ]
+
+
+class _EpochAxis(_Axis):
     """A bottom axis that only ticks whole epochs."""
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
@@ -273,7 +357,10 @@ class TrainingDashboard(QtWidgets.QWidget):
         self._previous_runs = [
             (
                 str(run.get("name", f"run {i + 1}")),
-                {str(k): [_number(v) for v in vs] for k, vs in dict(run.get("history") or {}).items()},
+                {
+                    str(k): [_number(v) for v in vs]
+                    for k, vs in dict(run.get("history") or {}).items()
+                },
             )
             for i, run in enumerate(runs)
         ]
@@ -369,14 +456,17 @@ class TrainingDashboard(QtWidgets.QWidget):
         self.throughput_label = QtWidgets.QLabel()
         for label in (self.epoch_label, self.device_label, self.throughput_label):
             label.setStyleSheet(f"color: {self._muted.name(QtGui.QColor.NameFormat.HexArgb)};")
-        self.hint_label = QtWidgets.QLabel()
-        self.hint_label.setWordWrap(True)
-        self.hint_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hint_label.setStyleSheet(
+        self.failure_label = QtWidgets.QLabel()
+        self.failure_label.setWordWrap(True)  # a long message wraps here, not in the header
+        self.failure_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.failure_label.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.failure_label.setStyleSheet(
             "QLabel { background: rgba(220, 38, 38, 24); border: 1px solid rgba(220, 38, 38, 90);"
             " border-radius: 4px; padding: 4px 8px; }"
         )
-        self.hint_label.hide()
+        self.failure_label.hide()
 
         header = QtWidgets.QHBoxLayout()
         header.setSpacing(16)
@@ -462,9 +552,13 @@ class TrainingDashboard(QtWidgets.QWidget):
 
         self._metrics_grid = QtWidgets.QGridLayout()
         self._metrics_grid.setSpacing(8)
-        self._metrics_placeholder = QtWidgets.QLabel("Per-epoch metrics appear after the first epoch.")
+        self._metrics_placeholder = QtWidgets.QLabel(
+            "Per-epoch metrics appear after the first epoch."
+        )
         self._metrics_placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-        self._metrics_placeholder.setStyleSheet(f"color: {self._muted.name(QtGui.QColor.NameFormat.HexArgb)};")
+        self._metrics_placeholder.setStyleSheet(
+            f"color: {self._muted.name(QtGui.QColor.NameFormat.HexArgb)};"
+        )
         self._metrics_placeholder.setMinimumHeight(60)
 
         content = QtWidgets.QWidget()
@@ -486,7 +580,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         layout.setSpacing(8)
         layout.addLayout(header)
         layout.addWidget(self.progress_bar)
-        layout.addWidget(self.hint_label)
+        layout.addWidget(self.failure_label)
         layout.addLayout(controls)
         layout.addWidget(self._scroll, 1)
 
@@ -504,12 +598,19 @@ class TrainingDashboard(QtWidgets.QWidget):
         }
 
     def _make_plot(self, title: str, x_label: str, y_label: str | None) -> pg.PlotWidget:
-        axes = {"bottom": _EpochAxis("bottom")} if x_label == "epoch" else None
+        bottom = _EpochAxis if x_label == "epoch" else _Axis
+        axes = {
+            "left": _Axis("left", self._background),
+            "bottom": bottom("bottom", self._background),
+        }
         widget = pg.PlotWidget(background=self._background, axisItems=axes)
         plot = widget.getPlotItem()
         plot.setTitle(title, color=self._foreground.name(), size="10pt", bold=True)
         plot.showGrid(x=True, y=True, alpha=0.12)
-        label_style = {"color": self._muted.name(QtGui.QColor.NameFormat.HexArgb), "font-size": "8.5pt"}
+        label_style = {
+            "color": self._muted.name(QtGui.QColor.NameFormat.HexArgb),
+            "font-size": "8.5pt",
+        }
         for side in ("left", "bottom"):
             axis = plot.getAxis(side)
             axis.setPen(pg.mkPen(self._muted))
@@ -517,6 +618,7 @@ class TrainingDashboard(QtWidgets.QWidget):
             axis.setTickFont(self._tick_font)
             # Major and one minor level: the second minor level's grid doubled paint time.
             axis.setStyle(maxTickLevel=1)
+            axis.setZValue(-1)  # the grid behind the curves
         plot.getAxis("left").setWidth(52)
         plot.setLabel("bottom", x_label, **label_style)
         if y_label:
@@ -524,14 +626,17 @@ class TrainingDashboard(QtWidgets.QWidget):
         widget.setMinimumWidth(220)
         return widget
 
-    def _big_curve(self, widget: pg.PlotWidget, pen: QtGui.QPen, name: str | None = None) -> pg.PlotDataItem:
+    def _big_curve(
+        self, widget: pg.PlotWidget, pen: QtGui.QPen, name: str | None = None
+    ) -> pg.PlotDataItem:
         """A curve fed one point per batch: downsampled to the pixels and clipped to the view.
 
         Peak downsampling keeps each pixel column's min and max, so one bin a pixel
         (``autoDownsampleFactor=1``) loses nothing visible. Keep these pens one pixel
         wide: Qt's raster engine strokes a wider antialiased zigzag 5-20x slower.
         """
-        curve = widget.plot(pen=pen, name=name, autoDownsampleFactor=1.0)
+        curve = _BatchCurve(pen=pen, name=name, autoDownsampleFactor=1.0)
+        widget.addItem(curve)
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
         return curve
@@ -627,9 +732,9 @@ class TrainingDashboard(QtWidgets.QWidget):
             self.reset()
         self._has_events = True
         self._device = str(event.get("device") or "")
-        self._epochs = int(event.get("epochs") or 0)
-        self._steps_per_epoch = int(event.get("steps_per_epoch") or 0)
-        self._batch_size = int(event.get("batch_size") or 0)
+        self._epochs = _integer(event.get("epochs"), 0)
+        self._steps_per_epoch = _integer(event.get("steps_per_epoch"), 0)
+        self._batch_size = _integer(event.get("batch_size"), 0)
         self._announced_metrics = [str(k) for k in event.get("metrics") or ()]
         for key in self._announced_metrics:
             if metric_base_name(key) not in _LEARNING_RATE_KEYS:
@@ -640,18 +745,18 @@ class TrainingDashboard(QtWidgets.QWidget):
     def _on_batch(self, event: Mapping[str, Any]) -> None:
         self._has_events = True
         get = event.get
-        n = self._batches.size
-        step = get("global_step", n)
+        step = _integer(get("global_step"), self._batches.size)
+        epoch = _integer(get("epoch"), max(self._epoch, 0))
         self._batches.append(
-            step if step is not None else n,
-            get("epoch", 0) or 0,
-            get("step", 0) or 0,
+            step,
+            epoch,
+            _integer(get("step"), 0),
             _number(get("loss")),
             _number(get("learning_rate")),
             _number(get("samples_per_second")),
         )
-        self._global_step = step if step is not None else n
-        self._epoch = get("epoch", self._epoch)
+        self._global_step = step
+        self._epoch = epoch
         self._seconds = _number(get("seconds"))
         sps = get("samples_per_second")
         if sps is not None:
@@ -660,7 +765,7 @@ class TrainingDashboard(QtWidgets.QWidget):
 
     def _on_epoch(self, event: Mapping[str, Any]) -> None:
         self._has_events = True
-        epoch = int(_number(event.get("epoch", self._epochs_seen)))
+        epoch = _integer(event.get("epoch"), self._epochs_seen)
         x = float(epoch + 1)
         logs = dict(event.get("logs") or {})
         lr = event.get("learning_rate")
@@ -671,15 +776,15 @@ class TrainingDashboard(QtWidgets.QWidget):
             self._epoch_lr[0].append(x)
             self._epoch_lr[1].append(_number(lr))
         for key, value in logs.items():
-            if key in _LEARNING_RATE_KEYS:
-                continue
+            if key in _LEARNING_RATE_KEYS or value is None or isinstance(value, str):
+                continue  # not a metric (NaN is: a diverged loss is worth seeing)
             xs, ys = self._epoch_data.setdefault(key, ([], []))
             xs.append(x)
             ys.append(_number(value))
         if self._batches.size:
             self._epoch_ends.append(self._global_step + 0.5)
         self._epochs_seen += 1
-        self._epoch = max(self._epoch if self._epoch is not None else -1, epoch)
+        self._epoch = max(self._epoch, epoch)
         if event.get("samples_per_second") is not None and not self._batches.size:
             self._samples_per_second = _number(event.get("samples_per_second"))
         self._dirty |= _EPOCHS | _LABELS
@@ -772,9 +877,23 @@ class TrainingDashboard(QtWidgets.QWidget):
             per_epoch = self._steps_per_epoch or float(np.max(log.column(log.STEP_IN_EPOCH))) + 1
             x = log.column(log.EPOCH) + (log.column(log.STEP_IN_EPOCH) + 1) / per_epoch
             self.lr_batch_curve.setData(x, lr)
+            self._frame_learning_rate(lr)
         sps = log.column(log.SAMPLES_PER_SECOND)
         if not np.isnan(sps[-1]):
             self.throughput_curve.setData(steps, sps)
+
+    def _frame_learning_rate(self, values: np.ndarray) -> None:
+        """A constant rate gets an axis around it (auto-range would centre 0.001 in ±0.5)."""
+        finite = values[np.isfinite(values)]
+        view = self.lr_plot.getPlotItem().getViewBox()
+        if not finite.size:
+            return
+        low, high = float(finite.min()), float(finite.max())
+        if high - low <= 1e-9 * max(abs(high), 1e-30):
+            span = abs(high) * 0.5 or 1.0
+            view.setYRange(high - span, high + span, padding=0)
+        elif not view.autoRangeEnabled()[1]:
+            view.enableAutoRange(axis=pg.ViewBox.YAxis)
 
     @staticmethod
     def _settle_ranges(widgets: Iterable[pg.PlotWidget]) -> None:
@@ -795,6 +914,8 @@ class TrainingDashboard(QtWidgets.QWidget):
         self._refresh_legend()
         if self._epoch_lr[0]:
             self.lr_epoch_curve.setData(*self._epoch_lr)
+            if not self._batches.size:
+                self._frame_learning_rate(np.asarray(self._epoch_lr[1], dtype=np.float64))
         pen = pg.mkPen(self._muted, width=1, style=QtCore.Qt.PenStyle.DashLine)
         pen.setColor(QtGui.QColor(self._muted.red(), self._muted.green(), self._muted.blue(), 60))
         while len(self._epoch_lines) < min(len(self._epoch_ends), _MAX_EPOCH_LINES):
@@ -842,7 +963,9 @@ class TrainingDashboard(QtWidgets.QWidget):
         for i, (name, history) in enumerate(self._previous_runs):
             color = QtGui.QColor(PREVIOUS_COLORS[i % len(PREVIOUS_COLORS)])
             color.setAlpha(PREVIOUS_ALPHA)
-            entries.append((name, {"pen": pg.mkPen(color, width=1.6, style=QtCore.Qt.PenStyle.DashLine)}))
+            entries.append(
+                (name, {"pen": pg.mkPen(color, width=1.6, style=QtCore.Qt.PenStyle.DashLine)})
+            )
             if any(k.startswith(_VAL_PREFIX) for k in history):
                 dotted = pg.mkPen(color, width=1.6, style=QtCore.Qt.PenStyle.DotLine)
                 entries.append((f"{name} (val)", {"pen": dotted}))
@@ -873,13 +996,18 @@ class TrainingDashboard(QtWidgets.QWidget):
 
     def _refresh_labels(self) -> None:
         color = _STATUS_COLORS.get(self._state, _STATUS_COLORS["idle"])
+        failed = self._state == "failed"
+        shown = "Failed" if failed else self._status_text
         self.status_label.setText(
-            f'<span style="color:{color}">\u25cf</span>&nbsp;{html.escape(self._status_text)}'
+            f'<span style="color:{color}">\u25cf</span>&nbsp;{html.escape(shown)}'
         )
-        self.hint_label.setVisible(bool(self._hint))
-        self.hint_label.setText(self._hint)
+        self.failure_label.setVisible(failed)
+        if failed:
+            message = html.escape(self._status_text.removeprefix("Failed: "))
+            hint = f"<br>{html.escape(self._hint)}" if self._hint else ""
+            self.failure_label.setText(f"<b>{message}</b>{hint}")
         self.device_label.setText(f"Device: {self._device}" if self._device else "")
-        if self._epochs and self._epoch is not None and self._epoch >= 0:
+        if self._epochs and self._epoch >= 0:
             self.epoch_label.setText(f"Epoch {min(self._epoch + 1, self._epochs)} / {self._epochs}")
         else:
             self.epoch_label.setText("")
@@ -890,7 +1018,7 @@ class TrainingDashboard(QtWidgets.QWidget):
     def _refresh_progress(self) -> None:
         total = self._epochs * self._steps_per_epoch
         done = self._global_step + 1
-        if self._steps_per_epoch and self._epoch is not None and self._epoch >= 0:
+        if self._steps_per_epoch and self._epoch >= 0:
             # Epoch events count too when batch events are sparse (or absent).
             done = max(done, self._epochs_seen * self._steps_per_epoch)
         if self._completed and total:
@@ -899,7 +1027,9 @@ class TrainingDashboard(QtWidgets.QWidget):
         if total:
             self.progress_bar.setRange(0, total)
             self.progress_bar.setValue(min(done, total))
-            parts.append(f"{min(done, total):,} / {total:,} steps \u00b7 {100 * min(done, total) / total:.0f}%")
+            parts.append(
+                f"{min(done, total):,} / {total:,} steps \u00b7 {100 * min(done, total) / total:.0f}%"
+            )
         else:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)

@@ -533,6 +533,9 @@ def _reporter(*args):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self.epoch_started = time.monotonic()
+            # Throughput counts training batches only, not the validation between epochs.
+            self.window_start = self.epoch_started
+            self.window_batches = 0
 
         def on_train_batch_end(self, batch, logs=None):
             self.window_batches += 1

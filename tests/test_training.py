@@ -38,11 +38,7 @@ def regression_project(**training) -> Project:
 
 def run_to_end(run: TrainingRun, timeout: float = 240) -> list[dict]:
     run.start()
-    try:
-        return list(run.events(timeout=timeout))
-    finally:
-        if run.finished:
-            pass
+    return list(run.events(timeout=timeout))
 
 
 def test_a_run_streams_events_and_brings_the_weights_back():

@@ -16,6 +16,7 @@ if the child does not finish within :data:`STOP_GRACE_SECONDS`, it is ended.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -92,7 +93,6 @@ class _Job:
 
     project: bytes
     overrides: Overrides
-    workdir: str
     weights_out: str
 
 
@@ -125,7 +125,6 @@ class TrainingRun:
         job = _Job(
             project_to_bytes(self.project),
             self.overrides,
-            self._workdir.name,
             os.path.join(self._workdir.name, "trained.kproj"),
         )
         self._queue = context.Queue()
@@ -312,7 +311,7 @@ def _one_line(text: str, limit: int = 400) -> str:
 def _train(job: _Job, queue, stop, pause) -> None:
     import keras
 
-    from builder_app.core.keras_model import build_keras_model
+    from builder_app.core.keras_model import build_keras_model, copy_weights_to_graph
     from builder_app.core.project import project_from_bytes, save_project
     from builder_app.core.training_settings import resolve
     from builder_app.training import data as data_module
@@ -330,7 +329,7 @@ def _train(job: _Job, queue, stop, pause) -> None:
     ]
     loaded = data_module.load(settings["data"], seed=settings["seed"], input_shapes=shapes)
     strategy = _strategy(devices)
-    with strategy.scope() if strategy else _null():
+    with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_keras_model(project.graph)
         model.compile(
             optimizer=_optimizer(settings),
@@ -355,7 +354,7 @@ def _train(job: _Job, queue, stop, pause) -> None:
         )
     batch_size = settings["batch_size"]
     steps = math.ceil(len(train) / batch_size)
-    metric_names = ["loss", *_metric_names(model, settings)]
+    metric_names = ["loss", *_metric_names(settings)]
     names = metric_names + ([f"val_{m}" for m in metric_names] if validation is not None else [])
     queue.put(
         events.event(
@@ -370,7 +369,7 @@ def _train(job: _Job, queue, stop, pause) -> None:
         )
     )
     reporter = _reporter(queue, stop, pause, batch_size, steps)
-    callbacks = [reporter, *_callbacks(settings, job.workdir)]
+    callbacks = [reporter, *_callbacks(settings)]
     started = time.monotonic()
     history = model.fit(
         _one_or_list(train.x),
@@ -389,8 +388,6 @@ def _train(job: _Job, queue, stop, pause) -> None:
         status = "nan"
     elif model.stop_training:
         status = "early_stopped"
-    from builder_app.core.keras_model import copy_weights_to_graph
-
     copy_weights_to_graph(project.graph, model)
     save_project(project, job.weights_out)
     queue.put(
@@ -412,14 +409,6 @@ def _order(n: int, settings: dict[str, Any]):
 
 def _one_or_list(arrays: list) -> Any:
     return arrays[0] if len(arrays) == 1 else arrays
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _configure_devices(cpu_replicas: int = 0) -> dict[str, Any]:
@@ -487,7 +476,7 @@ def _optimizer(settings: dict[str, Any]):
     return getattr(keras.optimizers, spec["class_name"])(**config)
 
 
-def _callbacks(settings: dict[str, Any], workdir: str) -> list:
+def _callbacks(settings: dict[str, Any]) -> list:
     import keras
 
     from builder_app.core.training_settings import CALLBACKS
@@ -501,7 +490,7 @@ def _callbacks(settings: dict[str, Any], workdir: str) -> list:
     return made
 
 
-def _metric_names(model, settings: dict[str, Any]) -> list[str]:
+def _metric_names(settings: dict[str, Any]) -> list[str]:
     names = []
     for metrics in settings["metrics"]:
         for metric in metrics:

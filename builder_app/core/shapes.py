@@ -162,6 +162,10 @@ class ShapeEngine:
         self.update()
         return dict(self._results)
 
+    def peek(self, node_id: str) -> NodeResult | None:
+        """The last computed result of a node, without updating (None if never computed)."""
+        return self._results.get(node_id)
+
     def model_errors(self) -> list[str]:
         """Problems of the model as a whole (no input, no output...)."""
         self.update()

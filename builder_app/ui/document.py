@@ -1,0 +1,256 @@
+"""The open project as the editor sees it: the graph, its shapes, the undo stack, the file.
+
+Every edit goes through :meth:`Document.push`, which applies one core operation
+(:mod:`builder_app.core.ops`) inside a ``QUndoCommand``; undo applies the inverse
+the operation returned. Views subscribe to :attr:`Document.graph_changed` (every
+change of the root graph or of a sub-model's graph) and :attr:`shapes_updated`.
+
+Keras is imported in a background thread (:class:`KerasLoader`); until it is
+ready :attr:`Document.engine` is ``None`` and shapes are unknown. Shapes are
+recomputed on the GUI thread after each burst of edits, output shapes first (fast),
+parameter counts and build checks when the event loop is idle.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui
+
+from builder_app.core.events import Change
+from builder_app.core.graph import GraphError, ModelGraph
+from builder_app.core.ops import Op
+from builder_app.core.project import Project
+from builder_app.core.shapes import NodeResult, ShapeEngine
+
+
+class _OpCommand(QtGui.QUndoCommand):
+    """One core operation on the undo stack; consecutive edits with one merge key merge."""
+
+    _ids: dict[Hashable, int] = {}
+
+    def __init__(self, document: Document, graph: ModelGraph, op: Op, inverse: Op, text: str, merge_key: Hashable | None):
+        super().__init__(text)
+        self.document = document
+        self.graph = graph
+        self.op = op
+        self.inverse = inverse
+        self.merge_key = merge_key
+        self._merged: list[_OpCommand] = []
+        self._applied = True
+
+    def id(self) -> int:  # noqa: A003 - Qt's name
+        if self.merge_key is None:
+            return -1
+        return self._ids.setdefault(self.merge_key, len(self._ids) + 1)
+
+    def mergeWith(self, other: QtGui.QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+        if not isinstance(other, _OpCommand) or other.merge_key != self.merge_key:
+            return False
+        if other.graph is not self.graph:
+            return False
+        self._merged.append(other)
+        return True
+
+    def redo(self) -> None:
+        if self._applied:  # push() applied it already, to hear a refusal first
+            self._applied = False
+        else:
+            self.inverse = self.graph.apply(self.op)
+            for merged in self._merged:
+                merged.inverse = self.graph.apply(merged.op)
+        self.document._edited()
+
+    def undo(self) -> None:
+        for merged in reversed(self._merged):
+            self.graph.apply(merged.inverse)
+        self.graph.apply(self.inverse)
+        self.document._edited()
+
+
+class KerasLoader(QtCore.QObject):
+    """Imports Keras (and TensorFlow) on a background thread; ``ready`` fires on the GUI thread."""
+
+    ready = QtCore.Signal()
+    failed = QtCore.Signal(str)
+
+    def __init__(self, parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        self._done = threading.Event()
+        self.error: str | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._load, name="keras-loader", daemon=True).start()
+
+    @property
+    def is_ready(self) -> bool:
+        return self._done.is_set() and self.error is None
+
+    def _load(self) -> None:
+        try:
+            from builder_app.core import catalog
+            from builder_app.core.quiet import import_keras_quietly
+
+            import_keras_quietly()
+            catalog.catalog()  # the palette and the inspector read it right away
+        except Exception as exc:  # noqa: BLE001 - reported to the user, the editor keeps working
+            self.error = f"Keras could not be loaded: {type(exc).__name__}: {exc}"
+        self._done.set()
+        # Queued across threads: the slots run on the GUI thread.
+        if self.error is None:
+            self.ready.emit()
+        else:
+            self.failed.emit(self.error)
+
+
+class Document(QtCore.QObject):
+    """The project being edited.
+
+    Signals:
+        graph_changed(Change): after every change of the graph or of a sub-model's graph.
+        shapes_updated(): shapes, parameter counts or errors may have changed.
+        refused(str): an edit was refused; the sentence says why.
+        dirty_changed(bool): the project now differs (or no longer) from its file.
+    """
+
+    graph_changed = QtCore.Signal(object)
+    shapes_updated = QtCore.Signal()
+    refused = QtCore.Signal(str)
+    dirty_changed = QtCore.Signal(bool)
+
+    def __init__(self, project: Project | None = None, parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        self.project = project or Project(ModelGraph("model"))
+        self.undo_stack = QtGui.QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(lambda clean: self.dirty_changed.emit(not clean))
+        self.engine: ShapeEngine | None = None
+        self._followed: dict[int, ModelGraph] = {}
+        self._follow(self.project.graph)
+        self._shape_timer = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._shape_timer.timeout.connect(self.update_shapes)
+        self._build_timer = QtCore.QTimer(self, singleShot=True, interval=150)
+        self._build_timer.timeout.connect(self._update_builds)
+        self._extra_dirty = False
+        self._inner_engines: dict[int, ShapeEngine] = {}
+
+    # ------------------------------------------------------------------ state
+    @property
+    def graph(self) -> ModelGraph:
+        return self.project.graph
+
+    @property
+    def path(self) -> Path | None:
+        return self.project.path
+
+    @property
+    def is_dirty(self) -> bool:
+        return self._extra_dirty or not self.undo_stack.isClean()
+
+    def mark_saved(self, path: Path) -> None:
+        self.project.path = Path(path)
+        self._extra_dirty = False
+        self.undo_stack.setClean()
+        self.dirty_changed.emit(False)
+
+    def mark_dirty(self) -> None:
+        """Changes outside the undo stack (new trained weights, training settings)."""
+        self._extra_dirty = True
+        self.dirty_changed.emit(True)
+
+    def title(self) -> str:
+        name = self.path.name if self.path else "untitled"
+        return name + (" *" if self.is_dirty else "")
+
+    # ------------------------------------------------------------------ edits
+    def push(self, op: Op, text: str, merge_key: Hashable | None = None, graph: ModelGraph | None = None) -> bool:
+        """Applies ``op`` as one undoable step; False (and ``refused``) when refused.
+
+        Consecutive pushes with the same ``merge_key`` (e.g. keystrokes in one field)
+        become one undo step.
+        """
+        target = graph if graph is not None else self.graph
+        self._follow(target)
+        try:
+            inverse = target.apply(op)
+        except GraphError as exc:
+            self.refused.emit(str(exc))
+            return False
+        self.undo_stack.push(_OpCommand(self, target, op, inverse, text, merge_key))
+        return True
+
+    def _edited(self) -> None:
+        self._shape_timer.start()
+
+    # ------------------------------------------------------------------ events
+    def _follow(self, graph: ModelGraph) -> None:
+        if id(graph) in self._followed:
+            return
+        self._followed[id(graph)] = graph
+        graph.changed.connect(self._relay)
+        for layer in graph.layers.values():
+            if layer.submodel is not None:
+                self._follow(layer.submodel)
+
+    def _relay(self, change: Change) -> None:
+        for name in change.layers:
+            for graph in list(self._followed.values()):
+                layer = graph.layers.get(name)
+                if layer is not None and layer.submodel is not None:
+                    self._follow(layer.submodel)
+        self.graph_changed.emit(change)
+        self._shape_timer.start()
+
+    # ------------------------------------------------------------------ shapes
+    def attach_engine(self) -> None:
+        """Starts shape inference (call once Keras is loaded)."""
+        if self.engine is None:
+            self.engine = ShapeEngine(self.graph)
+        self._shape_timer.start()
+
+    def _engines(self) -> list[ShapeEngine]:
+        if self.engine is None:
+            return []
+        return [self.engine, *self._inner_engines.values()]
+
+    def update_shapes(self) -> None:
+        """Output shapes now (fast); parameter counts and build checks when idle."""
+        if self.engine is None:
+            return
+        for engine in self._engines():
+            engine.update_shapes()
+        self.shapes_updated.emit()
+        self._build_timer.start()
+
+    def _update_builds(self) -> None:
+        changed = False
+        for engine in self._engines():
+            changed |= bool(engine.update())
+        if changed:
+            self.shapes_updated.emit()
+
+    def engine_for(self, graph: ModelGraph) -> ShapeEngine | None:
+        """The shape engine of the root graph or of a sub-model's graph (None before Keras)."""
+        if self.engine is None:
+            return None
+        if graph is self.graph:
+            return self.engine
+        engine = self._inner_engines.get(id(graph))
+        if engine is None or engine.graph is not graph:
+            engine = self._inner_engines[id(graph)] = ShapeEngine(graph)
+        return engine
+
+    def result(self, node_id: str, graph: ModelGraph | None = None) -> NodeResult | None:
+        """What shape inference last said about a node; None until known."""
+        engine = self.engine_for(graph if graph is not None else self.graph)
+        return engine.peek(node_id) if engine is not None else None
+
+    def close(self) -> None:
+        for engine in self._engines():
+            engine.close()
+        self.engine = None
+        self._inner_engines.clear()
+        for graph in self._followed.values():
+            graph.changed.disconnect(self._relay)
+        self._followed.clear()

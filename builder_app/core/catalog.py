@@ -820,6 +820,11 @@ def catalog() -> dict[str, LayerSpec]:
     return dict(_catalog())
 
 
+def is_loaded() -> bool:
+    """Whether the catalog is built (reading it now will not import Keras)."""
+    return _catalog.cache_info().currsize > 0
+
+
 def layer_spec(class_name: str) -> LayerSpec:
     """The spec of a catalog layer, resolving aliases.
 

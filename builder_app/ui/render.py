@@ -1,0 +1,106 @@
+"""Draw a project's diagram to PNG or SVG with the canvas's own painting code, without a window."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from builder_app.core.layout import layered_positions
+from builder_app.core.project import Project, write_atomically
+
+#: The longest side of a rendered PNG, in pixels; bigger diagrams are scaled down to fit.
+MAX_PNG_SIDE = 12_000
+
+
+class RenderError(Exception):
+    """The diagram could not be written; the message says where and why."""
+
+
+def ensure_application() -> QtWidgets.QApplication:
+    """The running QApplication, or a new offscreen one (no display needed)."""
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        app = QtWidgets.QApplication(["builder-app"])
+    return app  # type: ignore[return-value]
+
+
+def needs_layout(project: Project) -> bool:
+    """True when the nodes have no positions of their own (all stacked on one point)."""
+    positions = {node.position for node in project.graph.nodes.values()}
+    return len(project.graph.nodes) > 1 and len(positions) == 1
+
+
+def render_scene(scene, path: str | os.PathLike[str], scale: float = 1.0) -> QtCore.QSize:
+    """Writes ``scene``'s diagram to ``path`` (``.svg`` or an image format Qt writes, e.g. ``.png``)."""
+    target = Path(path)
+    rect = scene.diagram_rect()
+    if rect.isEmpty():
+        rect = QtCore.QRectF(0, 0, 320, 200)
+    scene.clearSelection()
+    if target.suffix.lower() == ".svg":
+        from PySide6 import QtSvg
+
+        size = QtCore.QSize(int(rect.width()), int(rect.height()))
+        buffer = QtCore.QBuffer()
+        buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+        generator = QtSvg.QSvgGenerator()
+        generator.setOutputDevice(buffer)
+        generator.setSize(size)
+        generator.setViewBox(QtCore.QRect(0, 0, size.width(), size.height()))
+        generator.setTitle(scene.graph.name)
+        painter = QtGui.QPainter(generator)
+        scene.render(painter, QtCore.QRectF(0, 0, size.width(), size.height()), rect)
+        painter.end()
+        data = bytes(buffer.data())
+        _write(target, data)
+        return size
+    longest = max(rect.width(), rect.height()) * scale
+    if longest > MAX_PNG_SIDE:
+        scale *= MAX_PNG_SIDE / longest
+    size = QtCore.QSize(max(1, round(rect.width() * scale)), max(1, round(rect.height() * scale)))
+    image = QtGui.QImage(size, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(scene.colors.background)
+    painter = QtGui.QPainter(image)
+    painter.setRenderHints(QtGui.QPainter.RenderHint.Antialiasing | QtGui.QPainter.RenderHint.TextAntialiasing)
+    scene.render(painter, QtCore.QRectF(0, 0, size.width(), size.height()), rect)
+    painter.end()
+    fmt = (target.suffix[1:] or "png").upper()
+    buffer = QtCore.QBuffer()
+    buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, fmt):
+        raise RenderError(f"{target}: Qt cannot write {fmt} images; use .png or .svg")
+    _write(target, bytes(buffer.data()))
+    return size
+
+
+def _write(target: Path, data: bytes) -> None:
+    try:
+        write_atomically(target, lambda handle: handle.write(data))
+    except OSError as exc:
+        raise RenderError(f"{target}: cannot write: {exc.strerror or exc}") from None
+
+
+def render_project(project: Project, path: str | os.PathLike[str], *, dark: bool = False, scale: float = 1.0) -> QtCore.QSize:
+    """Draws ``project`` as the canvas shows it (shapes included) into ``path``."""
+    ensure_application()
+    from builder_app.core.ops import Batch, MoveNode
+    from builder_app.core.quiet import import_keras_quietly
+    from builder_app.ui.canvas import GraphScene
+    from builder_app.ui.document import Document
+
+    import_keras_quietly()
+    if needs_layout(project):
+        project.graph.apply(Batch([MoveNode(n, p) for n, p in layered_positions(project.graph).items()]))
+    document = Document(project)
+    document.attach_engine()
+    document.engine.update()
+    scene = GraphScene(document, dark=dark)
+    scene.refresh_all()
+    try:
+        return render_scene(scene, path, scale)
+    finally:
+        scene.close()
+        document.close()

@@ -1,0 +1,250 @@
+"""The canvas view: zoom, pan, rubber-band selection, drops from the palette, quick add, minimap."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from builder_app.core.graph import GraphError
+from builder_app.ui.canvas import GraphScene, payload_ops
+from builder_app.ui.palette import LAYER_MIME, payload_from_mime
+
+MIN_ZOOM, MAX_ZOOM = 0.05, 3.0
+
+
+class GraphView(QtWidgets.QGraphicsView):
+    """Shows a :class:`GraphScene`; every gesture becomes one undoable operation.
+
+    Signals:
+        quick_add_requested(QPoint, QPointF): Tab or a double-click on empty canvas,
+            with the global and scene positions.
+    """
+
+    quick_add_requested = QtCore.Signal(QtCore.QPoint, QtCore.QPointF)
+    zoom_changed = QtCore.Signal(float)
+
+    def __init__(self, scene: GraphScene, parent: QtWidgets.QWidget | None = None):
+        super().__init__(scene, parent)
+        self.setRenderHints(QtGui.QPainter.RenderHint.Antialiasing | QtGui.QPainter.RenderHint.TextAntialiasing)
+        self.setViewportUpdateMode(QtWidgets.QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setOptimizationFlags(QtWidgets.QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.setDragMode(QtWidgets.QGraphicsView.DragMode.RubberBandDrag)
+        self.setRubberBandSelectionMode(QtCore.Qt.ItemSelectionMode.IntersectsItemShape)
+        self.setTransformationAnchor(QtWidgets.QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QtWidgets.QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self._pan_from: QtCore.QPoint | None = None
+        self._space = False
+        self.minimap = Minimap(self)
+        self._extend_scene()
+
+    @property
+    def graph_scene(self) -> GraphScene:
+        return self.scene()  # type: ignore[return-value]
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    # ------------------------------------------------------------ navigation
+    def _extend_scene(self) -> None:
+        """Leave room around the diagram so it can be panned past its edges."""
+        rect = self.graph_scene.itemsBoundingRect().adjusted(-2000, -2000, 2000, 2000)
+        self.setSceneRect(rect.united(QtCore.QRectF(-2000, -2000, 4000, 4000)))
+
+    def fit(self) -> None:
+        """Fit the whole diagram in view (never zooming in past 100%)."""
+        self._extend_scene()
+        rect = self.graph_scene.diagram_rect()
+        if rect.isEmpty():
+            self.resetTransform()
+            self.centerOn(0, 0)
+        else:
+            self.fitInView(rect, QtCore.Qt.AspectRatioMode.KeepAspectRatio)
+            if self.zoom() > 1.0:
+                self.set_zoom(1.0)
+            self.centerOn(rect.center())
+        self.zoom_changed.emit(self.zoom())
+        self.minimap.refresh()
+
+    def set_zoom(self, zoom: float) -> None:
+        zoom = min(MAX_ZOOM, max(MIN_ZOOM, zoom))
+        factor = zoom / self.zoom()
+        self.scale(factor, factor)
+        self.zoom_changed.emit(self.zoom())
+        self.minimap.refresh()
+
+    def wheelEvent(self, event: QtGui.QWheelEvent) -> None:  # noqa: N802 - Qt's name
+        if event.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier:
+            super().wheelEvent(event)
+            return
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.set_zoom(self.zoom() * (1.15**steps))
+        event.accept()
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if event.button() == QtCore.Qt.MouseButton.MiddleButton or (
+            self._space and event.button() == QtCore.Qt.MouseButton.LeftButton
+        ):
+            self._pan_from = event.position().toPoint()
+            self.viewport().setCursor(QtCore.Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._pan_from is not None:
+            delta = event.position().toPoint() - self._pan_from
+            self._pan_from = event.position().toPoint()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - delta.x())
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - delta.y())
+            self.minimap.refresh()
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.viewport().unsetCursor()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.itemAt(event.position().toPoint()) is None:
+            self.quick_add_requested.emit(event.globalPosition().toPoint(), self.mapToScene(event.position().toPoint()))
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        key = event.key()
+        if key == QtCore.Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(QtCore.Qt.CursorShape.OpenHandCursor)
+            return
+        if key == QtCore.Qt.Key.Key_Tab:
+            self.request_quick_add()
+            return
+        if key in (QtCore.Qt.Key.Key_Delete, QtCore.Qt.Key.Key_Backspace):
+            self.graph_scene.delete_selection()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if event.key() == QtCore.Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.viewport().unsetCursor()
+            return
+        super().keyReleaseEvent(event)
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 - Qt's names
+        return False  # Tab belongs to quick add
+
+    def request_quick_add(self) -> None:
+        local = self.viewport().mapFromGlobal(QtGui.QCursor.pos())
+        if not self.viewport().rect().contains(local):
+            local = self.viewport().rect().center()
+        self.quick_add_requested.emit(self.viewport().mapToGlobal(local), self.mapToScene(local))
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:  # noqa: N802 - Qt's name
+        super().scrollContentsBy(dx, dy)
+        self.minimap.refresh()
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.minimap.place()
+
+    # ----------------------------------------------------------------- drops
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if event.mimeData().hasFormat(LAYER_MIME):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QtGui.QDragMoveEvent) -> None:  # noqa: N802 - Qt's name
+        if event.mimeData().hasFormat(LAYER_MIME):
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:  # noqa: N802 - Qt's name
+        if not event.mimeData().hasFormat(LAYER_MIME):
+            super().dropEvent(event)
+            return
+        payload = payload_from_mime(event.mimeData())
+        if payload is None:
+            return
+        self.insert(payload, self.mapToScene(event.position().toPoint()))
+        event.acceptProposedAction()
+
+    def insert(self, payload: str, scene_pos: QtCore.QPointF, source: str | None = None) -> list[str]:
+        """Adds a palette entry at a scene position; returns the new node ids ([] if refused)."""
+        scene = self.graph_scene
+        position = (round(scene_pos.x() / 10) * 10.0, round(scene_pos.y() / 10) * 10.0)
+        try:
+            op, text, new_ids = payload_ops(scene.graph, payload, position, source)
+        except GraphError as exc:
+            scene.document.refused.emit(str(exc))
+            return []
+        if not scene.document.push(op, text, graph=scene.graph):
+            return []
+        scene.select_nodes(new_ids[-1:])
+        self.minimap.refresh()
+        return new_ids
+
+
+class Minimap(QtWidgets.QGraphicsView):
+    """The whole diagram small, in a corner; the visible part framed; click or drag to go there."""
+
+    SIZE = QtCore.QSize(200, 130)
+
+    def __init__(self, view: GraphView):
+        super().__init__(view.scene(), view)
+        self._view = view
+        self.setInteractive(False)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFixedSize(self.SIZE)
+        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
+        self.setRenderHints(QtGui.QPainter.RenderHint(0))
+        self.setCacheMode(QtWidgets.QGraphicsView.CacheModeFlag.CacheNone)
+        self.setToolTip("Overview: click to move there")
+        self._timer = QtCore.QTimer(self, singleShot=True, interval=60)
+        self._timer.timeout.connect(self._fit)
+        self.place()
+
+    def place(self) -> None:
+        parent = self._view.viewport()
+        self.move(parent.width() - self.width() - 10, parent.height() - self.height() - 10)
+
+    def refresh(self) -> None:
+        self._timer.start()
+        self.viewport().update()
+
+    def _fit(self) -> None:
+        rect = self._view.graph_scene.diagram_rect()
+        if not rect.isEmpty():
+            self.fitInView(rect, QtCore.Qt.AspectRatioMode.KeepAspectRatio)
+        self.viewport().update()
+
+    def drawBackground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:  # noqa: N802
+        painter.fillRect(rect, self._view.graph_scene.colors.background)
+
+    def drawForeground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:  # noqa: N802
+        visible = self._view.mapToScene(self._view.viewport().rect()).boundingRect()
+        colour = self._view.graph_scene.colors.selection
+        painter.setPen(QtGui.QPen(colour, 0))
+        fill = QtGui.QColor(colour)
+        fill.setAlpha(40)
+        painter.setBrush(fill)
+        painter.drawRect(visible)
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        self._view.centerOn(self.mapToScene(event.position().toPoint()))
+
+    def mouseMoveEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if event.buttons():
+            self._view.centerOn(self.mapToScene(event.position().toPoint()))

@@ -83,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--gui", action="store_true", help="train in a window with the live dashboard")
 
+    render = commands.add_parser(
+        "render",
+        help="draw a project's diagram to a PNG or SVG file",
+        description="Draw the diagram as the editor's canvas paints it, without a window.",
+    )
+    render.add_argument("project", type=Path, metavar="PROJECT")
+    target = render.add_mutually_exclusive_group(required=True)
+    target.add_argument("--png", type=Path, metavar="F.png", help="write a PNG image")
+    target.add_argument("--svg", type=Path, metavar="F.svg", help="write an SVG drawing")
+    render.add_argument("--scale", type=float, default=1.0, help="pixels per canvas unit (PNG; default 1)")
+    render.add_argument("--dark", action="store_true", help="the dark canvas colours")
+    gui = commands.add_parser("gui", help="open the editor (the default)", description="Open the editor window.")
+    gui.add_argument("project", type=Path, nargs="?", metavar="PROJECT", help="a project, or a Keras model to import")
     summary = commands.add_parser(
         "summary",
         help="print a project's layers, shapes and parameter counts",
@@ -95,21 +108,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = {"validate", "summary", "export", "import", "train"}
-    if argv and not argv[0].startswith("-") and argv[0] not in commands:
-        # `builder-app PROJECT` opens the project. Until the editor window lands,
-        # it shows the project the way the editor's summary panel will.
-        print(
-            "builder-app: the graphical editor is not in this version yet; "
-            "here is the project's summary",
-            file=sys.stderr,
-        )
-        argv = ["summary", *argv]
+    commands = {"validate", "summary", "export", "import", "train", "render", "gui"}
+    if not argv or (not argv[0].startswith("-") and argv[0] not in commands):
+        argv = ["gui", *argv]  # `builder-app [PROJECT]` opens the editor
     args = _parser().parse_args(argv)
-    if args.command is None:
-        _parser().print_help()
-        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.command == "gui":
+        return _gui(args.project)
     try:
         from builder_app.core.quiet import import_keras_quietly
 
@@ -124,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             return _import(args.model, args.output)
         if args.command == "train":
             return _train(args)
+        if args.command == "render":
+            return _render(args)
     except KeyboardInterrupt:
         print("builder-app: interrupted", file=sys.stderr)
         return 130
@@ -131,6 +138,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"builder-app: internal error ({type(exc).__name__}): {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     return EXIT_UNREADABLE  # pragma: no cover - argparse rejects unknown commands
+
+
+def _gui(path: Path | None) -> int:
+    if path is not None and not path.exists():
+        print(f"builder-app: {path}: no such file", file=sys.stderr)
+        return EXIT_UNREADABLE
+    from builder_app.ui.main_window import run_app
+
+    return run_app(path)
+
+
+def _render(args: argparse.Namespace) -> int:
+    project = _load(args.project)
+    if project is None:
+        return EXIT_UNREADABLE
+    from builder_app.ui.render import RenderError, render_project
+
+    target = args.png or args.svg
+    if args.scale <= 0:
+        print("builder-app: --scale must be positive", file=sys.stderr)
+        return EXIT_UNREADABLE
+    try:
+        size = render_project(project, target, dark=args.dark, scale=args.scale)
+    except RenderError as exc:
+        print(f"builder-app: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    print(f"{target}: {size.width()}x{size.height()}")
+    return 0
 
 
 def _load(path: Path):

@@ -18,10 +18,11 @@ from typing import Any
 
 from builder_app.core import catalog
 from builder_app.core.graph import Layer, ModelGraph, Node, PortRef, snake_case
+from builder_app.core.layout import COLUMN_WIDTH
 from builder_app.core.ops import AddNode, Batch, Connect, Op
 
 #: Horizontal distance between the nodes of a block on the canvas.
-SPACING = 240.0
+SPACING = COLUMN_WIDTH
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from builder_app.core.graph import ModelGraph
 
 #: Distance between columns and between rows, in canvas units.
-COLUMN_WIDTH = 240.0
-ROW_HEIGHT = 110.0
+COLUMN_WIDTH = 300.0
+ROW_HEIGHT = 120.0
 
 
 def layered_positions(graph: ModelGraph) -> dict[str, tuple[float, float]]:

@@ -1,0 +1,1123 @@
+"""The editor window: palette, canvas tabs, inspector, problems, summary, files and recovery.
+
+Widgets are touched from the GUI thread only. Keras loads on a background thread
+(:class:`~builder_app.ui.document.KerasLoader`) and announces itself with a queued
+signal; until then the canvas works and shapes say nothing.
+
+Autosave writes the project (a project file, never a pickle) to a recovery file
+every few seconds while there are unsaved changes. A :class:`QLockFile` beside it
+tells a second running window apart from one that crashed: a recovery file whose
+lock nobody holds is offered back on the next start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from builder_app import __version__
+from builder_app.core import ops
+from builder_app.core.clipboard import copy_nodes, paste_ops
+from builder_app.core.graph import SUBMODEL_CLASS, GraphError, ModelGraph, PortRef
+from builder_app.core.project import (
+    PROJECT_SUFFIX,
+    Project,
+    ProjectLoadError,
+    load_project,
+    save_project,
+)
+from builder_app.core.shapes import format_shape
+from builder_app.ui import theme
+from builder_app.ui.canvas import GraphScene
+from builder_app.ui.document import Document, KerasLoader
+from builder_app.ui.inspector import Inspector
+from builder_app.ui.palette import Palette, QuickAdd
+from builder_app.ui.render import needs_layout, render_scene
+from builder_app.ui.view import GraphView
+
+AUTOSAVE_MS = 5_000
+CLIPBOARD_MIME = "application/x-builder-app-layers"
+MAX_RECENT = 10
+PROJECT_FILTER = f"builder-app projects (*{PROJECT_SUFFIX})"
+MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5 *.json)"
+
+
+def recovery_dir() -> Path:
+    """Where recovery files live (``BUILDER_APP_RECOVERY_DIR`` overrides it)."""
+    override = os.environ.get("BUILDER_APP_RECOVERY_DIR")
+    if override:
+        return Path(override)
+    base = QtCore.QStandardPaths.writableLocation(QtCore.QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base or Path.home() / ".builder-app") / "recovery"
+
+
+def settings() -> QtCore.QSettings:
+    return QtCore.QSettings("builder-app", "builder-app")
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """One editor window over one :class:`Document`."""
+
+    def __init__(self, project: Project | None = None, loader: KerasLoader | None = None):
+        super().__init__()
+        self.setWindowIcon(theme.icon("app"))
+        self.document: Document | None = None
+        self.scenes: list[GraphScene] = []
+        self._lock: QtCore.QLockFile | None = None
+        self._recovery_path: Path | None = None
+        self._autosaved_index = -1
+        self._build_widgets()
+        self._build_actions()
+        self.loader = loader or KerasLoader(self)
+        self.loader.ready.connect(self._keras_ready)
+        self.loader.failed.connect(self._keras_failed)
+        self.set_document(Document(project))
+        self._autosave_timer = QtCore.QTimer(self, interval=AUTOSAVE_MS)
+        self._autosave_timer.timeout.connect(self.autosave)
+        self._autosave_timer.start()
+        self.resize(1500, 920)
+        self.resizeDocks([self.problems_dock], [170], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.palette.parentWidget(), self._inspector_dock], [230, 320], QtCore.Qt.Orientation.Horizontal)
+        if loader is None:
+            self.loader.start()
+        elif loader.is_ready:
+            QtCore.QTimer.singleShot(0, self._keras_ready)
+
+    # ================================================================ layout
+    def _build_widgets(self) -> None:
+        self.tabs = QtWidgets.QTabWidget(documentMode=True, tabsClosable=True, movable=False)
+        self.tabs.tabCloseRequested.connect(self._close_tab)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.setCentralWidget(self.tabs)
+        self.setDockNestingEnabled(True)
+
+        self.palette = Palette()
+        self.palette.activated.connect(self._insert_at_centre)
+        self._dock("Layers", self.palette, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.quick_add = QuickAdd(self)
+        self.quick_add.chosen.connect(self._quick_add_chosen)
+        self._quick_add_at: QtCore.QPointF | None = None
+
+        self.problems = QtWidgets.QListWidget()
+        self.problems.setWordWrap(True)
+        self.problems.itemClicked.connect(self._problem_clicked)
+        self.problems.itemActivated.connect(self._problem_clicked)
+        self.problems_dock = self._dock("Problems", self.problems, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+
+        summary = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(summary)
+        column.setContentsMargins(4, 4, 4, 4)
+        self.summary_table = QtWidgets.QTableWidget(0, 4)
+        self.summary_table.setHorizontalHeaderLabels(["Layer (type)", "Output shape", "Param #", "Connected to"])
+        self.summary_table.horizontalHeader().setStretchLastSection(True)
+        self.summary_table.verticalHeader().hide()
+        self.summary_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.summary_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.summary_table.cellClicked.connect(self._summary_clicked)
+        self.summary_totals = QtWidgets.QLabel()
+        column.addWidget(self.summary_table)
+        column.addWidget(self.summary_totals)
+        self.summary_dock = self._dock("Model summary", summary, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.problems_dock, self.summary_dock)
+        self.problems_dock.raise_()
+
+        self.status_keras = QtWidgets.QLabel("Loading TensorFlow…")
+        self.status_device = QtWidgets.QLabel("")
+        self.status_zoom = QtWidgets.QLabel("100%")
+        self.status_params = QtWidgets.QLabel("")
+        bar = self.statusBar()
+        for widget in (self.status_params, self.status_zoom, self.status_device, self.status_keras):
+            bar.addPermanentWidget(widget)
+        self._summary_timer = QtCore.QTimer(self, singleShot=True, interval=120)
+        self._summary_timer.timeout.connect(self._refresh_panels)
+
+    def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QtGui.QAction:
+        action = QtGui.QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        if icon:
+            action.setIcon(theme.icon(icon))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        keys = QtGui.QKeySequence.StandardKey
+        a = self.actions_by_name = {}
+        a["new"] = self._action("&New", self.new_project, keys.New, "new", "Start a new model")
+        a["open"] = self._action("&Open…", self.open_dialog, keys.Open, "open", "Open a project")
+        a["save"] = self._action("&Save", self.save, keys.Save, "save", "Save the project")
+        a["save_as"] = self._action("Save &As…", self.save_as, keys.SaveAs)
+        a["import"] = self._action("&Import Keras Model…", self.import_dialog, "Ctrl+I", "import", "Import a .keras, .h5 or model JSON file")
+        a["quit"] = self._action("&Quit", self.close, keys.Quit)
+        exports = {
+            "python": ("Python Code…", "Python (*.py)"),
+            "keras": (".keras Model…", "Keras model (*.keras)"),
+            "savedmodel": ("SavedModel…", None),
+            "onnx": ("ONNX…", "ONNX (*.onnx)"),
+            "train-script": ("Training Script…", "Python (*.py)"),
+            "png": ("Diagram as PNG…", "PNG image (*.png)"),
+            "svg": ("Diagram as SVG…", "SVG image (*.svg)"),
+        }
+        for kind, (text, _) in exports.items():
+            a[f"export_{kind}"] = self._action(text, lambda _=False, k=kind: self.export_dialog(k))
+        self._export_filters = {k: f for k, (_, f) in exports.items()}
+
+        a["undo"] = self._action("&Undo", self.undo, keys.Undo, "undo")
+        a["redo"] = self._action("&Redo", self.redo, keys.Redo, "redo")
+        a["cut"] = self._action("Cu&t", self.cut, keys.Cut)
+        a["copy"] = self._action("&Copy", self.copy, keys.Copy)
+        a["paste"] = self._action("&Paste", self.paste, keys.Paste)
+        a["duplicate"] = self._action("D&uplicate", self.duplicate, "Ctrl+D")
+        a["delete"] = self._action("&Delete", self.delete, keys.Delete, "delete")
+        a["select_all"] = self._action("Select &All", self.select_all, keys.SelectAll)
+        a["quick_add"] = self._action("&Quick Add Layer…", lambda: self.current_view().request_quick_add(), None)
+        a["quick_add"].setShortcutContext(QtCore.Qt.ShortcutContext.WidgetShortcut)
+
+        a["call_again"] = self._action("Call &Again (Share Weights)", self.call_again, "Ctrl+Shift+D", "share")
+        a["unshare"] = self._action("&Unshare", self.unshare)
+        a["group"] = self._action("&Group as Sub-model", self.group, "Ctrl+G", "submodel")
+        a["ungroup"] = self._action("U&ngroup Sub-model", self.ungroup, "Ctrl+Shift+G")
+        a["open_submodel"] = self._action("&Open Sub-model", self.open_selected_submodel, "Ctrl+Return")
+        a["extract"] = self._action("&Extract Selection as Model…", self.extract_model)
+        a["set_outputs"] = self._action("Set Selection as Model &Outputs", self.set_outputs)
+
+        a["fit"] = self._action("&Fit to View", lambda: self.current_view().fit(), "F", "fit")
+        a["zoom_in"] = self._action("Zoom &In", lambda: self._zoom(1.25), keys.ZoomIn, "zoom-in")
+        a["zoom_out"] = self._action("Zoom &Out", lambda: self._zoom(0.8), keys.ZoomOut, "zoom-out")
+        a["zoom_reset"] = self._action("Actual &Size", lambda: self.current_view().set_zoom(1.0), "Ctrl+0")
+        a["layout"] = self._action("Auto &Layout", self.auto_layout, "Ctrl+L", "layout", "Lay the model out left to right")
+        a["snap"] = self._action("&Snap to Grid", self._toggle_snap)
+        a["snap"].setCheckable(True)
+        a["snap"].setChecked(True)
+        a["minimap"] = self._action("&Overview Map", self._toggle_minimap)
+        a["minimap"].setCheckable(True)
+        a["minimap"].setChecked(True)
+        a["dark"] = self._action("&Dark Canvas", self._toggle_dark)
+        a["dark"].setCheckable(True)
+        a["dark"].setChecked(theme.is_dark())
+
+        a["validate"] = self._action("&Validate", self._show_problems, "Ctrl+Shift+V")
+        a["train"] = self._action("&Train…", self.open_training, "Ctrl+T", "train", "Train the model in a window with a live dashboard")
+
+        # The canvas shortcuts that would fire while typing in the inspector belong to the view.
+        for name in ("delete", "fit"):
+            a[name].setShortcutContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.tabs.addAction(a[name])
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addActions([a["new"], a["open"]])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addActions([a["save"], a["save_as"]])
+        file_menu.addSeparator()
+        file_menu.addAction(a["import"])
+        export_menu = file_menu.addMenu("&Export")
+        export_menu.setIcon(theme.icon("export"))
+        export_menu.addActions([a[f"export_{k}"] for k in ("python", "keras", "savedmodel", "onnx", "train-script")])
+        export_menu.addSeparator()
+        export_menu.addActions([a["export_png"], a["export_svg"]])
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        edit = menu.addMenu("&Edit")
+        edit.addActions([a["undo"], a["redo"]])
+        edit.addSeparator()
+        edit.addActions([a["cut"], a["copy"], a["paste"], a["duplicate"], a["delete"]])
+        edit.addSeparator()
+        edit.addActions([a["select_all"], a["quick_add"]])
+        layer = menu.addMenu("&Layer")
+        layer.addActions([a["call_again"], a["unshare"]])
+        layer.addSeparator()
+        layer.addActions([a["group"], a["ungroup"], a["open_submodel"], a["extract"]])
+        layer.addSeparator()
+        layer.addAction(a["set_outputs"])
+        view = menu.addMenu("&View")
+        view.addActions([a["fit"], a["zoom_in"], a["zoom_out"], a["zoom_reset"], a["layout"]])
+        view.addSeparator()
+        view.addActions([a["snap"], a["minimap"], a["dark"]])
+        view.addSeparator()
+        for dock in self.findChildren(QtWidgets.QDockWidget):
+            view.addAction(dock.toggleViewAction())
+        model = menu.addMenu("&Model")
+        model.addActions([a["validate"], a["train"]])
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self._action("&About builder-app", self._about))
+
+        bar = self.addToolBar("Main")
+        bar.setObjectName("main-toolbar")
+        bar.setIconSize(QtCore.QSize(20, 20))
+        bar.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonIconOnly)
+        bar.addActions([a["new"], a["open"], a["save"]])
+        bar.addSeparator()
+        bar.addActions([a["undo"], a["redo"]])
+        bar.addSeparator()
+        bar.addActions([a["zoom_out"], a["zoom_in"], a["fit"], a["layout"]])
+        bar.addSeparator()
+        bar.addActions([a["group"], a["call_again"]])
+        bar.addSeparator()
+        bar.addAction(a["train"])
+        export_button = QtWidgets.QToolButton()
+        export_button.setIcon(theme.icon("export"))
+        export_button.setToolTip("Export")
+        export_button.setMenu(export_menu)
+        export_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
+        bar.addWidget(export_button)
+
+    # ============================================================= documents
+    def set_document(self, document: Document) -> None:
+        """Shows ``document`` (closing the previous one's tabs and recovery file)."""
+        old = self.document
+        if old is not None:
+            while self.tabs.count():
+                self._remove_tab(0)
+            self._release_recovery()
+            old.close()
+            old.deleteLater()
+        self.document = document
+        document.setParent(self)
+        document.dirty_changed.connect(self._update_title)
+        document.refused.connect(self._refused)
+        document.shapes_updated.connect(self._summary_timer.start)
+        document.graph_changed.connect(lambda _change: self._summary_timer.start())
+        document.undo_stack.canUndoChanged.connect(self.actions_by_name["undo"].setEnabled)
+        document.undo_stack.canRedoChanged.connect(self.actions_by_name["redo"].setEnabled)
+        self.actions_by_name["undo"].setEnabled(False)
+        self.actions_by_name["redo"].setEnabled(False)
+        if needs_layout(document.project):
+            from builder_app.core.layout import layered_positions
+
+            graph = document.graph
+            graph.apply(ops.Batch([ops.MoveNode(n, p) for n, p in layered_positions(graph).items()]))
+        self.inspector = Inspector(document)
+        if getattr(self, "_inspector_dock", None) is None:
+            self._inspector_dock = self._dock("Inspector", self.inspector, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        else:
+            previous = self._inspector_dock.widget()
+            self._inspector_dock.setWidget(self.inspector)
+            previous.deleteLater()
+        self.open_graph(document.graph, document.graph.name)
+        self._claim_recovery()
+        self._autosaved_index = document.undo_stack.index()
+        if self.loader is not None and self.loader.is_ready:
+            document.attach_engine()
+        self._update_title()
+        self._refresh_panels()
+        QtCore.QTimer.singleShot(0, lambda: self.current_view() and self.current_view().fit())
+
+    def open_graph(self, graph: ModelGraph, title: str) -> GraphView:
+        """Shows ``graph`` (the model or a sub-model's graph) in a tab, reusing an open one."""
+        for i in range(self.tabs.count()):
+            view = self.tabs.widget(i)
+            if view.graph_scene.graph is graph:
+                self.tabs.setCurrentIndex(i)
+                return view
+        scene = GraphScene(self.document, graph, dark=self.actions_by_name["dark"].isChecked())
+        scene.snap = self.actions_by_name["snap"].isChecked()
+        scene.selected_node.connect(self._selection_changed)
+        scene.node_activated.connect(self._node_activated)
+        scene.hint.connect(self._hint)
+        scene.selectionChanged.connect(self._update_actions)
+        view = GraphView(scene)
+        view.minimap.setVisible(self.actions_by_name["minimap"].isChecked())
+        view.quick_add_requested.connect(self._open_quick_add)
+        view.zoom_changed.connect(lambda z: self.status_zoom.setText(f"{z * 100:.0f}%"))
+        view.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        view.customContextMenuRequested.connect(self._context_menu)
+        self.scenes.append(scene)
+        index = self.tabs.addTab(view, title)
+        if index == 0:
+            self.tabs.tabBar().setTabButton(0, QtWidgets.QTabBar.ButtonPosition.RightSide, None)
+        self.tabs.setCurrentIndex(index)
+        QtCore.QTimer.singleShot(0, view.fit)
+        return view
+
+    def _remove_tab(self, index: int) -> None:
+        view = self.tabs.widget(index)
+        self.tabs.removeTab(index)
+        scene = view.graph_scene
+        scene.close()
+        self.scenes.remove(scene)
+        view.deleteLater()
+        scene.deleteLater()
+
+    def _close_tab(self, index: int) -> None:
+        if index > 0:
+            self._remove_tab(index)
+
+    def _tab_changed(self, _index: int) -> None:
+        self._selection_changed(None)
+        self._update_actions()
+        self._refresh_panels()
+
+    def current_view(self) -> GraphView:
+        return self.tabs.currentWidget()  # type: ignore[return-value]
+
+    def current_scene(self) -> GraphScene:
+        return self.current_view().graph_scene
+
+    @property
+    def graph(self) -> ModelGraph:
+        """The graph of the current tab."""
+        return self.current_scene().graph
+
+    # ================================================================= Keras
+    def _keras_ready(self) -> None:
+        import keras
+
+        self.palette.populate()
+        self.quick_add.populate()
+        self.status_keras.setText(f"Keras {keras.__version__} · {keras.backend.backend()}")
+        self.status_device.setText(_device_name())
+        if self.document is not None:
+            self.document.attach_engine()
+        for scene in self.scenes:
+            scene.refresh_all()
+        self.inspector.show_node(*self._selected_for_inspector())
+
+    def _keras_failed(self, message: str) -> None:
+        self.status_keras.setText("Keras unavailable")
+        self.status_keras.setToolTip(message)
+        self.statusBar().showMessage(message)
+
+    # ================================================================ panels
+    def _update_title(self, *_args) -> None:
+        self.setWindowTitle(f"{self.document.title()} — builder-app")
+        self.setWindowModified(self.document.is_dirty)
+
+    def _refused(self, message: str) -> None:
+        self.statusBar().showMessage(f"Not done: {message}", 8000)
+
+    def _hint(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(text, 6000)
+        else:
+            self.statusBar().clearMessage()
+
+    def _selected_for_inspector(self) -> tuple[ModelGraph | None, str | None]:
+        if not self.tabs.count():
+            return None, None
+        ids = self.current_scene().selected_ids()
+        return (self.graph, ids[0]) if len(ids) == 1 else (self.graph, None)
+
+    def _selection_changed(self, _node_id) -> None:
+        graph, node_id = self._selected_for_inspector()
+        self.inspector.show_node(graph, node_id)
+
+    def _update_actions(self) -> None:
+        if not self.tabs.count():
+            return
+        ids = self.current_scene().selected_ids()
+        a = self.actions_by_name
+        graph = self.graph
+        one = len(ids) == 1
+        for name in ("cut", "copy", "duplicate", "delete", "group", "extract", "set_outputs"):
+            a[name].setEnabled(bool(ids) or (name == "delete" and bool(self.current_scene().selected_edges())))
+        a["call_again"].setEnabled(one and not graph.is_input(ids[0]))
+        a["unshare"].setEnabled(one and len(graph.nodes_of_layer(graph.node(ids[0]).layer)) > 1)
+        is_sub = one and graph.layer_of(ids[0]).class_name == SUBMODEL_CLASS
+        a["ungroup"].setEnabled(is_sub)
+        a["open_submodel"].setEnabled(is_sub)
+
+    def _refresh_panels(self) -> None:
+        """The problems list, the summary table and the parameter totals."""
+        document = self.document
+        if document is None or not self.tabs.count():
+            return
+        graph = self.graph
+        engine = document.engine_for(graph)
+        self.problems.clear()
+        self.summary_table.setRowCount(0)
+        if engine is None:
+            self.status_params.setText("")
+            self.summary_totals.setText("Shapes appear when Keras has loaded.")
+            return
+        for node_id, message in engine.errors():
+            where = graph.label(node_id) if node_id else "model"
+            item = QtWidgets.QListWidgetItem(f"{where}: {message}")
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, node_id)
+            item.setForeground(theme.ERROR)
+            self.problems.addItem(item)
+        count = self.problems.count()
+        self.problems_dock.setWindowTitle(f"Problems ({count})" if count else "Problems")
+        if not count:
+            self.problems.addItem("No problems: the model is valid.")
+        rows = graph.topological_order()
+        self.summary_table.setRowCount(len(rows))
+        for row, node_id in enumerate(rows):
+            result = engine.peek(node_id)
+            layer = graph.layer_of(node_id)
+            shapes = ", ".join(format_shape(s) for s in (result.output_shapes if result else [])) or "?"
+            params = "" if result is None or result.params is None else f"{result.params:,}"
+            sources = ", ".join(graph.label(ref.node) for ref in graph.inputs_of(node_id).values())
+            cells = [f"{graph.label(node_id)} ({layer.class_name.rpartition('.')[2]})", shapes, params, sources]
+            for column, text in enumerate(cells):
+                cell = QtWidgets.QTableWidgetItem(text)
+                cell.setData(QtCore.Qt.ItemDataRole.UserRole, node_id)
+                if result is not None and result.errors:
+                    cell.setForeground(theme.ERROR)
+                self.summary_table.setItem(row, column, cell)
+        self.summary_table.resizeColumnsToContents()
+        total, trainable = engine.total_params(), engine.trainable_params()
+        text = f"Total params: {total:,}   Trainable params: {trainable:,}   Non-trainable params: {total - trainable:,}"
+        self.summary_totals.setText(text)
+        self.status_params.setText(f"{total:,} params" + (f" · {count} problem{'s' * (count != 1)}" if count else ""))
+
+    def _problem_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
+        node_id = item.data(QtCore.Qt.ItemDataRole.UserRole)
+        if node_id:
+            self.focus_node(node_id)
+
+    def _summary_clicked(self, row: int, column: int) -> None:
+        item = self.summary_table.item(row, column)
+        if item is not None:
+            self.focus_node(item.data(QtCore.Qt.ItemDataRole.UserRole))
+
+    def focus_node(self, node_id: str) -> None:
+        scene = self.current_scene()
+        item = scene.items_by_id.get(node_id)
+        if item is None:
+            return
+        scene.select_nodes([node_id])
+        self.current_view().centerOn(item)
+
+    def _show_problems(self) -> None:
+        self.document.update_shapes()
+        self._refresh_panels()
+        self.problems_dock.show()
+        self.problems_dock.raise_()
+
+    # ================================================================ adding
+    def _insert_at_centre(self, payload: str) -> None:
+        view = self.current_view()
+        centre = view.mapToScene(view.viewport().rect().center())
+        self._insert(payload, centre)
+
+    def _open_quick_add(self, global_pos: QtCore.QPoint, scene_pos: QtCore.QPointF) -> None:
+        self._quick_add_at = scene_pos
+        self.quick_add.open_at(global_pos)
+
+    def _quick_add_chosen(self, payload: str) -> None:
+        at = self._quick_add_at
+        if at is None:
+            view = self.current_view()
+            at = view.mapToScene(view.viewport().rect().center())
+        self._insert(payload, at)
+
+    def _insert(self, payload: str, at: QtCore.QPointF) -> list[str]:
+        """Inserts a palette entry; wired to the selected node's output when one is selected."""
+        ids = self.current_scene().selected_ids()
+        source = ids[0] if len(ids) == 1 else None
+        return self.current_view().insert(payload, at, source)
+
+    # ============================================================= editing
+    def undo(self) -> None:
+        self.document.undo_stack.undo()
+
+    def redo(self) -> None:
+        self.document.undo_stack.redo()
+
+    def delete(self) -> None:
+        self.current_scene().delete_selection()
+
+    def select_all(self) -> None:
+        for item in self.current_scene().items_by_id.values():
+            item.setSelected(True)
+
+    def copy(self) -> bool:
+        ids = self.current_scene().selected_ids()
+        if not ids:
+            return False
+        data = json.dumps(copy_nodes(self.graph, ids))
+        mime = QtCore.QMimeData()
+        mime.setData(CLIPBOARD_MIME, data.encode("utf-8"))
+        mime.setText(data)
+        QtGui.QGuiApplication.clipboard().setMimeData(mime)
+        return True
+
+    def cut(self) -> None:
+        if self.copy():
+            self.current_scene().delete_selection()
+
+    def paste(self) -> list[str]:
+        mime = QtGui.QGuiApplication.clipboard().mimeData()
+        if mime is None:
+            return []
+        raw = bytes(mime.data(CLIPBOARD_MIME).data()) if mime.hasFormat(CLIPBOARD_MIME) else mime.text().encode()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._refused("the clipboard holds no layers")
+            return []
+        return self._paste_data(data)
+
+    def _paste_data(self, data: Any, offset: tuple[float, float] = (40.0, 40.0)) -> list[str]:
+        try:
+            batch, new_ids = paste_ops(self.graph, data, offset)
+        except GraphError as exc:
+            self._refused(str(exc))
+            return []
+        if self.document.push(batch, "Paste", graph=self.graph):
+            self.current_scene().select_nodes(new_ids)
+            return new_ids
+        return []
+
+    def duplicate(self) -> list[str]:
+        ids = self.current_scene().selected_ids()
+        if not ids:
+            return []
+        return self._paste_data(copy_nodes(self.graph, ids))
+
+    def call_again(self) -> None:
+        ids = self.current_scene().selected_ids()
+        if len(ids) != 1:
+            return
+        try:
+            op = ops.call_again(self.graph, ids[0])
+        except GraphError as exc:
+            self._refused(str(exc))
+            return
+        x, y = self.graph.node(ids[0]).position
+        op.node.position = (x, y + 140.0)
+        if self.document.push(op, "Call again", graph=self.graph):
+            self.current_scene().select_nodes([op.node.id])
+
+    def unshare(self) -> None:
+        ids = self.current_scene().selected_ids()
+        if len(ids) == 1:
+            try:
+                op = ops.unshare(self.graph, ids[0])
+            except GraphError as exc:
+                self._refused(str(exc))
+                return
+            self.document.push(op, "Unshare", graph=self.graph)
+
+    def _input_types(self, ids: list[str]) -> dict[PortRef, tuple[list[int | None], str]] | None:
+        graph = self.graph
+        chosen = set(ids)
+        types: dict[PortRef, tuple[list[int | None], str]] = {}
+        for node_id in ids:
+            for ref in graph.inputs_of(node_id).values():
+                if ref.node in chosen:
+                    continue
+                result = self.document.result(ref.node, graph)
+                if result is None or not result.outputs or ref.port >= len(result.outputs):
+                    self._refused(f"the shape of '{graph.label(ref.node)}' is unknown; fix it before grouping")
+                    return None
+                tensor = result.outputs[ref.port]
+                types[PortRef(*ref)] = (list(tensor.shape), tensor.dtype)
+        return types
+
+    def group(self) -> None:
+        ids = self.current_scene().selected_ids()
+        types = self._input_types(ids)
+        if types is None:
+            return
+        try:
+            batch = ops.group_as_submodel(self.graph, ids, types)
+        except GraphError as exc:
+            self._refused(str(exc))
+            return
+        self.document.push(batch, "Group as sub-model", graph=self.graph)
+
+    def ungroup(self) -> None:
+        ids = self.current_scene().selected_ids()
+        if len(ids) != 1:
+            return
+        try:
+            batch = ops.ungroup(self.graph, ids[0])
+        except GraphError as exc:
+            self._refused(str(exc))
+            return
+        self.document.push(batch, "Ungroup", graph=self.graph)
+
+    def open_selected_submodel(self) -> None:
+        ids = self.current_scene().selected_ids()
+        if len(ids) == 1:
+            self._node_activated(ids[0])
+
+    def _node_activated(self, node_id: str) -> None:
+        graph = self.graph
+        layer = graph.layer_of(node_id)
+        if layer.submodel is not None:
+            title = f"{self.tabs.tabText(self.tabs.currentIndex())} › {layer.name}"
+            view = self.open_graph(layer.submodel, title)
+            if needs_layout(Project(layer.submodel)):
+                view.graph_scene.layout()
+        else:
+            self._inspector_dock.show()
+            self._inspector_dock.raise_()
+
+    def extract_model(self) -> Path | None:
+        """Saves the selected layers as a model of their own (asks where)."""
+        ids = self.current_scene().selected_ids()
+        types = self._input_types(ids)
+        if types is None or not ids:
+            return None
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Extract as model", "", PROJECT_FILTER)
+        if not path:
+            return None
+        return self.extract_to(ids, Path(path))
+
+    def extract_to(self, ids: list[str], path: Path) -> Path | None:
+        types = self._input_types(ids)
+        if types is None:
+            return None
+        scratch = self.graph.clone()
+        try:
+            scratch.apply(ops.group_as_submodel(scratch, ids, types, name="extracted"))
+        except GraphError as exc:
+            self._refused(str(exc))
+            return None
+        model = scratch.layer("extracted").submodel
+        model.name = path.stem
+        path = path.with_suffix(PROJECT_SUFFIX) if not path.suffix else path
+        try:
+            save_project(Project(model), path)
+        except (OSError, ValueError) as exc:
+            self._refused(f"cannot save {path.name}: {exc}")
+            return None
+        self.statusBar().showMessage(f"Extracted {len(ids)} layers to {path}", 6000)
+        return path
+
+    def set_outputs(self) -> None:
+        ids = self.current_scene().selected_ids()
+        graph = self.graph
+        outputs = []
+        for node_id in graph.topological_order():
+            if node_id in ids and not graph.is_input(node_id):
+                result = self.document.result(node_id, graph)
+                count = len(result.outputs) if result is not None and result.outputs else 1
+                outputs += [PortRef(node_id, p) for p in range(count)]
+        self.document.push(ops.SetModelIO(graph.explicit_inputs(), outputs), "Set model outputs", graph=graph)
+
+    def auto_layout(self) -> None:
+        self.current_scene().layout()
+        self.current_view().fit()
+
+    def _zoom(self, factor: float) -> None:
+        view = self.current_view()
+        view.set_zoom(view.zoom() * factor)
+
+    def _toggle_snap(self, on: bool) -> None:
+        for scene in self.scenes:
+            scene.snap = on
+
+    def _toggle_minimap(self, on: bool) -> None:
+        for i in range(self.tabs.count()):
+            self.tabs.widget(i).minimap.setVisible(on)
+
+    def _toggle_dark(self, on: bool) -> None:
+        for scene in self.scenes:
+            scene.set_dark(on)
+
+    def _context_menu(self, pos: QtCore.QPoint) -> None:
+        view = self.current_view()
+        item = view.itemAt(pos)
+        scene = view.graph_scene
+        if item is not None and not item.isSelected():
+            scene.clearSelection()
+            item.setSelected(True)
+        menu = QtWidgets.QMenu(self)
+        a = self.actions_by_name
+        if scene.selectedItems():
+            menu.addActions([a["cut"], a["copy"], a["duplicate"], a["delete"]])
+            menu.addSeparator()
+            menu.addActions([a["call_again"], a["unshare"], a["group"], a["ungroup"], a["open_submodel"], a["extract"], a["set_outputs"]])
+        else:
+            menu.addActions([a["paste"], a["quick_add"], a["layout"], a["fit"]])
+        self._update_actions()
+        menu.exec(view.viewport().mapToGlobal(pos))
+
+    # ================================================================= files
+    def new_project(self) -> None:
+        if self.maybe_save():
+            self.set_document(Document())
+
+    def open_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open project", self._last_dir(), PROJECT_FILTER)
+        if path:
+            self.open_path(Path(path))
+
+    def open_path(self, path: Path) -> bool:
+        """Opens a project file; a broken file is reported and the current project stays."""
+        try:
+            project = load_project(path)
+        except ProjectLoadError as exc:
+            self._error("Cannot open project", str(exc))
+            return False
+        self.set_document(Document(project))
+        self._add_recent(path)
+        return True
+
+    def import_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Import Keras model", self._last_dir(), MODEL_FILTER)
+        if path:
+            self.import_path(Path(path))
+
+    def import_path(self, path: Path) -> bool:
+        from builder_app.importers.keras_file import ModelImportError, import_model
+
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            result = import_model(path)
+        except ModelImportError as exc:
+            self._error("Cannot import model", str(exc))
+            return False
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        result.project.path = None
+        self.set_document(Document(result.project))
+        self.document.mark_dirty()
+        if result.warnings:
+            self.statusBar().showMessage(f"Imported {path.name} with {len(result.warnings)} warning(s): {result.warnings[0]}", 15000)
+        else:
+            self.statusBar().showMessage(f"Imported {path.name}", 6000)
+        return True
+
+    def save(self) -> bool:
+        if self.document.path is None:
+            return self.save_as()
+        return self.save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        start = str(self.document.path or Path(self._last_dir()) / f"{self.document.graph.name}{PROJECT_SUFFIX}")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save project", start, PROJECT_FILTER)
+        if not path:
+            return False
+        target = Path(path)
+        if not target.suffix:
+            target = target.with_suffix(PROJECT_SUFFIX)
+        return self.save_to(target)
+
+    def save_to(self, path: Path) -> bool:
+        try:
+            save_project(self.document.project, path)
+        except (OSError, ValueError) as exc:
+            self._error("Cannot save project", f"{path}: {exc}")
+            return False
+        old_recovery = self._recovery_path
+        self.document.mark_saved(path)
+        self._add_recent(path)
+        self._release_recovery()
+        if old_recovery is not None:
+            old_recovery.unlink(missing_ok=True)
+        self._claim_recovery()
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def maybe_save(self) -> bool:
+        """Asks about unsaved changes; False when the user cancels."""
+        if self.document is None or not self.document.is_dirty:
+            return True
+        answer = self.ask_unsaved()
+        buttons = QtWidgets.QMessageBox.StandardButton
+        if answer == buttons.Save:
+            return self.save()
+        return answer == buttons.Discard
+
+    def ask_unsaved(self) -> QtWidgets.QMessageBox.StandardButton:
+        buttons = QtWidgets.QMessageBox.StandardButton
+        return QtWidgets.QMessageBox.question(
+            self,
+            "Unsaved changes",
+            f"Save the changes to {self.document.title().rstrip(' *')}?",
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            buttons.Save,
+        )
+
+    def export_dialog(self, kind: str) -> None:
+        name = self.document.graph.name
+        suffix = {"python": ".py", "keras": ".keras", "onnx": ".onnx", "train-script": "_train.py", "png": ".png", "svg": ".svg"}.get(kind, "")
+        start = str(Path(self._last_dir()) / f"{name}{suffix}")
+        if kind == "savedmodel":
+            path = QtWidgets.QFileDialog.getSaveFileName(self, "Export SavedModel (a directory)", str(Path(self._last_dir()) / name))[0]
+        else:
+            path = QtWidgets.QFileDialog.getSaveFileName(self, "Export", start, self._export_filters[kind] or "")[0]
+        if path:
+            self.export_to(kind, Path(path))
+
+    def export_to(self, kind: str, path: Path) -> bool:
+        """Exports the model (or the current diagram) to ``path``; errors are shown, never raised."""
+        if kind in ("png", "svg"):
+            try:
+                render_scene(self.current_scene(), path)
+            except Exception as exc:  # noqa: BLE001 - RenderError or OSError: shown in one line
+                self._error("Cannot export diagram", str(exc))
+                return False
+            self.statusBar().showMessage(f"Diagram written to {path}", 6000)
+            return True
+        engine = self.document.engine
+        if engine is None:
+            self._error("Cannot export yet", "Keras is still loading; try again in a moment.")
+            return False
+        problems = engine.errors()
+        if problems:
+            where, message = problems[0]
+            self._error("Cannot export", f"the model is invalid at '{self.document.graph.label(where) if where else 'model'}': {message}")
+            return False
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            _export(kind, self.document.project, path)
+        except Exception as exc:  # noqa: BLE001 - every exporter failure becomes one line
+            self._error("Export failed", f"{path.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            return False
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        self.statusBar().showMessage(f"Exported {path}", 6000)
+        return True
+
+    def _error(self, title: str, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+        if QtGui.QGuiApplication.platformName() != "offscreen":
+            QtWidgets.QMessageBox.warning(self, title, message)
+
+    def _last_dir(self) -> str:
+        path = self.document.path if self.document is not None else None
+        return str(path.parent) if path else str(Path.cwd())
+
+    def recent_files(self) -> list[str]:
+        value = settings().value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in value or []]
+
+    def _add_recent(self, path: Path) -> None:
+        recent = [str(Path(path).resolve())] + [p for p in self.recent_files() if p != str(Path(path).resolve())]
+        settings().setValue("recent", recent[:MAX_RECENT])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_files()
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for path in recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.maybe_save() and self.open_path(Path(p)))
+
+    def open_training(self) -> None:
+        from builder_app.ui.training_window import TrainingWindow
+
+        window = TrainingWindow(self.document.project, self)
+        window.setWindowFlag(QtCore.Qt.WindowType.Window, True)
+        window.run_finished.connect(lambda _event: self._weights_changed())
+        window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.destroyed.connect(lambda *_: self._update_title())
+        window.show()
+        self._training_window = window
+
+    def _weights_changed(self) -> None:
+        self.document.mark_dirty()
+        self._update_title()
+
+    def _about(self) -> None:
+        QtWidgets.QMessageBox.about(
+            self, "builder-app", f"builder-app {__version__}\nBuild Keras models visually, with Keras-exact live shapes."
+        )
+
+    # ============================================================== recovery
+    def _recovery_key(self) -> str:
+        path = self.document.path
+        if path is not None:
+            digest = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:12]
+            return f"{Path(path).stem}-{digest}"
+        return f"untitled-{os.getpid()}-{id(self.document):x}"
+
+    def _claim_recovery(self) -> None:
+        directory = recovery_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        key = self._recovery_key()
+        lock = QtCore.QLockFile(str(directory / f"{key}.lock"))
+        lock.setStaleLockTime(0)
+        if lock.tryLock(0):
+            self._lock = lock
+            self._recovery_path = directory / f"{key}{PROJECT_SUFFIX}"
+        else:  # another window edits this very file: it keeps the recovery slot
+            self._lock = None
+            self._recovery_path = directory / f"untitled-{os.getpid()}-{id(self.document):x}{PROJECT_SUFFIX}"
+            fallback = QtCore.QLockFile(str(self._recovery_path.with_suffix(".lock")))
+            if fallback.tryLock(0):
+                self._lock = fallback
+
+    def _release_recovery(self) -> None:
+        if self._recovery_path is not None and not (self.document is not None and self.document.is_dirty):
+            self._recovery_path.unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.unlock()
+            self._lock = None
+        self._recovery_path = None
+
+    def autosave(self) -> bool:
+        """Writes the recovery file if there are changes since the last one."""
+        document = self.document
+        if document is None or self._recovery_path is None or not document.is_dirty:
+            return False
+        index = (document.undo_stack.index(), document.undo_stack.count(), document._extra_dirty)
+        if index == self._autosaved_index:
+            return False
+        project = Project(document.graph, document.project.training, document.project.runs)
+        meta = self._recovery_path.with_suffix(".json")
+        try:
+            save_project(project, self._recovery_path)
+            meta.write_text(json.dumps({"original": str(document.path) if document.path else None}))
+        except (OSError, ValueError) as exc:
+            self.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
+            return False
+        self._autosaved_index = index
+        return True
+
+    @staticmethod
+    def recoverable() -> list[Path]:
+        """Recovery files left by windows that are no longer running (crashed)."""
+        directory = recovery_dir()
+        if not directory.is_dir():
+            return []
+        found = []
+        for path in sorted(directory.glob(f"*{PROJECT_SUFFIX}")):
+            lock = QtCore.QLockFile(str(path.with_suffix(".lock")))
+            lock.setStaleLockTime(0)
+            if lock.tryLock(0):  # nobody holds it: its window is gone
+                lock.unlock()
+                found.append(path)
+        return found
+
+    def recover(self, path: Path) -> bool:
+        """Opens a recovery file as an unsaved project; a corrupt one is set aside and reported."""
+        try:
+            project = load_project(path)
+        except ProjectLoadError as exc:
+            aside = path.with_suffix(".corrupt")
+            path.replace(aside)
+            self._error("Recovery file is damaged", f"{exc} (moved to {aside.name})")
+            return False
+        original = None
+        meta = path.with_suffix(".json")
+        try:
+            original = json.loads(meta.read_text()).get("original")
+        except (OSError, ValueError, AttributeError):
+            original = None
+        project.path = Path(original) if original else None
+        self.set_document(Document(project))
+        self.document.mark_dirty()
+        path.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+        self.statusBar().showMessage("Recovered unsaved changes; save them to keep them", 10000)
+        return True
+
+    def discard_recovery(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
+
+    def offer_recovery(self) -> None:
+        """After a crash: asks whether to reopen what was being edited."""
+        for path in self.recoverable():
+            buttons = QtWidgets.QMessageBox.StandardButton
+            answer = QtWidgets.QMessageBox.question(
+                self,
+                "Recover unsaved work?",
+                f"builder-app did not close properly. Recover the unsaved changes from {path.name}?",
+                buttons.Yes | buttons.No,
+                buttons.Yes,
+            )
+            if answer == buttons.Yes:
+                self.recover(path)
+                return
+            self.discard_recovery(path)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self._autosave_timer.stop()
+        if self.document is not None:
+            self.document._extra_dirty = False
+            self.document.undo_stack.setClean()
+        self._release_recovery()
+        settings().setValue("geometry", self.saveGeometry())
+        super().closeEvent(event)
+
+
+def _export(kind: str, project: Project, path: Path) -> None:
+    graph = project.graph
+    if kind == "python":
+        from builder_app.core.project import write_atomically
+        from builder_app.exporters.python_code import python_source
+
+        source = python_source(graph).encode("utf-8")
+        write_atomically(path, lambda handle: handle.write(source))
+    elif kind == "keras":
+        from builder_app.exporters.saved_model import export_keras
+
+        export_keras(graph, path)
+    elif kind == "savedmodel":
+        from builder_app.exporters.saved_model import export_savedmodel
+
+        export_savedmodel(graph, path)
+    elif kind == "onnx":
+        from builder_app.exporters.onnx_export import export_onnx
+
+        export_onnx(graph, path)
+    elif kind == "train-script":
+        from builder_app.core.project import write_atomically
+        from builder_app.exporters.train_script import training_script
+
+        source = training_script(project).encode("utf-8")
+        write_atomically(path, lambda handle: handle.write(source))
+    else:  # pragma: no cover - the menu offers only the kinds above
+        raise ValueError(f"unknown export {kind!r}")
+
+
+def _device_name() -> str:
+    try:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+    except Exception:  # noqa: BLE001 - another backend, or no TensorFlow: say CPU
+        gpus = []
+    if not gpus:
+        return "CPU"
+    try:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        name = details.get("device_name") or gpus[0].name
+    except Exception:  # noqa: BLE001
+        name = gpus[0].name
+    return f"GPU: {name}" + (f" (+{len(gpus) - 1})" if len(gpus) > 1 else "")
+
+
+def run_app(project_path: Path | None = None) -> int:
+    """Starts the editor (the default ``builder-app`` command)."""
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["builder-app"])
+    app.setApplicationName("builder-app")
+    app.setOrganizationName("builder-app")
+    theme.apply_style(app)
+    window = MainWindow()
+    geometry = settings().value("geometry")
+    if geometry is not None:
+        window.restoreGeometry(geometry)
+    window.show()
+    if project_path is not None:
+        if project_path.suffix.lower() in (".keras", ".h5", ".hdf5", ".json"):
+            window.import_path(project_path)
+        else:
+            window.open_path(project_path)
+    QtCore.QTimer.singleShot(0, window.offer_recovery)
+    return app.exec()

@@ -36,10 +36,15 @@ from builder_app.core.project import (
     Project,
     ProjectLoadError,
     ProjectSaveError,
+    RunError,
+    RunWeights,
     clean_stale_temp_files,
+    delete_run,
     load_project,
     project_from_bytes,
     project_to_bytes,
+    record_run,
+    restore_run,
     save_project,
 )
 
@@ -81,11 +86,30 @@ def build_graph() -> ModelGraph:
     return graph
 
 
+def trained_variant(graph: ModelGraph, offset: float) -> ModelGraph:
+    """A copy of ``graph`` whose floating-point weights are moved by ``offset``, as a run would."""
+    twin = graph.clone()
+    for _, layer in all_layers(twin):
+        if layer.weights is not None:
+            layer.weights = [w + np.asarray(offset, w.dtype) if w.dtype.kind == "f" else w for w in layer.weights]
+    return twin
+
+
+def all_layers(graph: ModelGraph, prefix: str = ""):
+    for layer in graph.layers.values():
+        yield prefix + layer.name, layer
+        if layer.submodel is not None:
+            yield from all_layers(layer.submodel, f"{prefix}{layer.name}/")
+
+
 def sample_project() -> Project:
+    graph = build_graph()
     return Project(
-        build_graph(),
+        graph,
         training={"optimizer": "adam", "epochs": 3, "lr": 1e-3, "note": "héllo"},
-        runs=[{"id": 1, "loss": [0.5, 0.25]}, {"id": 2, "loss": [], "stopped": True}],
+        # Run ids are free JSON values; only runs that keep weights need a RUN_ID.
+        runs=[{"id": "run-1", "loss": [0.5, 0.25]}, {"id": 2, "loss": [], "stopped": True}],
+        run_weights={"run-1": RunWeights.from_graph(trained_variant(graph, 1.5))},
     )
 
 
@@ -102,7 +126,13 @@ def assert_same_project(loaded: Project, original: Project) -> None:
     assert loaded.graph.to_dict() == original.graph.to_dict()
     assert loaded.training == original.training
     assert loaded.runs == original.runs
-    got, want = all_weights(loaded.graph), all_weights(original.graph)
+    assert_same_weights(all_weights(loaded.graph), all_weights(original.graph))
+    assert loaded.run_weights.keys() == original.run_weights.keys()
+    for run_id, weights in original.run_weights.items():
+        assert_same_weights(loaded.run_weights[run_id].arrays(), weights.arrays())
+
+
+def assert_same_weights(got: dict, want: dict) -> None:
     assert got.keys() == want.keys()
     for label, arrays in want.items():
         if arrays is None:
@@ -229,14 +259,19 @@ def test_saving_is_deterministic_and_equals_project_to_bytes(tmp_path):
 def test_archive_layout_is_readable_json_and_keras_style_h5():
     data = project_to_bytes(sample_project())
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        assert zf.namelist() == ["project.json", "model.weights.h5"]
-        assert [info.compress_type for info in zf.infolist()] == [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED]
+        assert zf.namelist() == ["project.json", "model.weights.h5", "runs/run-1.weights.h5"]
+        assert [info.compress_type for info in zf.infolist()] == [zipfile.ZIP_DEFLATED, *[zipfile.ZIP_STORED] * 2]
         text = zf.read("project.json").decode()
         h5 = zf.read("model.weights.h5")
-    assert text.startswith('{\n "format": "builder-app-project",\n "format_version": 1,\n')
+        run_h5 = zf.read("runs/run-1.weights.h5")
+    assert text.startswith('{\n "format": "builder-app-project",\n "format_version": 2,\n')
     doc = json.loads(text)
-    assert list(doc) == ["format", "format_version", "app_version", "graph", "training", "runs", "weights"]
+    assert list(doc) == ["format", "format_version", "app_version", "graph", "training", "runs", "weights", "run_weights"]
     assert doc["weights"] == {"file": "model.weights.h5"}
+    assert doc["run_weights"] == {"run-1": {"file": "runs/run-1.weights.h5"}}
+    with h5py.File(io.BytesIO(run_h5), "r") as f:  # the same layout as the model's
+        assert f["layers/shared/vars/0"].shape == (8, 8)
+        assert f["layers/head/layers/inner_a/vars/1"].attrs["dtype"] == b"bfloat16"
     with h5py.File(io.BytesIO(h5), "r") as f:
         assert f["layers/shared/vars/0"].shape == (8, 8)
         assert f["layers/shared/vars"].attrs["name"] == "shared"
@@ -271,6 +306,7 @@ def test_numpy_values_in_the_run_history_are_stored_as_numbers():
     project = Project(ModelGraph.from_dict(small_graph_dict()), {"lr": np.float32(0.5)}, [{"loss": np.arange(3)}])
     loaded = project_from_bytes(project_to_bytes(project))
     assert loaded.training == {"lr": 0.5} and loaded.runs == [{"loss": [0, 1, 2]}]
+    assert loaded.run_weights == {}
 
 
 def test_an_invalid_model_is_still_saved():
@@ -313,6 +349,188 @@ def test_saving_refuses_what_loading_would_refuse(monkeypatch):
         project_to_bytes(Project(graph, training=[1]))
     with pytest.raises(ProjectSaveError, match="JSON cannot store"):
         project_to_bytes(Project(graph, training={"f": object()}))
+
+
+# ============================================================== run weights
+def project_with_two_runs() -> tuple[Project, ModelGraph, ModelGraph]:
+    graph = build_graph()
+    project = Project(graph)
+    first, second = trained_variant(graph, 1.0), trained_variant(graph, -2.0)
+    assert record_run(project, {"status": "completed"}, first) == []
+    assert record_run(project, {"status": "stopped"}, second) == []
+    return project, first, second
+
+
+def test_two_runs_keep_their_weights_through_a_file_and_each_restores(tmp_path):
+    project, first, second = project_with_two_runs()
+    assert [r["id"] for r in project.runs] == ["run-1", "run-2"]
+    save_project(project, tmp_path / "runs.kproj")
+    loaded = load_project(tmp_path / "runs.kproj")
+    assert_same_project(loaded, project)
+    assert loaded.run_weights["run-2"].shapes()["shared"] == [(8, 8), (8,)]
+    restored = restore_run(loaded, "run-1")
+    assert sorted(restored) == ["head/inner_a", "head/inner_b", "input_layer", "shared"]
+    assert_same_weights(all_weights(loaded.graph), all_weights(first))
+    restore_run(loaded, "run-2")
+    assert_same_weights(all_weights(loaded.graph), all_weights(second))
+    # Restoring changes the weights, not the model: the graph and the history stay.
+    assert loaded.graph.to_dict() == project.graph.to_dict() and loaded.runs == project.runs
+
+
+def test_run_weights_are_kept_on_disk_not_in_memory():
+    graph = ModelGraph.from_dict(small_graph_dict())
+    graph.layers["dense"].weights = [np.ones((2, 2), np.float32), np.zeros(2, np.float32)]
+    project = Project(graph)
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            big = graph.clone()
+            big.layers["dense"].weights = [np.ones((2, 2), np.float32), np.zeros(2 * MIB, np.float32)]
+            record_run(project, {}, big)
+            del big
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(project.run_weights) == 5 and kept < 4 * MIB  # 40 MiB of weights in temporary files
+    assert all(w.nbytes > 8 * MIB for w in project.run_weights.values())
+
+
+def test_a_run_that_no_longer_fits_is_refused_naming_the_layer():
+    project, first, _ = project_with_two_runs()
+    before = all_weights(project.graph)
+    project.graph.layers["shared"].weights = [np.zeros((8, 16), np.float32), np.zeros(16, np.float32)]
+    with pytest.raises(RunError) as info:
+        restore_run(project, "run-1")
+    assert str(info.value) == (
+        "run 'run-1' cannot be restored: layer 'shared' has weights of shapes [(8, 16), (16,)] now, "
+        "the run's are [(8, 8), (8,)]"
+    )
+    # All or nothing: no other layer took the run's weights.
+    assert_same_weights(
+        {k: v for k, v in all_weights(project.graph).items() if k != "shared"},
+        {k: v for k, v in before.items() if k != "shared"},
+    )
+
+    # A layer of the run that the model lost; a layer with weights the run never had.
+    tiny = Project(ModelGraph.from_dict(small_graph_dict()), runs=project.runs, run_weights=project.run_weights)
+    with pytest.raises(RunError, match=r"^run 'run-1' cannot be restored: the model has no layer 'head/inner_a' any more$"):
+        restore_run(tiny, "run-1")
+    lonely = Project(first.clone(), runs=[{"id": "old"}])
+    lonely.run_weights["old"] = RunWeights.from_graph(ModelGraph.from_dict(small_graph_dict()))
+    with pytest.raises(RunError, match=r"^run 'old' cannot be restored: layer 'shared' was not in the model of that run$"):
+        restore_run(lonely, "old")
+    with pytest.raises(RunError, match=r"^run 'nope' is not in the history$"):
+        restore_run(project, "nope")
+    project.runs.append({"id": "bare"})
+    with pytest.raises(RunError, match=r"^run 'bare' kept no weights$"):
+        restore_run(project, "bare")
+
+
+def test_layers_without_weights_take_the_runs():
+    project, first, _ = project_with_two_runs()
+    for _, layer in all_layers(project.graph):
+        layer.weights = None
+    restore_run(project, "run-1")
+    assert_same_weights(all_weights(project.graph), {k: v for k, v in all_weights(first).items()})
+
+
+def test_deleting_a_run_deletes_its_weights(tmp_path):
+    project, _, second = project_with_two_runs()
+    assert delete_run(project, "run-1")["status"] == "completed"
+    assert [r["id"] for r in project.runs] == ["run-2"] and list(project.run_weights) == ["run-2"]
+    data = project_to_bytes(project)
+    assert sorted(members_of(data)) == ["model.weights.h5", "project.json", "runs/run-2.weights.h5"]
+    with pytest.raises(RunError, match="no run 'run-1'"):
+        delete_run(project, "run-1")
+    # Ids only grow: a deleted run's id is not given again.
+    record_run(project, {}, second)
+    assert [r["id"] for r in project.runs] == ["run-2", "run-3"]
+    delete_run(project, "run-3")
+    assert [r["id"] for r in project.runs] == ["run-2"]
+    record_run(project, {"id": 7})  # no weights: any JSON id will do
+    delete_run(project, 7)
+
+
+def test_recording_lets_the_oldest_runs_weights_go_past_the_limits(monkeypatch):
+    project, first, second = project_with_two_runs()
+    monkeypatch.setattr(proj, "MAX_RUN_WEIGHTS", 2)
+    assert record_run(project, {}, first) == ["run-1"]
+    assert [r["id"] for r in project.runs] == ["run-1", "run-2", "run-3"]  # records stay
+    assert list(project.run_weights) == ["run-2", "run-3"]
+    size = project.run_weights["run-3"].nbytes
+    monkeypatch.setattr(proj, "MAX_ALL_WEIGHTS_BYTES", 2 * size + 1000)
+    assert record_run(project, {}, second) == ["run-2"]
+    monkeypatch.setattr(proj, "MAX_ALL_WEIGHTS_BYTES", size // 2)
+    assert record_run(project, {}, second) == ["run-3", "run-4", "run-5"]  # even its own do not fit
+    assert project.run_weights == {} and len(project.runs) == 5
+    with pytest.raises(RunError, match="already has a run 'run-5'"):
+        record_run(project, {"id": "run-5"}, second)
+    with pytest.raises(RunError, match="a run id is 1 to 64 letters"):
+        record_run(project, {"id": "../x"}, second)
+
+
+def test_saving_refuses_run_weights_loading_would_refuse(monkeypatch):
+    project, first, _ = project_with_two_runs()
+    project.run_weights["ghost"] = project.run_weights["run-1"]
+    with pytest.raises(ProjectSaveError, match="the run history has no run 'ghost'"):
+        project_to_bytes(project)
+    del project.run_weights["ghost"]
+    project.runs.append({"id": "run-1"})
+    with pytest.raises(ProjectSaveError, match="has more than one run 'run-1'"):
+        project_to_bytes(project)
+    project.runs.pop()
+    project.run_weights["a/b"] = project.run_weights.pop("run-1")
+    with pytest.raises(ProjectSaveError, match="the run id 'a/b' is not"):
+        project_to_bytes(project)
+    project.run_weights["run-1"] = project.run_weights.pop("a/b")
+    monkeypatch.setattr(proj, "MAX_ALL_WEIGHTS_BYTES", project.run_weights["run-1"].nbytes)
+    with pytest.raises(ProjectSaveError, match=r"of the model and of 2 runs take .*: delete earlier runs$"):
+        project_to_bytes(project)
+
+
+def write_v1_file(path: Path) -> None:
+    """A project file as format 1 wrote it: no run weights, runs without ids."""
+    graph = ModelGraph.from_dict(small_graph_dict())
+    doc = document(
+        format_version=1,
+        graph=graph.to_dict(),
+        runs=[{"status": "completed", "history": {"loss": [1.0, 0.5]}}, {"id": "run-1"}, {"status": "stopped"}],
+        weights={"file": "model.weights.h5"},
+    )
+
+    def build(f):
+        f.create_dataset("layers/dense/vars/0", data=np.full((2, 2), 3.0, np.float32))
+        f.create_dataset("layers/dense/vars/1", data=np.zeros(2, np.float32))
+
+    path.write_bytes(doc_archive(doc, ("model.weights.h5", h5_bytes(build))))
+
+
+def test_a_format_1_file_migrates(tmp_path):
+    write_v1_file(tmp_path / "v1.kproj")
+    loaded = load_project(tmp_path / "v1.kproj")
+    # Every run gets an id (run-1 is taken), none has weights; the model's weights stay.
+    assert [r["id"] for r in loaded.runs] == ["run-2", "run-1", "run-3"]
+    assert loaded.runs[0]["history"] == {"loss": [1.0, 0.5]}
+    assert loaded.run_weights == {}
+    assert loaded.graph.layers["dense"].weights[0].tolist() == [[3.0, 3.0], [3.0, 3.0]]
+    # Saved again, it is a format-2 file, and runs recorded now keep weights.
+    record_run(loaded, {"status": "completed"}, trained_variant(loaded.graph, 1.0))
+    save_project(loaded, tmp_path / "v2.kproj")
+    with zipfile.ZipFile(tmp_path / "v2.kproj") as zf:
+        assert json.loads(zf.read("project.json"))["format_version"] == 2
+        assert "runs/run-4.weights.h5" in zf.namelist()
+    again = load_project(tmp_path / "v2.kproj")
+    restore_run(again, "run-4")
+    assert again.graph.layers["dense"].weights[0].tolist() == [[4.0, 4.0], [4.0, 4.0]]
+
+
+def test_a_format_1_file_with_run_weights_is_refused(tmp_path):
+    doc = document(format_version=1, runs=[{"id": "run-1"}], run_weights={"run-1": {"file": "runs/run-1.weights.h5"}})
+    message = load_error(doc_archive(doc, ("runs/run-1.weights.h5", h5_bytes(lambda f: None))), tmp_path)
+    assert "cannot upgrade from format 1: ValueError: a format-1 file holds no 'run_weights'" in message
+    doc = document(format_version=1, runs=[{"id": "run-1"}])
+    message = load_error(doc_archive(doc, ("runs/run-1.weights.h5", h5_bytes(lambda f: None))), tmp_path)
+    assert "runs/run-1.weights.h5 is in the archive but project.json does not name it" in message
 
 
 # ============================================================== atomic save
@@ -549,14 +767,19 @@ def test_golden_file_loads_as_expected(version):
     assert loaded.training == expected["training"]
     assert loaded.runs == expected["runs"]
     weights = {label: arrays for label, arrays in all_weights(loaded.graph).items() if arrays is not None}
-    assert sorted(weights) == sorted(expected["weights"])
-    for label, arrays in weights.items():
-        want = expected["weights"][label]
-        assert [(str(a.dtype), list(a.shape), a.ravel().tolist()) for a in arrays] == [
-            (w["dtype"], w["shape"], w["values"]) for w in want
-        ], label
+    assert described(weights) == expected["weights"]
+    # Format 1 kept no run weights.
+    kept = {run_id: described(w.arrays()) for run_id, w in loaded.run_weights.items()}
+    assert kept == expected.get("run_weights", {})
     assert len(loaded.graph.nodes_of_layer("hidden")) == 2  # still shared
     assert loaded.graph.layers["head"].submodel is not None
+
+
+def described(weights: dict[str, list[np.ndarray]]) -> dict:
+    return {
+        label: [{"dtype": str(a.dtype), "shape": list(a.shape), "values": a.ravel().tolist()} for a in arrays]
+        for label, arrays in weights.items()
+    }
 
 
 def test_migrations_chain_from_every_version_to_the_current_one():
@@ -613,9 +836,9 @@ BAD_JSON = b'{\n "format": "builder-app-project",\n "format_version": 1\n "graph
 REFUSALS = {
     "newer version": (
         lambda: doc_archive(document(format_version=3)),
-        "model.kproj: made by a newer version of builder-app (format 3; this version reads up to 1)",
+        "model.kproj: made by a newer version of builder-app (format 3; this version reads up to 2)",
     ),
-    "unknown version": (lambda: doc_archive(document(format_version=0)), "unknown format version 0 (this version reads format 1)"),
+    "unknown version": (lambda: doc_archive(document(format_version=0)), "unknown format version 0 (this version reads format 1 to 2)"),
     "version not an int": (lambda: doc_archive(document(format_version="1")), 'format_version "1" is not a whole number'),
     "version a float": (lambda: doc_archive(document(format_version=1.0)), "format_version 1.0 is not a whole number"),
     "version a bool": (lambda: doc_archive(document(format_version=True)), "format_version true is not a whole number"),
@@ -674,7 +897,39 @@ REFUSALS = {
         lambda: archive([("project.json", json.dumps(document()).encode())] * 2),
         "holds project.json twice",
     ),
-    "too many members": (lambda: archive([(f"m{i}", b"") for i in range(40)]), "more than 16 members"),
+    "too many members": (lambda: archive([(f"m{i}", b"") for i in range(proj.MAX_MEMBERS + 1)]), "more than 80 members"),
+    "run member traversal": (
+        lambda: run_archive(name="runs/../x.weights.h5"),
+        "unsafe name 'runs/../x.weights.h5'",
+    ),
+    "run member deeper": (lambda: run_archive(name="runs/a/b.weights.h5"), "unknown member 'runs/a/b.weights.h5'"),
+    "run member odd name": (lambda: run_archive(name="runs/run 1.weights.h5"), "unknown member 'runs/run 1.weights.h5'"),
+    "run member not named": (
+        lambda: run_archive(entry=_DROP),
+        "runs/run-1.weights.h5 is in the archive but project.json does not name it",
+    ),
+    "run member named but missing": (
+        lambda: doc_archive(document(runs=[{"id": "run-1"}], run_weights={"run-1": {"file": "runs/run-1.weights.h5"}})),
+        "names runs/run-1.weights.h5, which the archive lacks",
+    ),
+    "run weights of a run not in the history": (
+        lambda: run_archive(runs=[{"id": "run-2"}]),
+        "'run_weights' in project.json names run 'run-1', which the run history lacks",
+    ),
+    "run weights of a run twice in the history": (
+        lambda: run_archive(runs=[{"id": "run-1"}, {"id": "run-1"}]),
+        "which the run history has more than once",
+    ),
+    "run weights under a bad id": (
+        lambda: doc_archive(document(runs=[{"id": "../x"}], run_weights={"../x": {"file": "runs/../x.weights.h5"}})),
+        "'run_weights' in project.json names a run '../x'; a run id is 1 to 64 letters",
+    ),
+    "run weights elsewhere": (
+        lambda: run_archive(entry={"file": "model.weights.h5"}),
+        "run 'run-1' should be {\"file\": \"runs/run-1.weights.h5\"}",
+    ),
+    "run weights a list": (lambda: doc_archive(document(run_weights=[])), "'run_weights' in project.json should be an object, not a list"),
+    "run weights not HDF5": (lambda: run_archive(data=b"\x80\x04K\x01."), "runs/run-1.weights.h5 is not an HDF5 file"),
     "huge zip directory": (
         lambda: archive([("project.json", b"{}"), (f"{'x' * 60_000}", b""), (f"{'y' * 60_000}", b"")]),
         "its zip directory takes more than 64 KiB",
@@ -691,6 +946,17 @@ REFUSALS = {
         "model.weights.h5 is not an HDF5 file",
     ),
 }
+
+
+def run_archive(*, name="runs/run-1.weights.h5", entry=None, runs=None, data=None) -> bytes:
+    """A project keeping the weights of run-1 in ``name``."""
+    doc = document(
+        runs=[{"id": "run-1"}] if runs is None else runs,
+        run_weights={"run-1": {"file": "runs/run-1.weights.h5"} if entry is None else entry},
+    )
+    if entry is _DROP:
+        doc.pop("run_weights")
+    return doc_archive(doc, (name, h5_bytes(lambda f: None) if data is None else data))
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
@@ -889,6 +1155,59 @@ def test_weights_refusals(tmp_path, monkeypatch, case):
     assert peak < 100 * MIB
 
 
+#: Cases that are no refusal for a run's weights, which are not matched to the graph.
+_GRAPH_CASES = {"unknown layer", "sub-model entry on a plain layer", "escaped name of no layer"}
+
+
+@pytest.mark.parametrize("case", [c for c in H5_REFUSALS if c not in _GRAPH_CASES])
+def test_run_weights_refusals(tmp_path, monkeypatch, case):
+    # A run's weights go through the same checks as the model's, named by their member.
+    monkeypatch.setattr(proj, "MAX_H5_OBJECTS", 40)
+    build, expected = H5_REFUSALS[case]
+    data = run_archive(data=h5_bytes(lambda f: build(f, tmp_path)))
+    tracemalloc.start()
+    try:
+        message = load_error(data, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "runs/run-1.weights.h5" in message and expected in message
+    assert "TOP SECRET" not in message
+    assert peak < 100 * MIB
+
+
+def test_run_weights_of_layers_the_model_lacks_load_and_odd_names_do_not(tmp_path):
+    def build(f):
+        f.create_dataset("layers/gone/vars/0", data=np.ones(2))
+        f.create_dataset("layers/tower/layers/%2E/vars/0", data=np.ones(3, np.float16))
+
+    loaded = project_from_bytes(run_archive(data=h5_bytes(build)))
+    assert loaded.run_weights["run-1"].shapes() == {"gone": [(2,)], "tower/.": [(3,)]}
+    message = load_error(run_archive(data=h5_bytes(lambda f: f.create_group("layers/%zz"))), tmp_path)
+    assert "runs/run-1.weights.h5: '%zz' is not a layer name" in message
+
+    def deep(f):
+        f.create_group("layers/" + "/".join(["m/layers"] * 40))
+
+    assert "nested more than 32 levels deep" in load_error(run_archive(data=h5_bytes(deep)), tmp_path)
+
+
+def test_all_weights_together_are_bounded_before_any_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(proj, "MAX_ALL_WEIGHTS_BYTES", 8 * MIB)
+    ids = [f"run-{i}" for i in range(3)]
+    doc = document(runs=[{"id": i} for i in ids], run_weights={i: {"file": f"runs/{i}.weights.h5"} for i in ids})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("project.json", json.dumps(doc))
+        for i in ids:
+            with zf.open(f"runs/{i}.weights.h5", "w") as member:
+                for _ in range(3):
+                    member.write(bytes(MIB))
+    message, peak = bounded_load_error(buffer.getvalue(), tmp_path)
+    assert "the weights in the archive take 9.0 MiB uncompressed; the limit is 8.0 MiB" in message
+    assert peak < 100 * MIB
+
+
 def test_weights_of_a_good_file_are_all_or_nothing(tmp_path):
     # The first layer's weights are fine, the second's not: the error is the only result.
     def build(f):
@@ -964,7 +1283,7 @@ EDITS = st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_si
 @st.composite
 def damaged_projects(draw) -> bytes:
     valid = valid_bytes()
-    kind = draw(st.sampled_from(["truncate", "mutate", "insert", "append", "random", "json", "h5"]))
+    kind = draw(st.sampled_from(["truncate", "mutate", "insert", "append", "random", "json", "h5", "run_h5"]))
     if kind == "truncate":
         return valid[: draw(st.integers(0, len(valid)))]
     if kind == "mutate":
@@ -985,7 +1304,8 @@ def damaged_projects(draw) -> bytes:
             text = text[: draw(st.integers(0, len(text)))]
         members["project.json"] = mutate(text, draw(EDITS))
     else:
-        members["model.weights.h5"] = mutate(members["model.weights.h5"], draw(EDITS))
+        name = "model.weights.h5" if kind == "h5" else "runs/run-1.weights.h5"
+        members[name] = mutate(members[name], draw(EDITS))
     return archive(list(members.items()))
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from builder_app.core.graph import ModelGraph, PortRef  # noqa: E402
 from builder_app.core.ops import Connect, SetModelIO, add_layer, call_again, group_as_submodel  # noqa: E402
-from builder_app.core.project import FORMAT_VERSION, Project, project_to_bytes  # noqa: E402
+from builder_app.core.project import FORMAT_VERSION, Project, project_to_bytes, record_run  # noqa: E402
 
 
 def golden_project() -> Project:
@@ -58,7 +58,13 @@ def golden_project() -> Project:
     graph.apply(group_as_submodel(graph, [proj, out], {PortRef(drop, 0): ([None, 4], "float32")}, name="head"))
     training = {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001}}, "loss": "categorical_crossentropy", "epochs": 5, "batch_size": 32}
     runs = [{"id": "run-1", "epochs": 5, "history": {"loss": [1.5, 0.75, 0.5], "accuracy": [0.25, 0.5, 0.75]}}]
-    return Project(graph, training, runs)
+    project = Project(graph, training, runs)
+    if FORMAT_VERSION >= 2:  # a second run, which kept its weights (the first did not)
+        trained = graph.clone()
+        trained.layers["hidden"].weights = [w * 2 for w in graph.layers["hidden"].weights]
+        trained.layers["head"].submodel.layers["out"].weights[0] = np.full((3, 2), 0.5)
+        record_run(project, {"id": "run-2", "epochs": 1, "history": {"loss": [0.25]}}, trained)
+    return project
 
 
 def expected(project: Project) -> dict:
@@ -81,6 +87,13 @@ def expected(project: Project) -> dict:
         "training": project.training,
         "runs": project.runs,
         "weights": weights,
+        "run_weights": {
+            run_id: {
+                label: [{"dtype": str(w.dtype), "shape": list(w.shape), "values": w.ravel().tolist()} for w in arrays]
+                for label, arrays in kept.arrays().items()
+            }
+            for run_id, kept in project.run_weights.items()
+        },
     }
 
 

@@ -330,7 +330,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.gui:
         return _train_window(project, args)
     from builder_app.training.data import DataError, parse_spec
-    from builder_app.training.runner import Overrides, TrainingRun, copy_trained_weights, run_record
+    from builder_app.training.runner import Overrides, TrainingRun, copy_trained_weights, keep_run
 
     try:
         data = parse_spec(args.data) if args.data else None
@@ -376,7 +376,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.update_project:
             from builder_app.core.project import save_project
 
-            project.runs.append(run_record(run))
+            keep_run(project, run, trained)  # the run, with the weights it left
             save_project(project, args.project)
             print(f"updated {args.project}")
     finally:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder_app.core.project import Project, load_project, project_to_bytes
+from builder_app.core.project import Project, load_project, project_to_bytes, record_run
 from builder_app.training import events
 from builder_app.training.events import Event
 
@@ -122,8 +122,11 @@ class TrainingRun:
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._workdir = tempfile.TemporaryDirectory(prefix="builder-app-run-")
+        # The child needs the model and its settings, not the history nor the
+        # weights earlier runs kept (they can be large).
+        slim = Project(self.project.graph, self.project.training)
         job = _Job(
-            project_to_bytes(self.project),
+            project_to_bytes(slim),
             self.overrides,
             os.path.join(self._workdir.name, "trained.kproj"),
         )
@@ -250,6 +253,16 @@ def run_record(run: TrainingRun) -> dict[str, Any]:
         "settings": resolve(run.overrides.apply(run.project.training), run.project.graph),
         "history": result.get("history", {}),
     }
+
+
+def keep_run(project: Project, run: TrainingRun, trained: Project | None) -> list[str]:
+    """Adds a finished run to the project's history, with the weights it left.
+
+    Returns:
+        The ids of runs whose weights were let go to stay within what a project
+        file holds (see :func:`~builder_app.core.project.record_run`).
+    """
+    return record_run(project, run_record(run), trained.graph if trained is not None else None)
 
 
 def copy_trained_weights(target: Project, trained: Project) -> None:

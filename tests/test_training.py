@@ -218,6 +218,11 @@ def test_train_command_reaches_90_percent_on_digits_and_writes_metrics(tmp_path,
     assert trained.name == "digits_cnn"
     updated = load_project(project)
     assert updated.runs[-1]["status"] == "completed" and updated.graph.layers["digit"].weights is not None
+    # The run keeps the weights it left: restoring them gives the project's weights back.
+    run_id = updated.runs[-1]["id"]
+    assert list(updated.run_weights) == [run_id]
+    kept = updated.run_weights[run_id].arrays()
+    assert all(np.array_equal(a, b) for a, b in zip(kept["digit"], updated.graph.layers["digit"].weights, strict=True))
 
 
 def test_train_command_refuses_bad_data_in_one_line(tmp_path, capsys):

@@ -146,7 +146,16 @@ def _data(spec: Any) -> dict[str, Any] | None:
 def _optimizer(spec: Any) -> dict[str, Any]:
     import keras
 
-    return _keras_object(spec, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
+    checked = _keras_object(spec, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
+    # Not made here: an optimizer creates variables, which would start TensorFlow's
+    # devices in the app's process. Every argument with a number as its default
+    # takes a number (none of them takes anything else).
+    _check_numbers(getattr(keras.optimizers, checked["class_name"]), checked["config"], "optimizer", set())
+    return checked
+
+
+#: Schedule arguments that take a number although they have no number as default.
+_SCHEDULE_NUMBERS = {"initial_learning_rate", "decay_steps", "first_decay_steps", "decay_rate", "warmup_target"}
 
 
 def _schedule(spec: Any) -> dict[str, Any] | None:
@@ -154,7 +163,12 @@ def _schedule(spec: Any) -> dict[str, Any] | None:
 
     if spec is None:
         return None
-    return _keras_object(spec, keras.optimizers.schedules, keras.optimizers.schedules.LearningRateSchedule, "learning_rate_schedule")
+    module = keras.optimizers.schedules
+    checked = _keras_object(spec, module, module.LearningRateSchedule, "learning_rate_schedule")
+    cls = getattr(module, checked["class_name"])
+    _check_numbers(cls, checked["config"], "learning_rate_schedule", _SCHEDULE_NUMBERS)
+    _construct(cls, checked["config"], "learning_rate_schedule")  # plain Python: Keras checks the rest
+    return checked
 
 
 def _callbacks(spec: Any) -> dict[str, dict[str, Any]]:
@@ -170,7 +184,50 @@ def _callbacks(spec: Any) -> dict[str, dict[str, Any]]:
             continue  # switched off
         item = {"class_name": CALLBACKS[key], "config": config}
         checked[key] = _keras_object(item, keras.callbacks, keras.callbacks.Callback, f"callbacks.{key}")["config"]
+        # Making a callback touches nothing yet (no files, no devices); Keras checks
+        # its arguments, e.g. a checkpoint path must end in .keras or .weights.h5.
+        _construct(getattr(keras.callbacks, CALLBACKS[key]), checked[key], f"callbacks.{key}")
     return checked
+
+
+def arguments(cls: type) -> dict[str, inspect.Parameter]:
+    """The arguments a settings entry may give ``cls`` (a Keras class), by name, in order.
+
+    ``name`` is left out: the app names nothing it makes.
+    """
+    return {
+        name: parameter
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "name")
+        and parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+
+
+def _check_numbers(cls: type, config: Mapping[str, Any], where: str, numbers: set[str]) -> None:
+    for key, parameter in arguments(cls).items():
+        if key not in config:
+            continue
+        value = config[key]
+        default = parameter.default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise SettingsError(f"{where}: {key} must be true or false, not {value!r}")
+        elif (isinstance(default, (int, float)) or key in numbers) and not _is_number(value):
+            if value is None and default is None:
+                continue
+            raise SettingsError(f"{where}: {key} must be a number, not {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _construct(cls: type, config: Mapping[str, Any], where: str) -> None:
+    try:
+        cls(**config)
+    except (TypeError, ValueError) as exc:
+        text = " ".join(str(exc).split())
+        raise SettingsError(f"{where}: {text[:300]}") from None
 
 
 def _keras_object(spec: Any, module, base: type, where: str) -> dict[str, Any]:
@@ -190,6 +247,9 @@ def _keras_object(spec: Any, module, base: type, where: str) -> dict[str, Any]:
             raise SettingsError(f"{where}: {name} takes no argument {key!r}")
         if not _is_literal(value):
             raise SettingsError(f"{where}: {key} must be a number, text, true/false or a list of them")
+    for key, parameter in arguments(cls).items():
+        if parameter.default is inspect.Parameter.empty and key not in config:
+            raise SettingsError(f"{where}: {name} needs a value for {key!r}")
     return {"class_name": name, "config": dict(config)}
 
 

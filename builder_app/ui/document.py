@@ -124,7 +124,7 @@ class Document(QtCore.QObject):
         super().__init__(parent)
         self.project = project or Project(ModelGraph("model"))
         self.undo_stack = QtGui.QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.dirty_changed.emit(not clean))
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
         self.engine: ShapeEngine | None = None
         self._followed: dict[int, ModelGraph] = {}
         self._follow(self.project.graph)
@@ -153,6 +153,9 @@ class Document(QtCore.QObject):
         self._extra_dirty = False
         self.undo_stack.setClean()
         self.dirty_changed.emit(False)
+
+    def _clean_changed(self, clean: bool) -> None:
+        self.dirty_changed.emit(not clean or self._extra_dirty)
 
     def mark_dirty(self) -> None:
         """Changes outside the undo stack (new trained weights, training settings)."""
@@ -254,3 +257,4 @@ class Document(QtCore.QObject):
         for graph in self._followed.values():
             graph.changed.disconnect(self._relay)
         self._followed.clear()
+        self.undo_stack.clear()

@@ -172,11 +172,12 @@ def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> Nod
 
 def node_height(face: NodeFace) -> float:
     ports = max(len(face.inputs), face.outputs, 1)
-    return HEADER + max(30.0, PORT_GAP * ports + 8.0)
+    return port_y(ports - 1) + 14.0
 
 
 def port_y(index: int) -> float:
-    return HEADER + 15.0 + PORT_GAP * index
+    """Ports sit below the node's detail line, one row each."""
+    return HEADER + 28.0 + PORT_GAP * index
 
 
 # --------------------------------------------------------------------------- #
@@ -294,7 +295,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
             painter.setFont(fonts.small)
             for i, name in enumerate(face.inputs):
                 if name:
-                    painter.drawText(QtCore.QRectF(9, port_y(i) - 2, 80, 14), QtCore.Qt.AlignmentFlag.AlignLeft, name)
+                    painter.drawText(QtCore.QRectF(9, port_y(i) - 7, 90, 14), QtCore.Qt.AlignmentFlag.AlignVCenter, name)
         badges = []
         if face.shared:
             badges.append((f"shared {face.shared[0]}/{face.shared[1]}", accent))

@@ -38,6 +38,8 @@ PORT_RADIUS = 5.0
 GRID = 10.0
 #: Below this zoom, texts are left out (they would be unreadable specks anyway).
 TEXT_LOD = 0.42
+#: Below this zoom, nodes are coloured blocks and wires straight lines.
+OVERVIEW_LOD = 0.18
 
 
 # --------------------------------------------------------------------------- #
@@ -250,6 +252,9 @@ class NodeItem(QtWidgets.QGraphicsItem):
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         accent = theme.category_color(face.category)
         rect = self.body()
+        if lod < OVERVIEW_LOD:  # a coloured block is all that can be seen at this size
+            painter.fillRect(rect, colors.selection if self.isSelected() else theme.ERROR if face.errors else accent)
+            return
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod > 0.3)
         border = colors.node_border
         width = 1.0
@@ -411,8 +416,13 @@ class WireItem(QtWidgets.QGraphicsPathItem):
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
         colors = self._scene.colors
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod > 0.3)
         colour = colors.selection if self.isSelected() else colors.wire
+        if lod < OVERVIEW_LOD:
+            painter.setPen(QtGui.QPen(colour, 0))
+            path = self.path()
+            painter.drawLine(path.pointAtPercent(0), path.pointAtPercent(1))
+            return
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod > 0.3)
         painter.setPen(QtGui.QPen(colour, 2.0 if self.isSelected() else 1.6))
         painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
         painter.drawPath(self.path())

@@ -314,11 +314,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.open_graph(document.graph, document.graph.name)
         self._claim_recovery()
         self._autosaved_index = document.undo_stack.index()
-        if self.loader is not None and self.loader.is_ready:
-            document.attach_engine()
         self._update_title()
         self._refresh_panels()
         QtCore.QTimer.singleShot(0, lambda: self.current_view() and self.current_view().fit())
+        if self.loader is not None and self.loader.is_ready:
+            # Shapes after the first paint: a big model shows at once, its shapes a moment later.
+            QtCore.QTimer.singleShot(0, document.attach_engine)
 
     def open_graph(self, graph: ModelGraph, title: str) -> GraphView:
         """Shows ``graph`` (the model or a sub-model's graph) in a tab, reusing an open one."""
@@ -398,7 +399,6 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================ panels
     def _update_title(self, *_args) -> None:
         self.setWindowTitle(f"{self.document.title()} — builder-app")
-        self.setWindowModified(self.document.is_dirty)
 
     def _refused(self, message: str) -> None:
         self.statusBar().showMessage(f"Not done: {message}", 8000)

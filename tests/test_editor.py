@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core import ops
 from builder_app.core.graph import ModelGraph
-from builder_app.core.project import Project, load_project, save_project
+from builder_app.core.project import Project, load_project
 from builder_app.ui.canvas import NodeItem, WireItem, port_y
 from builder_app.ui.document import KerasLoader
 from builder_app.ui.main_window import MainWindow

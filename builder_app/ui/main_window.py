@@ -81,8 +81,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._autosave_timer.timeout.connect(self.autosave)
         self._autosave_timer.start()
         self.resize(1500, 920)
-        self.resizeDocks([self.problems_dock], [170], QtCore.Qt.Orientation.Vertical)
-        self.resizeDocks([self.palette.parentWidget(), self._inspector_dock], [230, 320], QtCore.Qt.Orientation.Horizontal)
+        self._docks_sized = False
         if loader is None:
             self.loader.start()
         elif loader.is_ready:
@@ -316,7 +315,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._autosaved_index = document.undo_stack.index()
         self._update_title()
         self._refresh_panels()
-        QtCore.QTimer.singleShot(0, lambda: self.current_view() and self.current_view().fit())
+        QtCore.QTimer.singleShot(0, lambda: self.current_view() and self.current_view().show_start())
         if self.loader is not None and self.loader.is_ready:
             # Shapes after the first paint: a big model shows at once, its shapes a moment later.
             QtCore.QTimer.singleShot(0, document.attach_engine)
@@ -420,8 +419,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector.show_node(graph, node_id)
 
     def _update_actions(self) -> None:
-        if not self.tabs.count():
-            return
+        view = self.tabs.currentWidget()
+        if not isinstance(view, GraphView) or not isinstance(view.scene(), GraphScene):
+            return  # no tab, or Qt is tearing the window down
         ids = self.current_scene().selected_ids()
         a = self.actions_by_name
         graph = self.graph
@@ -1042,6 +1042,16 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.recover(path)
                 return
             self.discard_recovery(path)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._docks_sized:  # docks take their sizes once the window has its own
+            self._docks_sized = True
+            QtCore.QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        self.resizeDocks([self.problems_dock], [150], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.palette.parentWidget(), self._inspector_dock], [220, 330], QtCore.Qt.Orientation.Horizontal)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
         if not self.maybe_save():

@@ -67,6 +67,17 @@ class GraphView(QtWidgets.QGraphicsView):
         self.zoom_changed.emit(self.zoom())
         self.minimap.refresh()
 
+    def show_start(self, readable: float = 0.6) -> None:
+        """Fit the diagram, or, when that would make its text unreadable, show its inputs' end."""
+        self.fit()
+        rect = self.graph_scene.diagram_rect()
+        if rect.isEmpty() or self.zoom() >= readable:
+            return
+        self.set_zoom(readable)
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        self.centerOn(rect.left() + visible.width() / 2 - 20, rect.center().y())
+        self.minimap.refresh()
+
     def set_zoom(self, zoom: float) -> None:
         zoom = min(MAX_ZOOM, max(MIN_ZOOM, zoom))
         factor = zoom / self.zoom()

@@ -373,3 +373,24 @@ def test_clipboard_json_is_refused_when_foreign(qtbot, loader):
     QtGui.QGuiApplication.clipboard().setText(json.dumps({"format": "something else"}))
     assert window.paste() == []
     assert "no layers" in window.statusBar().currentMessage()
+
+
+def test_dragging_a_wire_shows_what_keras_would_say_before_the_drop(qtbot, loader):
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "unet_groupnorm.kproj"))
+    graph = window.document.graph
+    before = graph.to_dict()
+    scene = window.current_scene()
+    view = window.current_view()
+    view.set_zoom(1.0)
+    image = next(n for n in graph.nodes if graph.node(n).layer == "image")
+    add = node_of(graph, "Add")
+    view.centerOn(scene.items_by_id[add])
+    messages = []
+    scene.hint.connect(messages.append)
+    drag_wire(qtbot, view, scene.items_by_id[image], scene.items_by_id[add], 0)
+    assert any(m.startswith("Keras would refuse this: Add needs inputs of one shape") for m in messages)
+    settle(qtbot, window)
+    assert graph.inputs_of(add)[0].node == image  # allowed: the user may fix the shapes next
+    assert scene.items_by_id[add].face.errors
+    window.undo()
+    assert graph.to_dict() == before

@@ -28,7 +28,7 @@ from builder_app.core.graph import (
     ModelGraph,
     PortRef,
 )
-from builder_app.core.shapes import NodeResult, format_shape, is_operation
+from builder_app.core.shapes import NodeResult, check_wire, format_shape, is_operation
 from builder_app.ui import theme
 
 NODE_WIDTH = 190.0
@@ -484,6 +484,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.dragging_wire = False
         self._wire_from: tuple[NodeItem, str, int] | None = None
         self._detached: Edge | None = None
+        self._verdict: tuple[Edge, str | None] | None = None
         self._temp = QtWidgets.QGraphicsPathItem()
         self._temp.setZValue(3)
         self._temp.hide()
@@ -704,6 +705,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         else:
             self._wire_from = (item, "out", port)
         self.dragging_wire = True
+        self._verdict = None
         self._temp.show()
         self.drag_wire(pos)
 
@@ -763,14 +765,33 @@ class GraphScene(QtWidgets.QGraphicsScene):
             colour = theme.ERROR
             self.hint.emit(f"Cannot connect: {problem}")
         elif edge is not None:
-            colour = QtGui.QColor("#22a06b")
-            shape = self._shape_text(edge)
-            self.hint.emit(f"Connect {self.graph.label(edge.src)} → {self.graph.label(edge.dst)}{shape}")
+            refusal = self._keras_verdict(edge)
+            if refusal:
+                colour = theme.WARNING
+                self.hint.emit(f"Keras would refuse this: {refusal}")
+            else:
+                colour = QtGui.QColor("#22a06b")
+                shape = self._shape_text(edge)
+                self.hint.emit(f"Connect {self.graph.label(edge.src)} → {self.graph.label(edge.dst)}{shape}")
         else:
             colour = self.colors.selection
         pen = QtGui.QPen(colour, 2.0)
         pen.setStyle(QtCore.Qt.PenStyle.DashLine)
         self._temp.setPen(pen)
+
+    def _keras_verdict(self, edge: Edge) -> str | None:
+        """Keras's own objection to the node this wire would feed (cached per wire)."""
+        if self._verdict is not None and self._verdict[0] == edge:
+            return self._verdict[1]
+        engine = self.document.engine_for(self.graph)
+        message = None
+        if engine is not None:
+            try:
+                message = check_wire(self.graph, engine, edge, self._detached)
+            except GraphError:
+                message = None
+        self._verdict = (edge, message)
+        return message
 
     def _shape_text(self, edge: Edge) -> str:
         result = self.result(edge.src)

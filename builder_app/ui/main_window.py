@@ -12,9 +12,11 @@ lock nobody holds is offered back on the next start.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +72,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scenes: list[GraphScene] = []
         self._lock: QtCore.QLockFile | None = None
         self._recovery_path: Path | None = None
-        self._autosaved_index = -1
+        self._autosaved_index: Any = -1
+        self._autosave_thread: threading.Thread | None = None
+        self._autosave_error: str | None = None
         self._build_widgets()
         self._build_actions()
         self.loader = loader or KerasLoader(self)
@@ -78,7 +82,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader.failed.connect(self._keras_failed)
         self.set_document(Document(project))
         self._autosave_timer = QtCore.QTimer(self, interval=AUTOSAVE_MS)
-        self._autosave_timer.timeout.connect(self.autosave)
+        self._autosave_timer.timeout.connect(lambda: self.autosave(wait=False))
         self._autosave_timer.start()
         self.resize(1500, 920)
         self._docks_sized = False
@@ -959,6 +963,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._lock = fallback
 
     def _release_recovery(self) -> None:
+        self._wait_for_autosave()
         if self._recovery_path is not None and not (self.document is not None and self.document.is_dirty):
             self._recovery_path.unlink(missing_ok=True)
         if self._lock is not None:
@@ -966,24 +971,57 @@ class MainWindow(QtWidgets.QMainWindow):
             self._lock = None
         self._recovery_path = None
 
-    def autosave(self) -> bool:
-        """Writes the recovery file if there are changes since the last one."""
+    def autosave(self, *, wait: bool = True) -> bool:
+        """Writes the recovery file if there are changes since the last one.
+
+        The project is copied on the GUI thread (the graph may change right after)
+        and written on a worker thread, so a big model does not stall the window.
+        With ``wait`` the call returns when the file is written.
+        """
+        if self._autosave_error is not None and not wait:  # the last background write failed
+            self.statusBar().showMessage(self._autosave_error, 8000)
+            self._autosave_error = None
         document = self.document
         if document is None or self._recovery_path is None or not document.is_dirty:
             return False
+        if self._autosave_thread is not None and self._autosave_thread.is_alive():
+            if not wait:
+                return False
+            self._autosave_thread.join()
         index = (document.undo_stack.index(), document.undo_stack.count(), document._extra_dirty)
         if index == self._autosaved_index:
             return False
-        project = Project(document.graph, document.project.training, document.project.runs)
-        meta = self._recovery_path.with_suffix(".json")
-        try:
-            save_project(project, self._recovery_path)
-            meta.write_text(json.dumps({"original": str(document.path) if document.path else None}))
-        except (OSError, ValueError) as exc:
-            self.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
-            return False
+        source = document.project
+        snapshot = Project(
+            source.graph.clone(), copy.deepcopy(source.training), copy.deepcopy(source.runs),
+            run_weights=dict(source.run_weights),
+        )
+        original = str(source.path) if source.path else None
+        target = self._recovery_path
         self._autosaved_index = index
+        self._autosave_thread = threading.Thread(
+            target=self._write_recovery, args=(snapshot, target, original), name="autosave", daemon=True
+        )
+        self._autosave_thread.start()
+        if wait:
+            self._autosave_thread.join()
+            return self._autosave_error is None
         return True
+
+    def _write_recovery(self, project: Project, target: Path, original: str | None) -> None:
+        """Runs on the autosave thread: touches files only, never widgets."""
+        try:
+            save_project(project, target)
+            target.with_suffix(".json").write_text(json.dumps({"original": original}))
+            self._autosave_error = None
+        except (OSError, ValueError) as exc:
+            self._autosave_error = f"Autosave failed: {exc}"
+            self._autosaved_index = -1
+
+    def _wait_for_autosave(self) -> None:
+        if self._autosave_thread is not None:
+            self._autosave_thread.join()
+            self._autosave_thread = None
 
     @staticmethod
     def recoverable() -> list[Path]:

@@ -151,6 +151,9 @@ def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> Nod
         outputs = 1
     else:
         detail = class_name.rpartition(".")[2] if is_operation(class_name) else class_name
+        activation = layer.config.get("activation")
+        if class_name == "Activation" and isinstance(activation, str):
+            detail += f" · {activation}"
         if result is not None and result.params:
             detail += f" · {result.params:,} params"
         consumed = max((e.src_port for e in graph.consumers_of(node_id)), default=-1) + 1
@@ -295,7 +298,8 @@ class NodeItem(QtWidgets.QGraphicsItem):
         painter.setFont(fonts.body)
         painter.setPen(colors.muted)
         body = QtCore.QRectF(10, HEADER + 4, NODE_WIDTH - 20, 16)
-        painter.drawText(body, QtCore.Qt.AlignmentFlag.AlignLeft, face.detail)
+        detail = QtGui.QFontMetricsF(fonts.body).elidedText(face.detail, QtCore.Qt.TextElideMode.ElideRight, body.width())
+        painter.drawText(body, QtCore.Qt.AlignmentFlag.AlignLeft, detail)
         if any(face.inputs):
             painter.setFont(fonts.small)
             for i, name in enumerate(face.inputs):

@@ -9,10 +9,21 @@ Everything is measured in this run, on this machine: the app trains in its child
 process (events streamed back), plain ``fit`` runs in a child process of the
 same kind (a fresh Python), on the same data, model and settings. Throughput
 counts the epochs after the first (which includes tracing).
+
+The GUI's memory over a long run is measured on its own (it takes minutes)::
+
+    python -m benchmarks.bench_training --memory-seconds 300   # the training window, live plots
+    python -m benchmarks.bench_training --throughput-repeats 3 # the comparison above, 3 times
+
+It trains in the training window (dashboard shown and repainting) until the
+time is up, samples the window process's resident memory at intervals, and
+reports it at start, along the way and at the end, with the least-squares slope
+in MiB per minute and the ratio end / start.
 """
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import resource
@@ -187,8 +198,8 @@ def run() -> list[tuple[str, str]]:
     return rows
 
 
-def _gui():
-    """(QApplication, TrainingDashboard, QTimer), or None when the dashboard is not there."""
+def _gui(dashboard: bool = True):
+    """(QApplication, TrainingDashboard or None, QTimer), or None when the dashboard is not there."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
         from PySide6.QtCore import QTimer
@@ -199,7 +210,112 @@ def _gui():
         print(f"  training: no GUI measurement ({exc})", file=sys.stderr)
         return None
     app = QApplication.instance() or QApplication([])
-    dashboard = TrainingDashboard()
-    dashboard.resize(1200, 800)
-    dashboard.show()
-    return app, dashboard, QTimer
+    if not dashboard:
+        return app, None, QTimer
+    board = TrainingDashboard()
+    board.resize(1200, 800)
+    board.show()
+    return app, board, QTimer
+
+
+# ============================================================== long memory run
+def memory(seconds: float = 300.0, interval: float = 30.0) -> list[tuple[str, str]]:
+    """The training window's resident memory over a run of ``seconds`` with live plotting.
+
+    "start" is the first sample after the first epoch reached the dashboard (the
+    plots, fonts and caches exist by then); the slope is fitted to the samples from
+    there until Stop. The window keeps the run and its weights at the end.
+    """
+    import tempfile
+
+    gui = _gui(dashboard=False)
+    if gui is None:
+        return [("GUI memory", "not measured (no GUI)")]
+    app, _, QTimer = gui
+    from builder_app.ui.training_window import TrainingWindow
+
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        data = _data(folder)
+        project = _project()
+        project.training = {
+            "data": {"source": "npz", "path": data},
+            "epochs": 1_000_000,
+            "batch_size": BATCH_SIZE,
+            "shuffle": True,
+            "callbacks": {},
+        }
+        window = TrainingWindow(project)
+        window.resize(1400, 860)
+        window.show()
+        samples: list[tuple[float, float]] = []  # (seconds since the first epoch, MiB)
+        state = {"t0": None, "stopped": False, "launched": time.monotonic(), "before": _rss_mib()}
+
+        def sample() -> None:
+            if state["t0"] is None:
+                if window.dashboard.epoch_count() >= 1:
+                    state["t0"] = time.monotonic()
+                    samples.append((0.0, _rss_mib()))
+                return
+            elapsed = time.monotonic() - state["t0"]
+            if state["stopped"]:
+                return
+            done = elapsed >= seconds
+            if done or seconds - 1 > elapsed >= len(samples) * interval - 0.05:
+                samples.append((elapsed, _rss_mib()))
+            if done:
+                state["stopped"] = True
+                window.stop()
+
+        window.run_finished.connect(lambda event: app.quit())
+        timer = QTimer()
+        timer.setInterval(100)
+        timer.timeout.connect(sample)
+        timer.start()
+        window.start()
+        app.exec()
+        timer.stop()
+        after = _rss_mib()
+        points = window.dashboard.batch_count()
+        epochs = window.dashboard.epoch_count()
+        window.close()
+
+    if len(samples) < 2:
+        return [("GUI memory", f"not measured: the run ended early ({window.message.text()})")]
+    times = [t / 60 for t, _ in samples]
+    values = [v for _, v in samples]
+    slope = statistics.linear_regression(times, values).slope
+    start, end = values[0], values[-1]
+    rows.append(("memory run", f"{samples[-1][0]:.0f} s after the first epoch: {epochs} epochs, {points:,} batch points plotted"))
+    rows.append(("GUI RSS before the run / at the first epoch", f"{state['before']:.0f} / {start:.0f} MiB"))
+    rows.append(("GUI RSS samples", ", ".join(f"{t:.0f}s {v:.1f}" for t, v in samples)))
+    rows.append(("GUI RSS at the end / after the run is kept", f"{end:.1f} / {after:.1f} MiB"))
+    rows.append(("GUI RSS slope", f"{slope:+.2f} MiB/min (least squares over the samples)"))
+    rows.append(("GUI RSS end / start", f"{end / start:.3f}"))
+    return rows
+
+
+def _print(rows: list[tuple[str, str]]) -> None:
+    width = max(len(measure) for measure, _ in rows)
+    for measure, value in rows:
+        print(f"{measure:<{width}}  {value}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Training benchmarks: GUI memory over a long run, throughput.")
+    parser.add_argument("--memory-seconds", type=float, default=300.0, metavar="S", help="length of the memory run (default 300)")
+    parser.add_argument("--interval", type=float, default=30.0, metavar="S", help="seconds between memory samples (default 30)")
+    parser.add_argument("--throughput-repeats", type=int, default=0, metavar="N", help="run the throughput comparison N times instead")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.throughput_repeats:
+        for i in range(args.throughput_repeats):
+            print(f"-- throughput comparison {i + 1} of {args.throughput_repeats}", flush=True)
+            _print(run())
+        return 0
+    _print(memory(args.memory_seconds, args.interval))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

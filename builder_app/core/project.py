@@ -220,7 +220,10 @@ class RunWeights:
                 write(chunk)
 
     def close(self) -> None:
-        """Removes the temporary file now (it goes with the object anyway)."""
+        """Removes the temporary file now (it goes with the object anyway).
+
+        Only for an instance nothing else holds: copies of a project share it.
+        """
         with self._lock:
             self._file.close()
 
@@ -305,7 +308,8 @@ def record_run(project: Project, record: dict[str, Any], trained: ModelGraph | N
         or model_bytes + sum(w.nbytes for w in project.run_weights.values()) > MAX_ALL_WEIGHTS_BYTES
     ):
         oldest = next(iter(project.run_weights))  # kept in the order the runs finished
-        project.run_weights.pop(oldest).close()
+        # Dropped, not closed: a copy of the project (an autosave) may be writing it.
+        del project.run_weights[oldest]
         dropped.append(oldest)
     return dropped
 
@@ -319,9 +323,9 @@ def delete_run(project: Project, run_id: Any) -> dict[str, Any]:
     for index, record in enumerate(project.runs):
         if record.get("id") == run_id:
             del project.runs[index]
-            weights = project.run_weights.pop(run_id, None) if isinstance(run_id, str) else None
-            if weights is not None:
-                weights.close()
+            if isinstance(run_id, str):
+                # Dropped, not closed: its file goes with the last copy of the project holding it.
+                project.run_weights.pop(run_id, None)
             return record
     raise RunError(f"there is no run {run_id!r} in the history")
 

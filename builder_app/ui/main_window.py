@@ -86,8 +86,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._autosave_timer.start()
         self.resize(1500, 920)
         self._docks_sized = False
-        if loader is None:
-            self.loader.start()
+        if loader is None:  # after the first paint: the import holds the GIL at times
+            QtCore.QTimer.singleShot(0, self.loader.start)
         elif loader.is_ready:
             QtCore.QTimer.singleShot(0, self._keras_ready)
 

@@ -57,6 +57,17 @@ def test_a_run_streams_events_and_brings_the_weights_back():
         assert set(epochs[-1]["logs"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
         batches = [e for e in seen if e["kind"] == events.BATCH]
         assert batches and all(b["samples_per_second"] > 0 and b["learning_rate"] == pytest.approx(0.01) for b in batches)
+        # Each batch event's loss covers the batches since the previous one (Keras logs a
+        # running mean): weighted by their samples, they give back the epoch's loss.
+        size, samples = started["batch_size"], started["samples"]
+        for epoch in epochs:
+            own = [b for b in batches if b["epoch"] == epoch["epoch"]]
+            seen = [min((b["step"] + 1) * size, samples) for b in own]
+            weights = np.diff([0, *seen])
+            assert seen[-1] == samples
+            assert own[-1]["running_loss"] == pytest.approx(epoch["logs"]["loss"], rel=1e-5)
+            rebuilt = float(np.dot([b["loss"] for b in own], weights)) / samples
+            assert rebuilt == pytest.approx(epoch["logs"]["loss"], rel=1e-4)
         assert run.status == "completed"
         assert len(run.result["history"]["val_loss"]) == 3
         trained = run.trained_weights()

@@ -12,7 +12,8 @@ with a ``"kind"``:
     will carry, e.g. ``["loss", "accuracy", "val_loss", "val_accuracy"]``).
 ``batch``
     ``epoch`` (from 0), ``step`` (from 0 within the epoch), ``global_step``,
-    ``loss``, ``learning_rate``, ``samples_per_second`` (over the last batches),
+    ``loss`` (the mean loss of the batches since the previous batch event),
+    ``running_loss`` (Keras's batch log: the epoch's mean so far), ``learning_rate``, ``samples_per_second`` (over the last batches),
     ``seconds`` (since the start).
 ``epoch``
     ``epoch`` (from 0), ``logs`` (Keras's epoch logs: ``loss``, ``val_loss``,

@@ -381,7 +381,7 @@ def _train(job: _Job, queue, stop, pause) -> None:
             metrics=names,
         )
     )
-    reporter = _reporter(queue, stop, pause, batch_size, steps)
+    reporter = _reporter(queue, stop, pause, batch_size, steps, len(train))
     callbacks = [reporter, *_callbacks(settings)]
     started = time.monotonic()
     history = model.fit(
@@ -520,10 +520,14 @@ def _reporter(*args):
     import keras
 
     class Reporter(keras.callbacks.Callback):
-        def __init__(self, queue, stop, pause, batch_size, steps):
+        def __init__(self, queue, stop, pause, batch_size, steps, samples):
             super().__init__()
             self.queue, self.stop, self.pause = queue, stop, pause
-            self.batch_size, self.steps = batch_size, steps
+            self.batch_size, self.steps, self.samples = batch_size, steps, samples
+            # Keras's batch logs hold the epoch's running mean, weighted by batch size;
+            # the loss of the batches since the last event is recovered from two of them.
+            self.sent_mean = 0.0
+            self.sent_samples = 0
             self.epoch = 0
             self.nan = False
             self.started = time.monotonic()
@@ -535,6 +539,7 @@ def _reporter(*args):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self.epoch_started = time.monotonic()
+            self.sent_mean, self.sent_samples = 0.0, 0
             # Throughput counts training batches only, not the validation between epochs.
             self.window_start = self.epoch_started
             self.window_batches = 0
@@ -544,7 +549,13 @@ def _reporter(*args):
             now = time.monotonic()
             last_of_epoch = batch == self.steps - 1
             if now - self.last_sent >= BATCH_EVENT_SECONDS or last_of_epoch:
-                loss = float((logs or {}).get("loss", float("nan")))
+                running = float((logs or {}).get("loss", float("nan")))
+                seen = min((batch + 1) * self.batch_size, self.samples) if self.samples else batch + 1
+                fresh = seen - self.sent_samples
+                loss = running
+                if fresh > 0 and self.sent_samples and math.isfinite(running):
+                    loss = (running * seen - self.sent_mean * self.sent_samples) / fresh
+                self.sent_mean, self.sent_samples = running, seen
                 elapsed = max(now - self.window_start, 1e-9)
                 self.queue.put(
                     events.event(
@@ -553,6 +564,7 @@ def _reporter(*args):
                         step=batch,
                         global_step=self.epoch * self.steps + batch,
                         loss=loss,
+                        running_loss=running,
                         learning_rate=_learning_rate(self.model),
                         samples_per_second=self.window_batches * self.batch_size / elapsed,
                         seconds=now - self.started,
@@ -561,7 +573,7 @@ def _reporter(*args):
                 self.last_sent = now
                 self.window_start = now
                 self.window_batches = 0
-                if math.isnan(loss) or math.isinf(loss):
+                if not math.isfinite(running):
                     self.nan = True
             if self.pause.is_set() and not self.stop.is_set():
                 self.queue.put(events.event(events.PAUSED))

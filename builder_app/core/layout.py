@@ -5,7 +5,7 @@ from __future__ import annotations
 from builder_app.core.graph import ModelGraph
 
 #: Distance between columns and between rows, in canvas units.
-COLUMN_WIDTH = 300.0
+COLUMN_WIDTH = 330.0
 ROW_HEIGHT = 120.0
 
 

@@ -31,7 +31,7 @@ from builder_app.core.graph import (
 from builder_app.core.shapes import NodeResult, check_wire, format_shape, is_operation
 from builder_app.ui import theme
 
-NODE_WIDTH = 190.0
+NODE_WIDTH = 184.0
 HEADER = 24.0
 PORT_GAP = 18.0
 PORT_RADIUS = 5.0
@@ -53,6 +53,7 @@ class NodeFace:
     class_name: str
     category: str
     detail: str
+    params: str
     inputs: tuple[str, ...]
     outputs: int
     errors: tuple[str, ...]
@@ -145,6 +146,7 @@ def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> Nod
     layer = graph.layer(node.layer)
     class_name = layer.class_name
     calls = graph.nodes_of_layer(node.layer)
+    params = ""
     if graph.is_input(node_id):
         shape = layer.config.get("batch_shape")
         detail = f"Input {format_shape(shape)}" if isinstance(shape, list) else "Input"
@@ -155,7 +157,7 @@ def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> Nod
         if class_name == "Activation" and isinstance(activation, str):
             detail += f" · {activation}"
         if result is not None and result.params:
-            detail += f" · {result.params:,} params"
+            params = f"{result.params:,} params"
         consumed = max((e.src_port for e in graph.consumers_of(node_id)), default=-1) + 1
         known = len(result.outputs) if result is not None and result.outputs else 1
         outputs = max(known, consumed)
@@ -166,6 +168,7 @@ def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> Nod
         class_name=class_name,
         category=_category(class_name),
         detail=detail,
+        params=params,
         inputs=_input_ports(graph, node_id, class_name),
         outputs=outputs,
         errors=tuple(result.errors) if result else (),
@@ -300,6 +303,10 @@ class NodeItem(QtWidgets.QGraphicsItem):
         body = QtCore.QRectF(10, HEADER + 4, NODE_WIDTH - 20, 16)
         detail = QtGui.QFontMetricsF(fonts.body).elidedText(face.detail, QtCore.Qt.TextElideMode.ElideRight, body.width())
         painter.drawText(body, QtCore.Qt.AlignmentFlag.AlignLeft, detail)
+        if face.params:  # on the first port row, right-aligned before the output port
+            painter.setFont(fonts.small)
+            row = QtCore.QRectF(NODE_WIDTH / 2, port_y(0) - 7, NODE_WIDTH / 2 - 12, 14)
+            painter.drawText(row, QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignRight, face.params)
         if any(face.inputs):
             painter.setFont(fonts.small)
             for i, name in enumerate(face.inputs):

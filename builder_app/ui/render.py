@@ -10,8 +10,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from builder_app.core.layout import layered_positions
 from builder_app.core.project import Project, write_atomically
 
-#: The longest side of a rendered PNG, in pixels; bigger diagrams are scaled down to fit.
-MAX_PNG_SIDE = 12_000
+#: Bounds of a rendered PNG (pixels per side, and in all); bigger diagrams are scaled
+#: down to fit. 32,000 is under QPainter's coordinate limit; 64 Mpx is 256 MB of image.
+MAX_PNG_SIDE = 32_000
+MAX_PNG_PIXELS = 64_000_000
 
 
 class RenderError(Exception):
@@ -60,6 +62,9 @@ def render_scene(scene, path: str | os.PathLike[str], scale: float = 1.0) -> QtC
     longest = max(rect.width(), rect.height()) * scale
     if longest > MAX_PNG_SIDE:
         scale *= MAX_PNG_SIDE / longest
+    pixels = rect.width() * rect.height() * scale * scale
+    if pixels > MAX_PNG_PIXELS:
+        scale *= (MAX_PNG_PIXELS / pixels) ** 0.5
     size = QtCore.QSize(max(1, round(rect.width() * scale)), max(1, round(rect.height() * scale)))
     image = QtGui.QImage(size, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
     image.fill(scene.colors.background)

@@ -67,7 +67,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self.zoom_changed.emit(self.zoom())
         self.minimap.refresh()
 
-    def show_start(self, readable: float = 0.6) -> None:
+    def show_start(self, readable: float = 0.85) -> None:
         """Fit the diagram, or, when that would make its text unreadable, show its inputs' end."""
         self.fit()
         rect = self.graph_scene.diagram_rect()

@@ -103,7 +103,7 @@ def test_build_a_model_with_the_mouse(qtbot, loader):
     assert len(graph.edges()) == 1
     wire = next(iter(scene.wires_by_dst.values()))
     assert isinstance(wire, WireItem) and wire.label == "(None, 8)"
-    assert dense.face.params == "36 params"
+    assert dense.face.params == "288 params"  # Dense(32) on 8 features
     assert window.windowTitle().startswith("untitled *")
     # three steps: two drops and one wire; undoing them all gives the empty model back
     stack = window.document.undo_stack

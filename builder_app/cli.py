@@ -144,6 +144,16 @@ def _gui(path: Path | None) -> int:
     if path is not None and not path.exists():
         print(f"builder-app: {path}: no such file", file=sys.stderr)
         return EXIT_UNREADABLE
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    )
+    if headless:  # Qt would abort with a core dump; say what to do instead
+        print(
+            "builder-app: no display to open the editor on (DISPLAY is not set); "
+            "use `builder-app render PROJECT --png F.png` for a diagram, or set QT_QPA_PLATFORM",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
     from builder_app.ui.main_window import run_app
 
     return run_app(path)

@@ -394,3 +394,26 @@ def test_dragging_a_wire_shows_what_keras_would_say_before_the_drop(qtbot, loade
     assert scene.items_by_id[add].face.errors
     window.undo()
     assert graph.to_dict() == before
+
+
+def test_builder_app_opens_the_editor_and_says_so_without_a_display(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "BUILDER_APP_RECOVERY_DIR": str(tmp_path / "recovery")}
+    app = subprocess.Popen(
+        [sys.executable, "-m", "builder_app", str(EXAMPLES / "iris_mlp.kproj")],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            app.wait(timeout=8)  # the window is up and waiting for the user
+    finally:
+        app.terminate()
+        _, err = app.communicate(timeout=30)
+    assert "Traceback" not in err
+    bare = {k: v for k, v in env.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "builder_app", str(EXAMPLES / "iris_mlp.kproj")],
+        env=bare, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    if sys.platform.startswith("linux"):
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and "no display" in done.stderr

@@ -207,55 +207,101 @@ class GraphView(QtWidgets.QGraphicsView):
         return new_ids
 
 
-class Minimap(QtWidgets.QGraphicsView):
-    """The whole diagram small, in a corner; the visible part framed; click or drag to go there."""
+class Minimap(QtWidgets.QFrame):
+    """The whole diagram small, in a corner; the visible part framed; click or drag to go there.
+
+    The diagram is drawn into a pixmap when the scene changes (at most every 250 ms);
+    scrolling only moves the frame, so a big model pans as smoothly as a small one.
+    """
 
     SIZE = QtCore.QSize(200, 130)
 
     def __init__(self, view: GraphView):
-        super().__init__(view.scene(), view)
+        super().__init__(view)
         self._view = view
-        self.setInteractive(False)
-        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._pixmap = QtGui.QPixmap()
+        self._source = QtCore.QRectF()
+        self._target = QtCore.QRectF()
         self.setFixedSize(self.SIZE)
         self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
-        self.setRenderHints(QtGui.QPainter.RenderHint(0))
-        self.setCacheMode(QtWidgets.QGraphicsView.CacheModeFlag.CacheNone)
         self.setToolTip("Overview: click to move there")
-        self._timer = QtCore.QTimer(self, singleShot=True, interval=60)
-        self._timer.timeout.connect(self._fit)
+        self._timer = QtCore.QTimer(self, singleShot=True, interval=250)
+        self._timer.timeout.connect(self._redraw)
+        view.graph_scene.changed.connect(lambda _rects: self._timer.start())
         self.place()
+        self._timer.start()
 
     def place(self) -> None:
         parent = self._view.viewport()
         self.move(parent.width() - self.width() - 10, parent.height() - self.height() - 10)
 
     def refresh(self) -> None:
+        """The visible part moved: repaint the frame (the diagram is cached)."""
+        self.update()
+
+    def _redraw(self) -> None:
+        if not self.isVisible():
+            return
+        scene = self._view.graph_scene
+        rect = scene.diagram_rect()
+        ratio = self.devicePixelRatioF()
+        self._pixmap = QtGui.QPixmap(self.size() * ratio)
+        self._pixmap.setDevicePixelRatio(ratio)
+        self._pixmap.fill(scene.colors.background)
+        self._source = rect
+        if rect.isEmpty():
+            self._target = QtCore.QRectF()
+        else:
+            inner = QtCore.QRectF(self.rect()).adjusted(4, 4, -4, -4)
+            scale = min(inner.width() / rect.width(), inner.height() / rect.height())
+            size = QtCore.QSizeF(rect.width() * scale, rect.height() * scale)
+            self._target = QtCore.QRectF(inner.center() - QtCore.QPointF(size.width() / 2, size.height() / 2), size)
+            painter = QtGui.QPainter(self._pixmap)
+            scene.render(painter, self._target, rect)
+            painter.end()
+        self.update()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
         self._timer.start()
-        self.viewport().update()
 
-    def _fit(self) -> None:
-        rect = self._view.graph_scene.diagram_rect()
-        if not rect.isEmpty():
-            self.fitInView(rect, QtCore.Qt.AspectRatioMode.KeepAspectRatio)
-        self.viewport().update()
+    def _to_scene(self, point: QtCore.QPointF) -> QtCore.QPointF | None:
+        if self._target.isEmpty():
+            return None
+        x = self._source.left() + (point.x() - self._target.left()) * self._source.width() / self._target.width()
+        y = self._source.top() + (point.y() - self._target.top()) * self._source.height() / self._target.height()
+        return QtCore.QPointF(x, y)
 
-    def drawBackground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:  # noqa: N802
-        painter.fillRect(rect, self._view.graph_scene.colors.background)
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        painter = QtGui.QPainter(self)
+        painter.drawPixmap(0, 0, self._pixmap)
+        if not self._target.isEmpty():
+            visible = self._view.mapToScene(self._view.viewport().rect()).boundingRect()
+            top_left = self._from_scene(visible.topLeft())
+            bottom_right = self._from_scene(visible.bottomRight())
+            frame = QtCore.QRectF(top_left, bottom_right).intersected(QtCore.QRectF(self.rect()))
+            colour = self._view.graph_scene.colors.selection
+            fill = QtGui.QColor(colour)
+            fill.setAlpha(40)
+            painter.setPen(QtGui.QPen(colour, 1))
+            painter.setBrush(fill)
+            painter.drawRect(frame)
+        painter.end()
+        super().paintEvent(event)
 
-    def drawForeground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:  # noqa: N802
-        visible = self._view.mapToScene(self._view.viewport().rect()).boundingRect()
-        colour = self._view.graph_scene.colors.selection
-        painter.setPen(QtGui.QPen(colour, 0))
-        fill = QtGui.QColor(colour)
-        fill.setAlpha(40)
-        painter.setBrush(fill)
-        painter.drawRect(visible)
+    def _from_scene(self, point: QtCore.QPointF) -> QtCore.QPointF:
+        x = self._target.left() + (point.x() - self._source.left()) * self._target.width() / self._source.width()
+        y = self._target.top() + (point.y() - self._source.top()) * self._target.height() / self._source.height()
+        return QtCore.QPointF(x, y)
 
     def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt's name
-        self._view.centerOn(self.mapToScene(event.position().toPoint()))
+        self._go(event.position())
 
     def mouseMoveEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt's name
         if event.buttons():
-            self._view.centerOn(self.mapToScene(event.position().toPoint()))
+            self._go(event.position())
+
+    def _go(self, point: QtCore.QPointF) -> None:
+        target = self._to_scene(point)
+        if target is not None:
+            self._view.centerOn(target)

@@ -144,10 +144,16 @@ def _big_model() -> list[tuple[str, str]]:
         window.current_view().viewport().repaint()
         t_open = time.perf_counter() - t0
         t_window = time.perf_counter() - t2
+        # Shapes: the first pass runs on a worker thread; the window keeps answering.
         t3 = time.perf_counter()
-        app.processEvents()  # the deferred start of shape inference
-        window.document.update_shapes()
+        longest, last = 0.0, time.perf_counter()
+        while window.document.engine is None and time.perf_counter() - t3 < 120:
+            app.processEvents()
+            now = time.perf_counter()
+            longest, last = max(longest, now - last), now
+            time.sleep(0.005)
         t_shapes = time.perf_counter() - t3
+        window.document.update_shapes()
         window.document._update_builds()
         t_builds = time.perf_counter() - t3
         window.current_scene().refresh_all()
@@ -156,7 +162,8 @@ def _big_model() -> list[tuple[str, str]]:
         rows += [
             ("nodes in the model", str(nodes)),
             ("open + lay out + first paint", f"{t_open:.2f} s (target < 2 s; load {t_load:.2f}, layout {t_layout:.2f}, scene and paint {t_window:.2f})"),
-            ("then shapes on every wire", f"{t_shapes:.2f} s (parameter counts {t_builds:.2f} s)"),
+            ("then shapes on every wire (worker thread)", f"{t_shapes:.2f} s (all counts {t_builds:.2f} s)"),
+            ("longest GUI stall meanwhile", f"{longest * 1000:.0f} ms"),
         ]
         view = window.current_view()
         view.fit()

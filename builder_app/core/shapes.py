@@ -128,6 +128,25 @@ class ShapeEngine:
         for engine, _ in self._subengines.values():
             engine.close()
 
+    def rebind(self, graph: ModelGraph) -> None:
+        """Follows ``graph`` instead of the graph the results were computed on.
+
+        ``graph`` must equal that one (``to_dict()``): then every result stays valid.
+        This lets a big model's shapes be computed on a copy in another thread and
+        handed to the editor's graph. Sub-models' engines are rebuilt on next use.
+        """
+        self.graph.changed.disconnect(self._on_change)
+        self.graph = graph
+        graph.changed.connect(self._on_change)
+        for name, (engine, _) in list(self._subengines.items()):
+            layer = graph.layers.get(name)
+            if layer is not None and layer.submodel is not None:
+                engine.rebind(layer.submodel)
+                self._subengines[name] = (engine, engine.version)
+            else:
+                engine.close()
+                del self._subengines[name]
+
     # ----------------------------------------------------------------- events
     def _on_change(self, change: Change) -> None:
         kind = change.kind

@@ -528,12 +528,16 @@ class GraphScene(QtWidgets.QGraphicsScene):
         return [i.edge for i in self.selectedItems() if isinstance(i, WireItem)]
 
     def diagram_rect(self) -> QtCore.QRectF:
-        rect = QtCore.QRectF()
-        for item in self.items_by_id.values():
-            rect = rect.united(item.sceneBoundingRect())
-        for wire in self.wires_by_dst.values():
-            rect = rect.united(wire.sceneBoundingRect())
-        return rect.adjusted(-30, -30, 30, 30)
+        """The area the diagram covers, with a margin (read from the graph: cheap)."""
+        if not self.items_by_id:
+            return QtCore.QRectF()
+        left = top = math.inf
+        right = bottom = -math.inf
+        for node_id, item in self.items_by_id.items():
+            x, y = self.graph.node(node_id).position
+            left, top = min(left, x), min(top, y)
+            right, bottom = max(right, x + NODE_WIDTH), max(bottom, y + item._height)
+        return QtCore.QRectF(left, top, right - left, bottom - top).adjusted(-40, -40, 40, 40)
 
     # building
     def rebuild(self) -> None:

@@ -13,6 +13,7 @@ parameter counts and build checks when the event loop is idle.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Hashable
 from pathlib import Path
@@ -24,6 +25,9 @@ from builder_app.core.graph import GraphError, ModelGraph
 from builder_app.core.ops import Op
 from builder_app.core.project import Project
 from builder_app.core.shapes import NodeResult, ShapeEngine
+
+#: Models with at least this many nodes get their first shape pass on a worker thread.
+BACKGROUND_NODES = 200
 
 
 class _OpCommand(QtGui.QUndoCommand):
@@ -95,6 +99,9 @@ class KerasLoader(QtCore.QObject):
 
             import_keras_quietly()
             catalog.catalog()  # the palette and the inspector read it right away
+            # TensorFlow and Keras leave millions of long-lived objects; a full garbage
+            # collection scanning them all stalls the window for ~0.3 s. Keep them out.
+            gc.freeze()
         except Exception as exc:  # noqa: BLE001 - reported to the user, the editor keeps working
             self.error = f"Keras could not be loaded: {type(exc).__name__}: {exc}"
         self._done.set()
@@ -111,12 +118,15 @@ class Document(QtCore.QObject):
     Signals:
         graph_changed(Change): after every change of the graph or of a sub-model's graph.
         shapes_updated(): shapes, parameter counts or errors may have changed.
+        computing(bool): a big model's first shape pass started (True) or ended (False).
         refused(str): an edit was refused; the sentence says why.
         dirty_changed(bool): the project now differs (or no longer) from its file.
     """
 
     graph_changed = QtCore.Signal(object)
     shapes_updated = QtCore.Signal()
+    computing = QtCore.Signal(bool)
+    _engine_computed = QtCore.Signal(object, int)
     refused = QtCore.Signal(str)
     dirty_changed = QtCore.Signal(bool)
 
@@ -134,6 +144,10 @@ class Document(QtCore.QObject):
         self._build_timer.timeout.connect(self._update_builds)
         self._extra_dirty = False
         self._inner_engines: dict[int, ShapeEngine] = {}
+        self._changes = 0
+        self._computing = False
+        self._closed = False
+        self._engine_computed.connect(self._adopt_engine)
 
     # ------------------------------------------------------------------ state
     @property
@@ -143,6 +157,11 @@ class Document(QtCore.QObject):
     @property
     def path(self) -> Path | None:
         return self.project.path
+
+    @property
+    def is_computing(self) -> bool:
+        """True while a big model's first shape pass runs on a worker thread."""
+        return self._computing
 
     @property
     def is_dirty(self) -> bool:
@@ -197,6 +216,8 @@ class Document(QtCore.QObject):
                 self._follow(layer.submodel)
 
     def _relay(self, change: Change) -> None:
+        if change.kind != "move":  # positions do not change shapes
+            self._changes += 1
         for name in change.layers:
             for graph in list(self._followed.values()):
                 layer = graph.layers.get(name)
@@ -207,10 +228,51 @@ class Document(QtCore.QObject):
 
     # ------------------------------------------------------------------ shapes
     def attach_engine(self) -> None:
-        """Starts shape inference (call once Keras is loaded)."""
-        if self.engine is None:
+        """Starts shape inference (call once Keras is loaded).
+
+        A big model's first pass runs on a worker thread, on a copy of the graph;
+        the finished engine is handed over on the GUI thread if the graph did not
+        change meanwhile (else the pass starts again on the new graph).
+        """
+        if self.engine is not None or self._computing:
+            return
+        if len(self.graph) < BACKGROUND_NODES:
             self.engine = ShapeEngine(self.graph)
-        self._shape_timer.start()
+            self._shape_timer.start()
+            return
+        self._computing = True
+        self.computing.emit(True)
+        seen = self._changes
+        copy = ModelGraph.from_dict(self.graph.to_dict())
+
+        def work() -> None:
+            engine = ShapeEngine(copy)
+            try:
+                engine.update()
+            except Exception:  # noqa: BLE001 - the GUI thread computes it again and shows what fails
+                engine.close()
+                engine = None
+            self._engine_computed.emit(engine, seen)
+
+        threading.Thread(target=work, name="shapes", daemon=True).start()
+
+    def _adopt_engine(self, engine: ShapeEngine | None, seen: int) -> None:
+        self._computing = False
+        if self._closed:
+            if engine is not None:
+                engine.close()
+            return
+        if engine is None or seen != self._changes:  # edited meanwhile, or failed: again, here
+            if engine is not None:
+                engine.close()
+                self.attach_engine()
+                return
+            self.engine = ShapeEngine(self.graph)
+        else:
+            engine.rebind(self.graph)
+            self.engine = engine
+        self.computing.emit(False)
+        self.update_shapes()
 
     def _engines(self) -> list[ShapeEngine]:
         if self.engine is None:
@@ -250,6 +312,7 @@ class Document(QtCore.QObject):
         return engine.peek(node_id) if engine is not None else None
 
     def close(self) -> None:
+        self._closed = True
         for engine in self._engines():
             engine.close()
         self.engine = None

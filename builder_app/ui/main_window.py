@@ -296,6 +296,7 @@ class MainWindow(QtWidgets.QMainWindow):
         document.setParent(self)
         document.dirty_changed.connect(self._update_title)
         document.refused.connect(self._refused)
+        document.computing.connect(self._computing)
         document.shapes_updated.connect(self._summary_timer.start)
         document.graph_changed.connect(lambda _change: self._summary_timer.start())
         document.undo_stack.canUndoChanged.connect(self.actions_by_name["undo"].setEnabled)
@@ -403,6 +404,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_title(self, *_args) -> None:
         self.setWindowTitle(f"{self.document.title()} — builder-app")
 
+    def _computing(self, busy: bool) -> None:
+        if busy:
+            self.statusBar().showMessage(f"Computing the shapes of {len(self.document.graph):,} layers…")
+        else:  # the panels follow on shapes_updated
+            self.statusBar().clearMessage()
+
     def _refused(self, message: str) -> None:
         self.statusBar().showMessage(f"Not done: {message}", 8000)
 
@@ -449,7 +456,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.summary_table.setRowCount(0)
         if engine is None:
             self.status_params.setText("")
-            self.summary_totals.setText("Shapes appear when Keras has loaded.")
+            waiting = "are being computed" if document.is_computing else "appear when Keras has loaded"
+            self.summary_totals.setText(f"Shapes {waiting}.")
             return
         for node_id, message in engine.errors():
             where = graph.label(node_id) if node_id else "model"

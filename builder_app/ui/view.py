@@ -243,6 +243,9 @@ class Minimap(QtWidgets.QFrame):
         if not self.isVisible():
             return
         scene = self._view.graph_scene
+        if scene.document.is_computing:  # painting now would fight the shape pass for the GIL
+            self._timer.start()
+            return
         rect = scene.diagram_rect()
         ratio = self.devicePixelRatioF()
         self._pixmap = QtGui.QPixmap(self.size() * ratio)

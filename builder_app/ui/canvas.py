@@ -206,13 +206,19 @@ class NodeItem(QtWidgets.QGraphicsItem):
             | QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
         )
         self.setAcceptHoverEvents(True)
+        # Repaints blit a pixmap per node instead of calling paint() (Python) again.
+        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.setZValue(1)
-        self._height = node_height(self.face)
+        self._set_height(node_height(self.face))
         self._tooltip()
 
     # geometry
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
-        return QtCore.QRectF(-PORT_RADIUS - 2, -14, NODE_WIDTH + 2 * PORT_RADIUS + 4, self._height + 16)
+        return self._bounds
+
+    def _set_height(self, height: float) -> None:
+        self._height = height
+        self._bounds = QtCore.QRectF(-PORT_RADIUS - 2, -14, NODE_WIDTH + 2 * PORT_RADIUS + 4, height + 16)
 
     def body(self) -> QtCore.QRectF:
         return QtCore.QRectF(0, 0, NODE_WIDTH, self._height)
@@ -238,7 +244,7 @@ class NodeItem(QtWidgets.QGraphicsItem):
         height = node_height(face)
         if height != self._height:
             self.prepareGeometryChange()
-            self._height = height
+            self._set_height(height)
         self.face = face
         self._tooltip()
         for wire in self.wires:
@@ -389,6 +395,8 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         self.edge = edge
         self._scene = scene
         self.label = ""
+        self.ends = QtCore.QLineF()
+        self._bounds = QtCore.QRectF()
         self.setFlags(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(0)
         self.refresh()
@@ -399,20 +407,25 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         if src is None or dst is None:
             return
         a, b = src.output_pos(self.edge.src_port), dst.input_pos(self.edge.dst_port)
+        self.ends = QtCore.QLineF(a, b)
         self.setPath(_curve(a, b))
         result = self._scene.result(self.edge.src)
         label = ""
         if result is not None and result.outputs and self.edge.src_port < len(result.outputs):
             label = format_shape(result.outputs[self.edge.src_port].shape)
         if label != self.label:
-            self.prepareGeometryChange()
             self.label = label
+        self.prepareGeometryChange()
+        self._update_bounds()
 
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
-        rect = super().boundingRect().adjusted(-4, -4, 4, 4)
+        return self._bounds  # asked for many times per repaint: computed once per change
+
+    def _update_bounds(self) -> None:
+        rect = self.path().controlPointRect().adjusted(-4, -4, 4, 4)
         if self.label:
             rect = rect.united(self._label_rect())
-        return rect
+        self._bounds = rect
 
     def shape(self) -> QtGui.QPainterPath:
         stroker = QtGui.QPainterPathStroker()
@@ -430,8 +443,7 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         colour = colors.selection if self.isSelected() else colors.wire
         if lod < OVERVIEW_LOD:
             painter.setPen(QtGui.QPen(colour, 0))
-            path = self.path()
-            painter.drawLine(path.pointAtPercent(0), path.pointAtPercent(1))
+            painter.drawLine(self.ends)
             return
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod > 0.3)
         painter.setPen(QtGui.QPen(colour, 2.0 if self.isSelected() else 1.6))

@@ -38,6 +38,18 @@ def needs_layout(project: Project) -> bool:
 def render_scene(scene, path: str | os.PathLike[str], scale: float = 1.0) -> QtCore.QSize:
     """Writes ``scene``'s diagram to ``path`` (``.svg`` or an image format Qt writes, e.g. ``.png``)."""
     target = Path(path)
+    nodes = list(scene.items_by_id.values())
+    cache = nodes[0].cacheMode() if nodes else None
+    for item in nodes:  # painted afresh at the output's scale, as vectors for SVG
+        item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.NoCache)
+    try:
+        return _render(scene, target, scale)
+    finally:
+        for item in nodes:
+            item.setCacheMode(cache)
+
+
+def _render(scene, target: Path, scale: float) -> QtCore.QSize:
     rect = scene.diagram_rect()
     if rect.isEmpty():
         rect = QtCore.QRectF(0, 0, 320, 200)

@@ -243,6 +243,7 @@ def test_group_open_and_shared_calls(qtbot, loader):
     window.current_scene().select_nodes([sub])
     window.ungroup()
     assert all(graph.layer_of(n).submodel is None for n in graph.nodes)
+    assert window.tabs.count() == 1  # the sub-model's tab went with it
     window.undo()
     window.undo()
     settle(qtbot, window)

@@ -298,7 +298,7 @@ class MainWindow(QtWidgets.QMainWindow):
         document.refused.connect(self._refused)
         document.computing.connect(self._computing)
         document.shapes_updated.connect(self._summary_timer.start)
-        document.graph_changed.connect(lambda _change: self._summary_timer.start())
+        document.graph_changed.connect(self._graph_changed)
         document.undo_stack.canUndoChanged.connect(self.actions_by_name["undo"].setEnabled)
         document.undo_stack.canRedoChanged.connect(self.actions_by_name["redo"].setEnabled)
         self.actions_by_name["undo"].setEnabled(False)
@@ -351,6 +351,23 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.setCurrentIndex(index)
         QtCore.QTimer.singleShot(0, view.fit)
         return view
+
+    def _graph_changed(self, change) -> None:
+        self._summary_timer.start()
+        if self.tabs.count() > 1 and change.kind in ("remove_node", "set_node_layer", "add_node"):
+            self._prune_tabs()
+
+    def _prune_tabs(self) -> None:
+        """Closes the tabs of sub-models the model no longer holds (deleted, ungrouped)."""
+        alive: set[int] = set()
+        stack = [self.document.graph]
+        while stack:
+            graph = stack.pop()
+            alive.add(id(graph))
+            stack.extend(layer.submodel for layer in graph.layers.values() if layer.submodel is not None)
+        for index in range(self.tabs.count() - 1, 0, -1):
+            if id(self.tabs.widget(index).graph_scene.graph) not in alive:
+                self._remove_tab(index)
 
     def _remove_tab(self, index: int) -> None:
         view = self.tabs.widget(index)

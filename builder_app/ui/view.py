@@ -67,11 +67,11 @@ class GraphView(QtWidgets.QGraphicsView):
         self.zoom_changed.emit(self.zoom())
         self.minimap.refresh()
 
-    def show_start(self, readable: float = 0.85) -> None:
-        """Fit the diagram, or, when that would make its text unreadable, show its inputs' end."""
+    def show_start(self, smallest: float = 0.6, readable: float = 0.85) -> None:
+        """Fit the diagram; if its text would then be too small, show its inputs' end instead."""
         self.fit()
         rect = self.graph_scene.diagram_rect()
-        if rect.isEmpty() or self.zoom() >= readable:
+        if rect.isEmpty() or self.zoom() >= smallest:
             return
         self.set_zoom(readable)
         visible = self.mapToScene(self.viewport().rect()).boundingRect()

@@ -170,7 +170,7 @@ def _render(args: argparse.Namespace) -> int:
         print("builder-app: --scale must be positive", file=sys.stderr)
         return EXIT_UNREADABLE
     try:
-        size = render_project(project, target, dark=args.dark, scale=args.scale)
+        size = render_project(project, target, dark=args.dark, scale=args.scale, fmt="png" if args.png else "svg")
     except RenderError as exc:
         print(f"builder-app: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE

@@ -889,7 +889,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Exports the model (or the current diagram) to ``path``; errors are shown, never raised."""
         if kind in ("png", "svg"):
             try:
-                render_scene(self.current_scene(), path)
+                render_scene(self.current_scene(), path, fmt=kind)
             except Exception as exc:  # noqa: BLE001 - RenderError or OSError: shown in one line
                 self._error("Cannot export diagram", str(exc))
                 return False

@@ -35,26 +35,30 @@ def needs_layout(project: Project) -> bool:
     return len(project.graph.nodes) > 1 and len(positions) == 1
 
 
-def render_scene(scene, path: str | os.PathLike[str], scale: float = 1.0) -> QtCore.QSize:
-    """Writes ``scene``'s diagram to ``path`` (``.svg`` or an image format Qt writes, e.g. ``.png``)."""
+def render_scene(scene, path: str | os.PathLike[str], scale: float = 1.0, fmt: str | None = None) -> QtCore.QSize:
+    """Writes ``scene``'s diagram to ``path``.
+
+    ``fmt`` is ``"svg"`` or an image format Qt writes (``"png"``...); by default
+    the suffix of ``path`` says which (PNG when there is none).
+    """
     target = Path(path)
     nodes = list(scene.items_by_id.values())
     cache = nodes[0].cacheMode() if nodes else None
     for item in nodes:  # painted afresh at the output's scale, as vectors for SVG
         item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.NoCache)
     try:
-        return _render(scene, target, scale)
+        return _render(scene, target, scale, (fmt or target.suffix[1:] or "png").lower())
     finally:
         for item in nodes:
             item.setCacheMode(cache)
 
 
-def _render(scene, target: Path, scale: float) -> QtCore.QSize:
+def _render(scene, target: Path, scale: float, fmt: str) -> QtCore.QSize:
     rect = scene.diagram_rect()
     if rect.isEmpty():
         rect = QtCore.QRectF(0, 0, 320, 200)
     scene.clearSelection()
-    if target.suffix.lower() == ".svg":
+    if fmt == "svg":
         from PySide6 import QtSvg
 
         size = QtCore.QSize(int(rect.width()), int(rect.height()))
@@ -84,7 +88,7 @@ def _render(scene, target: Path, scale: float) -> QtCore.QSize:
     painter.setRenderHints(QtGui.QPainter.RenderHint.Antialiasing | QtGui.QPainter.RenderHint.TextAntialiasing)
     scene.render(painter, QtCore.QRectF(0, 0, size.width(), size.height()), rect)
     painter.end()
-    fmt = (target.suffix[1:] or "png").upper()
+    fmt = fmt.upper()
     buffer = QtCore.QBuffer()
     buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
     if not image.save(buffer, fmt):
@@ -100,7 +104,9 @@ def _write(target: Path, data: bytes) -> None:
         raise RenderError(f"{target}: cannot write: {exc.strerror or exc}") from None
 
 
-def render_project(project: Project, path: str | os.PathLike[str], *, dark: bool = False, scale: float = 1.0) -> QtCore.QSize:
+def render_project(
+    project: Project, path: str | os.PathLike[str], *, dark: bool = False, scale: float = 1.0, fmt: str | None = None
+) -> QtCore.QSize:
     """Draws ``project`` as the canvas shows it (shapes included) into ``path``."""
     ensure_application()
     from builder_app.core.ops import Batch, MoveNode
@@ -117,7 +123,7 @@ def render_project(project: Project, path: str | os.PathLike[str], *, dark: bool
     scene = GraphScene(document, dark=dark)
     scene.refresh_all()
     try:
-        return render_scene(scene, path, scale)
+        return render_scene(scene, path, scale, fmt)
     finally:
         scene.close()
         document.close()

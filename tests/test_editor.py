@@ -362,6 +362,12 @@ def test_render_command_draws_the_canvas(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "<svg" in svg.read_text() and "tower" in svg.read_text()
+    odd = tmp_path / "diagram.out"  # --png means PNG, whatever the name says
+    done = subprocess.run(
+        [sys.executable, "-m", "builder_app", "render", str(EXAMPLES / "iris_mlp.kproj"), "--png", str(odd)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0 and odd.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     missing = subprocess.run(
         [sys.executable, "-m", "builder_app", "render", str(tmp_path / "nope.kproj"), "--png", str(target)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,

@@ -424,3 +424,16 @@ def test_builder_app_opens_the_editor_and_says_so_without_a_display(tmp_path):
     if sys.platform.startswith("linux"):
         assert done.returncode == 2
         assert done.stderr.count("\n") == 1 and "no display" in done.stderr
+
+
+def test_the_training_window_belongs_to_the_open_project(qtbot, loader):
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "iris_mlp.kproj"))
+    window.open_training()
+    training = window._training_window
+    assert training is not None and training.isVisible() and training.project is window.document.project
+    window.open_training()
+    assert window._training_window is training  # raised, not opened twice
+    training.project_changed.emit()  # e.g. a run's weights restored
+    assert window.document.is_dirty and "*" in window.windowTitle()
+    window.new_project()  # Discard (the test's answer): the training window goes with its project
+    qtbot.waitUntil(lambda: window._training_window is None, timeout=5_000)

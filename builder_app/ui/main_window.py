@@ -73,6 +73,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._lock: QtCore.QLockFile | None = None
         self._recovery_path: Path | None = None
         self._autosaved_index: Any = -1
+        self._training_window = None
         self._autosave_thread: threading.Thread | None = None
         self._autosave_error: str | None = None
         self._build_widgets()
@@ -286,6 +287,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def set_document(self, document: Document) -> None:
         """Shows ``document`` (closing the previous one's tabs and recovery file)."""
         old = self.document
+        if self._training_window is not None:  # it trains the project being closed
+            self._training_window.close()
         if old is not None:
             while self.tabs.count():
                 self._remove_tab(0)
@@ -946,13 +949,23 @@ class MainWindow(QtWidgets.QMainWindow):
     def open_training(self) -> None:
         from builder_app.ui.training_window import TrainingWindow
 
+        if self._training_window is not None:
+            self._training_window.show()
+            self._training_window.raise_()
+            self._training_window.activateWindow()
+            return
         window = TrainingWindow(self.document.project, self)
         window.setWindowFlag(QtCore.Qt.WindowType.Window, True)
         window.run_finished.connect(lambda _event: self._weights_changed())
+        window.project_changed.connect(self._weights_changed)
         window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
-        window.destroyed.connect(lambda *_: self._update_title())
+        window.destroyed.connect(lambda *_: self._training_closed())
         window.show()
         self._training_window = window
+
+    def _training_closed(self) -> None:
+        self._training_window = None
+        self._update_title()
 
     def _weights_changed(self) -> None:
         self.document.mark_dirty()
@@ -1121,6 +1134,12 @@ class MainWindow(QtWidgets.QMainWindow):
             event.ignore()
             return
         self._autosave_timer.stop()
+        training = getattr(self, "_training_window", None)
+        if training is not None:
+            try:
+                training.close()  # stops a run still going: its process must not outlive the app
+            except RuntimeError:  # already deleted by Qt
+                pass
         if self.document is not None:
             self.document._extra_dirty = False
             self.document.undo_stack.setClean()

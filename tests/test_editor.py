@@ -437,3 +437,20 @@ def test_the_training_window_belongs_to_the_open_project(qtbot, loader):
     assert window.document.is_dirty and "*" in window.windowTitle()
     window.new_project()  # Discard (the test's answer): the training window goes with its project
     qtbot.waitUntil(lambda: window._training_window is None, timeout=5_000)
+
+
+def test_a_block_goes_in_as_one_sub_model_in_one_undo_step(qtbot, loader):
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "iris_mlp.kproj"))
+    graph = window.document.graph
+    before = graph.to_dict()
+    hidden = next(n for n in graph.topological_order() if graph.layer_of(n).class_name == "Dense")
+    window.current_scene().select_nodes([hidden])
+    node = window.insert_block_as_submodel("block:MLP block")
+    settle(qtbot, window)
+    layer = graph.layer_of(node)
+    assert layer.name == "mlp_block" and layer.submodel is not None
+    assert graph.inputs_of(node)[0].node == hidden
+    assert window.document.engine.is_valid()
+    assert window.document.result(node).output_shapes == [(None, 64)]
+    window.undo()
+    assert graph.to_dict() == before

@@ -102,6 +102,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.palette = Palette()
         self.palette.activated.connect(self._insert_at_centre)
+        self.palette.tree.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self.palette.tree.customContextMenuRequested.connect(self._palette_menu)
         self._dock("Layers", self.palette, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.quick_add = QuickAdd(self)
         self.quick_add.chosen.connect(self._quick_add_chosen)
@@ -539,6 +541,47 @@ class MainWindow(QtWidgets.QMainWindow):
         view = self.current_view()
         centre = view.mapToScene(view.viewport().rect().center())
         self._insert(payload, centre)
+
+    def _palette_menu(self, pos: QtCore.QPoint) -> None:
+        payload = self.palette.payload_of(self.palette.tree.itemAt(pos))
+        if payload is None:
+            return
+        menu = QtWidgets.QMenu(self)
+        menu.addAction("Insert", lambda: self._insert_at_centre(payload))
+        if payload.startswith("block:"):
+            menu.addAction("Insert as Sub-model", lambda: self.insert_block_as_submodel(payload))
+        menu.exec(self.palette.tree.viewport().mapToGlobal(pos))
+
+    def insert_block_as_submodel(self, payload: str) -> str | None:
+        """Inserts a block wired to the selected node and groups it into one sub-model (one undo step)."""
+        scene = self.current_scene()
+        ids = scene.selected_ids()
+        if len(ids) != 1:
+            self._refused("select the layer whose output feeds the block first")
+            return None
+        source = ids[0]
+        node = self.graph.node(source)
+        stack = self.document.undo_stack
+        stack.beginMacro(f"Add {payload.partition(':')[2]} as a sub-model")
+        try:
+            new = self.current_view().insert(payload, QtCore.QPointF(node.position[0] + 330.0, node.position[1]), source)
+            self.document.update_shapes()
+            types = self._input_types(new) if new else None
+            if types is None:
+                return None
+            name = self.graph.unique_layer_name(payload.partition(":")[2].lower().replace(" ", "_").replace("-", "_"))
+            try:
+                batch = ops.group_as_submodel(self.graph, new, types, name=name)
+            except GraphError as exc:
+                self._refused(str(exc))
+                return None
+            if not self.document.push(batch, "Group as sub-model", graph=self.graph):
+                return None
+        finally:
+            stack.endMacro()
+        grouped = self.graph.nodes_of_layer(name)
+        scene.select_nodes(grouped)
+        return grouped[0] if grouped else None
 
     def _open_quick_add(self, global_pos: QtCore.QPoint, scene_pos: QtCore.QPointF) -> None:
         self._quick_add_at = scene_pos

@@ -38,7 +38,8 @@ BATCH_SIZE = 64
 SAMPLES = 20_000
 
 
-def _project():
+def _project(data: str, epochs: int):
+    """The benchmark MLP with its training settings: the .npz at ``data``, ``epochs`` epochs."""
     from builder_app.core.catalog import default_config
     from builder_app.core.graph import ModelGraph
     from builder_app.core.ops import Connect, add_layer
@@ -57,7 +58,14 @@ def _project():
         if previous is not None:
             graph.apply(Connect(previous, 0, op.node.id, 0))
         previous = op.node.id
-    return Project(graph)
+    training = {
+        "data": {"source": "npz", "path": data},
+        "epochs": epochs,
+        "batch_size": BATCH_SIZE,
+        "shuffle": True,
+        "callbacks": {},
+    }
+    return Project(graph, training=training)
 
 
 def _data(folder: str) -> str:
@@ -120,14 +128,7 @@ def run() -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as folder:
         data = _data(folder)
-        project = _project()
-        project.training = {
-            "data": {"source": "npz", "path": data},
-            "epochs": EPOCHS,
-            "batch_size": BATCH_SIZE,
-            "shuffle": True,
-            "callbacks": {},
-        }
+        project = _project(data, epochs=EPOCHS)
         script = os.path.join(folder, "train.py")
         with open(script, "w") as handle:
             handle.write(training_script(project))
@@ -247,14 +248,7 @@ def memory(seconds: float = 300.0, interval: float = 30.0) -> list[tuple[str, st
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as folder:
         data = _data(folder)
-        project = _project()
-        project.training = {
-            "data": {"source": "npz", "path": data},
-            "epochs": 1_000_000,
-            "batch_size": BATCH_SIZE,
-            "shuffle": True,
-            "callbacks": {},
-        }
+        project = _project(data, epochs=1_000_000)
         window = TrainingWindow(project)
         window.resize(1400, 860)
         window.show()

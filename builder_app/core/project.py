@@ -1034,24 +1034,11 @@ def _read_weights(archive: zipfile.ZipFile, info: zipfile.ZipInfo, graph: ModelG
     with tempfile.TemporaryFile() as h5_file:  # private, removed even if we are killed
         size = _copy_member(archive, info, MAX_WEIGHTS_BYTES, h5_file.write)
         h5_file.seek(0)
-        try:
-            h5 = h5py.File(h5_file, "r")
-        except OSError:
-            raise _Refusal(f"{WEIGHTS_MEMBER} is not an HDF5 file") from None
         found: list[tuple[Layer, list[np.ndarray]]] = []
-        try:
-            with h5:
-                budget = safe_io.H5Budget(
-                    WEIGHTS_MEMBER, bytes_left=size, objects_left=MAX_H5_OBJECTS, max_elements=MAX_WEIGHT_ELEMENTS
-                )
-                keys = _children(h5, budget)
-                if keys - {"layers"}:
-                    raise _Refusal(f"{WEIGHTS_MEMBER} holds an unexpected entry {sorted(keys - {'layers'})[0][:40]!r}")
-                if "layers" in keys:
-                    _read_layer_groups(safe_io.h5_subgroup(h5, "layers", "/", budget), graph, "", budget, found)
-        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-            # What HDF5 says about a damaged file, e.g. "addr overflow" or "bad heap".
-            raise _Refusal(f"{WEIGHTS_MEMBER} is damaged ({type(exc).__name__}: {exc})") from None
+        _walk_weights_file(
+            h5_file, size, WEIGHTS_MEMBER,
+            lambda layers, budget: _read_layer_groups(layers, graph, "", budget, found),
+        )
     for layer, arrays in found:
         layer.weights = arrays
 
@@ -1112,11 +1099,25 @@ def _walk_run_file(handle: IO[bytes], size: int, label: str, *, read: bool) -> d
     The layout is model.weights.h5's, but nothing is matched to a graph: any
     layer names, plain layers and sub-models alike (``vars`` and ``layers``).
     """
+    found: dict[str, list[Any]] = {}
+    _walk_weights_file(
+        handle, size, label, lambda layers, budget: _walk_run_layers(layers, "", 0, budget, read, found)
+    )
+    return found
+
+
+def _walk_weights_file(
+    handle: IO[bytes], size: int, label: str, walk: Callable[[h5py.Group, safe_io.H5Budget], None]
+) -> None:
+    """Opens a weights file (``model.weights.h5``'s layout) under the limits and walks its layers.
+
+    ``walk`` gets the ``layers`` group and the budget; anything else at the top, or
+    damage HDF5 reports, is a refusal naming ``label``.
+    """
     try:
         h5 = h5py.File(handle, "r")
     except OSError:
         raise _Refusal(f"{label} is not an HDF5 file") from None
-    found: dict[str, list[Any]] = {}
     try:
         with h5:
             budget = safe_io.H5Budget(
@@ -1126,10 +1127,10 @@ def _walk_run_file(handle: IO[bytes], size: int, label: str, *, read: bool) -> d
             if keys - {"layers"}:
                 raise _Refusal(f"{label} holds an unexpected entry {sorted(keys - {'layers'})[0][:40]!r}")
             if "layers" in keys:
-                _walk_run_layers(safe_io.h5_subgroup(h5, "layers", "/", budget), "", 0, budget, read, found)
+                walk(safe_io.h5_subgroup(h5, "layers", "/", budget), budget)
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        # What HDF5 says about a damaged file, e.g. "addr overflow" or "bad heap".
         raise _Refusal(f"{label} is damaged ({type(exc).__name__}: {exc})") from None
-    return found
 
 
 def _walk_run_layers(

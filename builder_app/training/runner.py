@@ -428,8 +428,6 @@ def _configure_devices(cpu_replicas: int = 0) -> dict[str, Any]:
     """GPUs with memory growth on; a description of what trains."""
     import keras
 
-    description = "CPU"
-    count = 0
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -437,30 +435,41 @@ def _configure_devices(cpu_replicas: int = 0) -> dict[str, Any]:
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
             return {"description": f"{cpu_replicas} logical CPUs", "gpus": 0, "cpus": cpu_replicas}
-
-        gpus = tf.config.list_physical_devices("GPU")
-        for gpu in gpus:
+        for gpu in tf.config.list_physical_devices("GPU"):
             try:
                 tf.config.experimental.set_memory_growth(gpu, True)
             except (RuntimeError, ValueError):
                 pass  # already initialised
-        count = len(gpus)
-        if gpus:
-            names = []
-            for gpu in gpus:
-                try:
-                    names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
-                except (RuntimeError, ValueError):
-                    names.append(gpu.name)
-            description = f"GPU: {names[0]}" if count == 1 else f"{count} GPUs: {', '.join(names)}"
-    elif keras.backend.backend() == "jax":
+    names = gpu_names()
+    return {"description": describe_devices(names), "gpus": len(names), "cpus": 0}
+
+
+def gpu_names() -> list[str]:
+    """The names of the GPUs Keras's backend sees (TensorFlow or JAX), without configuring them."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        names = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
+            except (RuntimeError, ValueError):
+                names.append(gpu.name)
+        return names
+    if keras.backend.backend() == "jax":
         import jax
 
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        count = len(gpus)
-        if gpus:
-            description = f"GPU: {gpus[0].device_kind}" if count == 1 else f"{count} GPUs: {gpus[0].device_kind}"
-    return {"description": description, "gpus": count, "cpus": 0}
+        return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    return []
+
+
+def describe_devices(names: list[str]) -> str:
+    """"CPU", "GPU: <name>" or "<n> GPUs: <names>", as the runner and the editor say it."""
+    if not names:
+        return "CPU"
+    return f"GPU: {names[0]}" if len(names) == 1 else f"{len(names)} GPUs: {', '.join(names)}"
 
 
 def _strategy(devices: dict[str, Any]):

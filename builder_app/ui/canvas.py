@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core import ops
+from builder_app.core.calls import template_ports
 from builder_app.core.events import Change
 from builder_app.core.graph import (
     INPUT_CLASS,
@@ -89,7 +90,7 @@ def _input_ports(graph: ModelGraph, node_id: str, class_name: str) -> tuple[str,
     names: tuple[str, ...] = ()
     count = 1
     if node.call is not None:
-        count = _template_ports(node.call)
+        count = max(template_ports(node.call), default=-1) + 1
     elif class_name == SUBMODEL_CLASS:
         inner = graph.layer_of(node_id).submodel
         names = tuple(inner.layer_of(n).name for n in inner.model_inputs()) if inner else ()
@@ -121,24 +122,6 @@ def _input_ports(graph: ModelGraph, node_id: str, class_name: str) -> tuple[str,
         count = max(2, highest + 1) if highest > 0 else max(1, highest + 1)
     count = max(count, highest)
     return tuple(names[i] if i < len(names) else "" for i in range(count))
-
-
-def _template_ports(call: dict) -> int:
-    found = [-1]
-
-    def walk(value):
-        if isinstance(value, dict):
-            if set(value) == {"port"} and isinstance(value["port"], int):
-                found.append(value["port"])
-            else:
-                for v in value.values():
-                    walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-
-    walk(call)
-    return max(found) + 1
 
 
 def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> NodeFace:
@@ -346,8 +329,6 @@ class NodeItem(QtWidgets.QGraphicsItem):
         if change == flag.ItemPositionHasChanged:
             for wire in self.wires:
                 wire.refresh()
-        if change == flag.ItemSelectedHasChanged:
-            self._scene.selection_moved(self)
         return super().itemChange(change, value)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -407,15 +388,16 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         if src is None or dst is None:
             return
         a, b = src.output_pos(self.edge.src_port), dst.input_pos(self.edge.dst_port)
-        self.ends = QtCore.QLineF(a, b)
-        self.setPath(_curve(a, b))
         result = self._scene.result(self.edge.src)
         label = ""
         if result is not None and result.outputs and self.edge.src_port < len(result.outputs):
             label = format_shape(result.outputs[self.edge.src_port].shape)
-        if label != self.label:
-            self.label = label
+        ends = QtCore.QLineF(a, b)
+        if ends == self.ends and label == self.label:
+            return  # refreshed after every edit: most wires have not changed
         self.prepareGeometryChange()
+        self.ends, self.label = ends, label
+        self.setPath(_curve(a, b))
         self._update_bounds()
 
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
@@ -678,9 +660,6 @@ class GraphScene(QtWidgets.QGraphicsScene):
     def _on_selection(self) -> None:
         ids = self.selected_ids()
         self.selected_node.emit(ids[0] if len(ids) == 1 else None)
-
-    def selection_moved(self, item: NodeItem) -> None:
-        del item  # the selection signal does the work; kept for subclass hooks
 
     def highlight_layer(self, name: str | None) -> None:
         if name == self.highlighted_layer:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -570,12 +571,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if types is None:
                 return None
             name = self.graph.unique_layer_name(payload.partition(":")[2].lower().replace(" ", "_").replace("-", "_"))
-            try:
-                batch = ops.group_as_submodel(self.graph, new, types, name=name)
-            except GraphError as exc:
-                self._refused(str(exc))
-                return None
-            if not self.document.push(batch, "Group as sub-model", graph=self.graph):
+            if self._push_built(lambda: ops.group_as_submodel(self.graph, new, types, name=name), "Group as sub-model") is None:
                 return None
         finally:
             stack.endMacro()
@@ -658,29 +654,28 @@ class MainWindow(QtWidgets.QMainWindow):
             return []
         return self._paste_data(copy_nodes(self.graph, ids))
 
+    def _push_built(self, build: Callable[[], ops.Op], text: str) -> ops.Op | None:
+        """Builds an operation on the current graph and pushes it; a refusal goes to the status bar."""
+        try:
+            op = build()
+        except GraphError as exc:
+            self._refused(str(exc))
+            return None
+        return op if self.document.push(op, text, graph=self.graph) else None
+
     def call_again(self) -> None:
         ids = self.current_scene().selected_ids()
         if len(ids) != 1:
             return
-        try:
-            op = ops.call_again(self.graph, ids[0])
-        except GraphError as exc:
-            self._refused(str(exc))
-            return
         x, y = self.graph.node(ids[0]).position
-        op.node.position = (x, y + 140.0)
-        if self.document.push(op, "Call again", graph=self.graph):
+        op = self._push_built(lambda: ops.call_again(self.graph, ids[0], (x, y + 140.0)), "Call again")
+        if op is not None:
             self.current_scene().select_nodes([op.node.id])
 
     def unshare(self) -> None:
         ids = self.current_scene().selected_ids()
         if len(ids) == 1:
-            try:
-                op = ops.unshare(self.graph, ids[0])
-            except GraphError as exc:
-                self._refused(str(exc))
-                return
-            self.document.push(op, "Unshare", graph=self.graph)
+            self._push_built(lambda: ops.unshare(self.graph, ids[0]), "Unshare")
 
     def _input_types(self, ids: list[str]) -> dict[PortRef, tuple[list[int | None], str]] | None:
         graph = self.graph
@@ -701,25 +696,13 @@ class MainWindow(QtWidgets.QMainWindow):
     def group(self) -> None:
         ids = self.current_scene().selected_ids()
         types = self._input_types(ids)
-        if types is None:
-            return
-        try:
-            batch = ops.group_as_submodel(self.graph, ids, types)
-        except GraphError as exc:
-            self._refused(str(exc))
-            return
-        self.document.push(batch, "Group as sub-model", graph=self.graph)
+        if types is not None:
+            self._push_built(lambda: ops.group_as_submodel(self.graph, ids, types), "Group as sub-model")
 
     def ungroup(self) -> None:
         ids = self.current_scene().selected_ids()
-        if len(ids) != 1:
-            return
-        try:
-            batch = ops.ungroup(self.graph, ids[0])
-        except GraphError as exc:
-            self._refused(str(exc))
-            return
-        self.document.push(batch, "Ungroup", graph=self.graph)
+        if len(ids) == 1:
+            self._push_built(lambda: ops.ungroup(self.graph, ids[0]), "Ungroup")
 
     def open_selected_submodel(self) -> None:
         ids = self.current_scene().selected_ids()
@@ -1222,20 +1205,12 @@ def _export(kind: str, project: Project, path: Path) -> None:
 
 
 def _device_name() -> str:
-    try:
-        import tensorflow as tf
+    from builder_app.training.runner import describe_devices, gpu_names
 
-        gpus = tf.config.list_physical_devices("GPU")
-    except Exception:  # noqa: BLE001 - another backend, or no TensorFlow: say CPU
-        gpus = []
-    if not gpus:
-        return "CPU"
     try:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        name = details.get("device_name") or gpus[0].name
-    except Exception:  # noqa: BLE001
-        name = gpus[0].name
-    return f"GPU: {name}" + (f" (+{len(gpus) - 1})" if len(gpus) > 1 else "")
+        return describe_devices(gpu_names())
+    except Exception:  # noqa: BLE001 - a backend that cannot list devices trains on the CPU
+        return "CPU"
 
 
 def run_app(project_path: Path | None = None) -> int:

@@ -52,7 +52,8 @@ def run(n_events: int = 120_000, rate: float = 5_000.0) -> list[tuple[str, str]]
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
 
-    from builder_app.ui.dashboard import TrainingDashboard
+    from builder_app.training.events import EventKind
+    from builder_app.ui.training.dashboard import TrainingDashboard
 
     dashboard = TrainingDashboard()
     dashboard.resize(1400, 900)
@@ -63,7 +64,7 @@ def run(n_events: int = 120_000, rate: float = 5_000.0) -> list[tuple[str, str]]
     epochs = -(-n_events // steps_per_epoch)
     dashboard.add_event(
         {
-            "kind": "started",
+            "kind": EventKind.STARTED,
             "device": "CPU",
             "epochs": epochs,
             "steps_per_epoch": steps_per_epoch,
@@ -87,7 +88,7 @@ def run(n_events: int = 120_000, rate: float = 5_000.0) -> list[tuple[str, str]]
             epoch, step = divmod(g, steps_per_epoch)
             batch.append(
                 {
-                    "kind": "batch",
+                    "kind": EventKind.BATCH,
                     "epoch": epoch,
                     "step": step,
                     "global_step": g,
@@ -100,7 +101,7 @@ def run(n_events: int = 120_000, rate: float = 5_000.0) -> list[tuple[str, str]]
             if step == steps_per_epoch - 1:
                 logs = {"loss": 1.0 / (epoch + 1), "accuracy": 1 - 0.5 / (epoch + 1)}
                 logs |= {f"val_{k}": v * 1.1 for k, v in logs.items()}
-                batch.append({"kind": "epoch", "epoch": epoch, "logs": logs, "learning_rate": 1e-3})
+                batch.append({"kind": EventKind.EPOCH, "epoch": epoch, "logs": logs, "learning_rate": 1e-3})
         t = time.perf_counter()
         for event in batch:
             dashboard.add_event(event)
@@ -118,7 +119,7 @@ def run(n_events: int = 120_000, rate: float = 5_000.0) -> list[tuple[str, str]]
     # One redraw at full size: a batch more, then setData and paint.
     redraw_ms = []
     for g in range(n_events, n_events + 20):
-        dashboard.add_event({"kind": "batch", "epoch": 0, "step": 0, "global_step": g, "loss": 0.5})
+        dashboard.add_event({"kind": EventKind.BATCH, "epoch": 0, "step": 0, "global_step": g, "loss": 0.5})
         t = time.perf_counter()
         dashboard.flush()
         dashboard.repaint()

@@ -122,7 +122,7 @@ def run() -> list[tuple[str, str]]:
     import tempfile
 
     from builder_app.exporters.train_script import training_script
-    from builder_app.training import events
+    from builder_app.training.events import EventKind
     from builder_app.training.runner import Overrides, TrainingRun
 
     rows: list[tuple[str, str]] = []
@@ -149,7 +149,7 @@ def run() -> list[tuple[str, str]]:
 
         headless = TrainingRun(project, Overrides())
         headless.start()
-        headless_times = [e["seconds"] for e in headless.events(timeout=600) if e["kind"] == events.EPOCH]
+        headless_times = [e["seconds"] for e in headless.events(timeout=600) if e["kind"] == EventKind.EPOCH]
         headless.close()
 
         gui = _gui()
@@ -168,7 +168,7 @@ def run() -> list[tuple[str, str]]:
                 last[0] = now
                 for event in run.poll():
                     dashboard.add_event(event)
-                    if event["kind"] == events.EPOCH:
+                    if event["kind"] == EventKind.EPOCH:
                         app_times.append(event["seconds"])
                         rss.append(_rss_mib())
                 if run.finished:
@@ -182,7 +182,7 @@ def run() -> list[tuple[str, str]]:
             timer.stop()
         else:
             for event in run.events(timeout=600):
-                if event["kind"] == events.EPOCH:
+                if event["kind"] == EventKind.EPOCH:
                     app_times.append(event["seconds"])
         status = run.status
         run.close()
@@ -216,7 +216,7 @@ def _gui(dashboard: bool = True):
         from PySide6.QtCore import QTimer
         from PySide6.QtWidgets import QApplication
 
-        from builder_app.ui.dashboard import TrainingDashboard
+        from builder_app.ui.training.dashboard import TrainingDashboard
     except ImportError as exc:
         print(f"  training: no GUI measurement ({exc})", file=sys.stderr)
         return None
@@ -243,7 +243,7 @@ def memory(seconds: float = 300.0, interval: float = 30.0) -> list[tuple[str, st
     if gui is None:
         return [("GUI memory", "not measured (no GUI)")]
     app, _, QTimer = gui
-    from builder_app.ui.training_window import TrainingWindow
+    from builder_app.ui.training.window import TrainingWindow
 
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as folder:

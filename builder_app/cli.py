@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from builder_app import __version__
+from builder_app.training.events import Event, EventKind, FinishStatus
 
 #: Exit codes of ``validate``.
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
@@ -273,7 +274,7 @@ def _export(args: argparse.Namespace) -> int:
 def _write_export(project, model, kind: str, path: Path) -> None:
     graph = project.graph
     if kind in ("python", "train-script"):
-        from builder_app.core.project import write_atomically
+        from builder_app.core.atomic import write_atomically
 
         if kind == "python":
             from builder_app.exporters.python_code import python_source
@@ -368,7 +369,7 @@ def _train(args: argparse.Namespace) -> int:
             for event in run.events():
                 _print_event(event, rows)
         result = run.result or {}
-        if result.get("kind") == "failed":
+        if result.get("kind") == EventKind.FAILED:
             hint = f" ({result['hint']})" if result.get("hint") else ""
             print(f"builder-app: {args.project}: {result['message']}{hint}", file=sys.stderr)
             return EXIT_INVALID
@@ -391,13 +392,14 @@ def _train(args: argparse.Namespace) -> int:
             print(f"updated {args.project}")
     finally:
         run.close()
-    return EXIT_VALID if result.get("status") in ("completed", "early_stopped", "stopped") else EXIT_INVALID
+    kept_going = (FinishStatus.COMPLETED, FinishStatus.EARLY_STOPPED, FinishStatus.STOPPED)
+    return EXIT_VALID if result.get("status") in kept_going else EXIT_INVALID
 
 
 def _train_window(project, args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from builder_app.ui.training_window import TrainingWindow
+    from builder_app.ui.training.window import TrainingWindow
 
     app = QApplication.instance() or QApplication([])
     window = TrainingWindow(project)
@@ -415,21 +417,21 @@ def _train_window(project, args: argparse.Namespace) -> int:
     return app.exec()
 
 
-def _print_event(event: dict, rows: list[dict]) -> None:
-    kind = event["kind"]
-    if kind == "started":
-        print(
-            f"training on {event['device']}: {event['samples']} samples"
-            f" ({event['validation_samples']} for validation), {event['epochs']} epochs"
-            f" of {event['steps_per_epoch']} batches of {event['batch_size']}"
-        )
-    elif kind == "epoch":
-        rows.append({"epoch": event["epoch"], **event["logs"]})
-        metrics = "  ".join(f"{k} {v:.4g}" for k, v in event["logs"].items())
-        print(f"epoch {event['epoch'] + 1}: {metrics}  ({event['seconds']:.1f} s, {event['samples_per_second']:.0f} samples/s)")
-    elif kind == "finished":
-        seconds = f" in {event['seconds']:.1f} s" if event.get("seconds") is not None else ""
-        print(f"training {event['status'].replace('_', ' ')}{seconds}")
+def _print_event(event: Event, rows: list[dict]) -> None:
+    match event["kind"]:
+        case EventKind.STARTED:
+            print(
+                f"training on {event['device']}: {event['samples']} samples"
+                f" ({event['validation_samples']} for validation), {event['epochs']} epochs"
+                f" of {event['steps_per_epoch']} batches of {event['batch_size']}"
+            )
+        case EventKind.EPOCH:
+            rows.append({"epoch": event["epoch"], **event["logs"]})
+            metrics = "  ".join(f"{k} {v:.4g}" for k, v in event["logs"].items())
+            print(f"epoch {event['epoch'] + 1}: {metrics}  ({event['seconds']:.1f} s, {event['samples_per_second']:.0f} samples/s)")
+        case EventKind.FINISHED:
+            seconds = f" in {event['seconds']:.1f} s" if event.get("seconds") is not None else ""
+            print(f"training {event['status'].replace('_', ' ')}{seconds}")
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
@@ -437,7 +439,7 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
     import csv
     import io
 
-    from builder_app.core.project import write_atomically
+    from builder_app.core.atomic import write_atomically
 
     keys = sorted({k for row in rows for k in row if k != "epoch"})
     text = io.StringIO()

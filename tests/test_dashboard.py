@@ -13,7 +13,8 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from builder_app.training import events as ev
-from builder_app.ui.dashboard import TrainingDashboard, tensorboard_smooth
+from builder_app.training.curves import tensorboard_smooth
+from builder_app.ui.training.dashboard import TrainingDashboard
 
 EPOCHS, STEPS, BATCH_SIZE = 3, 50, 32
 
@@ -45,8 +46,7 @@ def batch_loss(global_step):
 
 def run_events(epochs=EPOCHS, steps=STEPS, status="completed"):
     """A whole run: started, batches, epochs with train and validation logs, finished."""
-    yield ev.event(
-        ev.STARTED,
+    yield ev.started(
         device="GPU: Test Device",
         epochs=epochs,
         steps_per_epoch=steps,
@@ -58,19 +58,18 @@ def run_events(epochs=EPOCHS, steps=STEPS, status="completed"):
     global_step = 0
     for epoch in range(epochs):
         for step in range(steps):
-            yield ev.event(
-                ev.BATCH,
+            yield ev.batch(
                 epoch=epoch,
                 step=step,
                 global_step=global_step,
                 loss=batch_loss(global_step),
+                running_loss=batch_loss(global_step),
                 learning_rate=1e-3 / (1 + global_step / 100),
                 samples_per_second=3200.0,
                 seconds=global_step * 0.01,
             )
             global_step += 1
-        yield ev.event(
-            ev.EPOCH,
+        yield ev.epoch(
             epoch=epoch,
             logs={
                 "loss": 1.0 / (epoch + 1),
@@ -82,7 +81,7 @@ def run_events(epochs=EPOCHS, steps=STEPS, status="completed"):
             seconds=0.5,
             samples_per_second=3200.0,
         )
-    yield ev.event(ev.FINISHED, status=status, history={}, seconds=global_step * 0.01, weights=None)
+    yield ev.finished(status=status, history={}, seconds=global_step * 0.01, weights=None)
 
 
 @pytest.fixture
@@ -230,7 +229,7 @@ def test_log_scale_toggle_changes_the_loss_axes(qtbot, dashboard):
 def test_a_metric_plot_appears_with_its_metric(qtbot, dashboard):
     events = list(run_events())
     feed(dashboard, events[:-2])
-    extra = ev.event(ev.EPOCH, epoch=2, logs={"loss": 0.3, "val_loss": 0.4, "auc": 0.8})
+    extra = {"kind": ev.EventKind.EPOCH, "epoch": 2, "logs": {"loss": 0.3, "val_loss": 0.4, "auc": 0.8}}
     dashboard.add_event(extra)
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.metric_names() == ["loss", "accuracy", "auc"]
@@ -278,7 +277,7 @@ def test_failed_event_shows_message_and_hint(qtbot, dashboard):
     events = list(run_events())
     feed(dashboard, events[:20])
     dashboard.add_event(
-        ev.event(ev.FAILED, message="Out of memory on the GPU", hint="Lower the batch size.")
+        ev.failed(message="Out of memory on the GPU", hint="Lower the batch size.")
     )
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.status() == "failed"
@@ -308,12 +307,12 @@ def test_finished_statuses(qtbot, dashboard, status, state, text):
 def test_pause_and_resume(qtbot, dashboard):
     events = list(run_events())
     feed(dashboard, events[:30])
-    dashboard.add_event(ev.event(ev.PAUSED))
+    dashboard.add_event(ev.paused())
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.status() == "paused"
     assert dashboard.status_text() == "Paused"
     assert "paused" in dashboard.progress_bar.text()
-    dashboard.add_event(ev.event(ev.RESUMED))
+    dashboard.add_event(ev.resumed())
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.status() == "running"
 
@@ -337,9 +336,10 @@ def test_reset_and_a_second_start_clear_the_run(qtbot, dashboard):
 
 
 def test_history_fills_the_epoch_plots_when_epoch_events_are_missing(qtbot, dashboard):
-    dashboard.add_event(ev.event(ev.STARTED, device="CPU", epochs=2, steps_per_epoch=5))
+    # Sparse events, as a hand-written or older record gives them.
+    dashboard.add_event({"kind": ev.EventKind.STARTED, "device": "CPU", "epochs": 2, "steps_per_epoch": 5})
     history = {"loss": [0.9, 0.5], "val_loss": [1.0, 0.7]}
-    dashboard.add_event(ev.event(ev.FINISHED, status="completed", history=history))
+    dashboard.add_event({"kind": ev.EventKind.FINISHED, "status": ev.FinishStatus.COMPLETED, "history": history})
     wait_for_redraw(qtbot, dashboard)
     _, y = dashboard.metric_curves("loss")["val_loss"].getOriginalDataset()
     np.testing.assert_allclose(y, [1.0, 0.7])
@@ -348,7 +348,7 @@ def test_history_fills_the_epoch_plots_when_epoch_events_are_missing(qtbot, dash
 def test_100k_batch_events_are_absorbed_and_rendered(qtbot, dashboard):
     n = 100_000
     dashboard.add_event(
-        ev.event(ev.STARTED, device="CPU", epochs=10, steps_per_epoch=n // 10, batch_size=32)
+        {"kind": ev.EventKind.STARTED, "device": "CPU", "epochs": 10, "steps_per_epoch": n // 10, "batch_size": 32}
     )
     rng = np.random.default_rng(0)
     losses = (2.0 * np.exp(-np.arange(n) / 20_000) + rng.normal(0, 0.05, n)).tolist()
@@ -403,8 +403,8 @@ def test_add_event_is_a_slot(qtbot, dashboard):
 
     source = Source()
     source.sent.connect(dashboard.add_event)
-    source.sent.emit(ev.event(ev.STARTED, device="CPU", epochs=1, steps_per_epoch=4))
-    source.sent.emit(ev.event(ev.BATCH, epoch=0, step=0, global_step=0, loss=1.0))
+    source.sent.emit({"kind": ev.EventKind.STARTED, "device": "CPU", "epochs": 1, "steps_per_epoch": 4})
+    source.sent.emit({"kind": ev.EventKind.BATCH, "epoch": 0, "step": 0, "global_step": 0, "loss": 1.0})
     assert dashboard.batch_count() == 1
     assert isinstance(dashboard, QtWidgets.QWidget)
 

@@ -14,7 +14,7 @@ from builder_app.core.catalog import default_config
 from builder_app.core.graph import ModelGraph
 from builder_app.core.ops import Connect, add_layer
 from builder_app.core.project import Project, load_project, save_project
-from builder_app.training import events
+from builder_app.training.events import EventKind
 from builder_app.training.runner import Overrides, TrainingRun, copy_trained_weights, run_record
 
 EXAMPLES = Path(__file__).parents[1] / "resources" / "examples"
@@ -48,14 +48,14 @@ def test_a_run_streams_events_and_brings_the_weights_back():
     try:
         seen = run_to_end(run)
         kinds = [e["kind"] for e in seen]
-        assert kinds[0] == events.STARTED and kinds[-1] == events.FINISHED
+        assert kinds[0] == EventKind.STARTED and kinds[-1] == EventKind.FINISHED
         started = seen[0]
         assert started["device"] == "CPU" and started["epochs"] == 3 and started["samples"] == 120
         assert started["metrics"] == ["loss", "accuracy", "val_loss", "val_accuracy"]
-        epochs = [e for e in seen if e["kind"] == events.EPOCH]
+        epochs = [e for e in seen if e["kind"] == EventKind.EPOCH]
         assert [e["epoch"] for e in epochs] == [0, 1, 2]
         assert set(epochs[-1]["logs"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
-        batches = [e for e in seen if e["kind"] == events.BATCH]
+        batches = [e for e in seen if e["kind"] == EventKind.BATCH]
         assert batches and all(b["samples_per_second"] > 0 and b["learning_rate"] == pytest.approx(0.01) for b in batches)
         # Each batch event's loss covers the batches since the previous one (Keras logs a
         # running mean): weighted by their samples, they give back the epoch's loss.
@@ -90,7 +90,7 @@ def test_stop_ends_the_run_promptly_with_the_weights_so_far():
     try:
         asked = None
         for event in run.events(timeout=240):
-            if event["kind"] == events.EPOCH and asked is None:
+            if event["kind"] == EventKind.EPOCH and asked is None:
                 run.stop()
                 asked = time.monotonic()
         assert asked is not None
@@ -110,12 +110,12 @@ def test_pause_and_resume():
         kinds = []
         for event in run.events(timeout=240):
             kinds.append(event["kind"])
-            if event["kind"] == events.EPOCH and event["epoch"] == 1:
+            if event["kind"] == EventKind.EPOCH and event["epoch"] == 1:
                 run.pause()
-            if event["kind"] == events.PAUSED:
+            if event["kind"] == EventKind.PAUSED:
                 run.resume()
-        assert kinds.count(events.PAUSED) == 1 and kinds.count(events.RESUMED) == 1
-        assert kinds.index(events.PAUSED) < kinds.index(events.RESUMED) and run.status == "completed"
+        assert kinds.count(EventKind.PAUSED) == 1 and kinds.count(EventKind.RESUMED) == 1
+        assert kinds.index(EventKind.PAUSED) < kinds.index(EventKind.RESUMED) and run.status == "completed"
     finally:
         run.close()
 
@@ -136,7 +136,7 @@ def test_data_that_does_not_fit_says_exactly_what_and_offers_the_fix(tmp_path):
     run = TrainingRun(project, Overrides(data={"source": "builtin", "name": "iris"}))
     try:
         run_to_end(run)
-        assert run.result["kind"] == events.FAILED
+        assert run.result["kind"] == EventKind.FAILED
         assert run.result["message"] == "input 'image' expects (None, 8, 8, 1); iris gives (None, 4)"
     finally:
         run.close()
@@ -171,7 +171,7 @@ def test_resume_after_a_crash_with_backup_and_restore(tmp_path):
     run.start()
     try:
         for event in run.events(timeout=240):
-            if event["kind"] == events.EPOCH and event["epoch"] == 2:
+            if event["kind"] == EventKind.EPOCH and event["epoch"] == 2:
                 run.terminate()  # as a crash would
                 break
     finally:
@@ -181,7 +181,7 @@ def test_resume_after_a_crash_with_backup_and_restore(tmp_path):
     try:
         seen = run_to_end(again)
         assert again.status == "completed", seen[-1]
-        epochs = [e["epoch"] for e in seen if e["kind"] == events.EPOCH]
+        epochs = [e["epoch"] for e in seen if e["kind"] == EventKind.EPOCH]
         # Resumed after the last epoch backed up (the crash came at the end of epoch 2).
         assert epochs[0] in (2, 3) and epochs[-1] == 7
     finally:

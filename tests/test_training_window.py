@@ -11,14 +11,15 @@ import pytest
 from PySide6 import QtCore
 
 from builder_app.core import training_settings
-from builder_app.core.project import load_project, record_run
+from builder_app.core.project import load_project
+from builder_app.core.runs import record_run
 
 EXAMPLES = Path(__file__).parents[1] / "resources" / "examples"
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from builder_app.ui.training_window import TrainingWindow
+    from builder_app.ui.training.window import TrainingWindow
 
     path = tmp_path / "iris.kproj"
     path.write_bytes((EXAMPLES / "iris_mlp.kproj").read_bytes())
@@ -98,7 +99,7 @@ def item_of(window, label: str):
 
 
 def test_restore_and_delete_runs_from_the_history(qtbot, tmp_path):
-    from builder_app.ui.training_window import TrainingWindow
+    from builder_app.ui.training.window import TrainingWindow
 
     path = tmp_path / "iris.kproj"
     path.write_bytes((EXAMPLES / "iris_mlp.kproj").read_bytes())

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder_app.core.project import Project, load_project, project_to_bytes, record_run
+from builder_app.core.project import Project, load_project, project_to_bytes
+from builder_app.core.runs import record_run
 from builder_app.training import events
-from builder_app.training.events import Event
+from builder_app.training.events import Event, EventKind, FinalEvent, FinishStatus, Started
 
 #: How long Stop waits for the child to finish its batch before ending it.
 STOP_GRACE_SECONDS = 2.0
@@ -109,13 +110,13 @@ class TrainingRun:
     project: Project
     overrides: Overrides = field(default_factory=Overrides)
     status: str = "new"
-    result: Event | None = None
+    result: FinalEvent | None = None
     _process: Any = None
     _queue: Any = None
     _stop: Any = None
     _pause: Any = None
     started_at: str = ""
-    started_event: Event | None = None
+    started_event: Started | None = None
     _stop_asked: float | None = None
     _workdir: tempfile.TemporaryDirectory | None = None
 
@@ -193,13 +194,19 @@ class TrainingRun:
             yield self._note(item)
 
     def _note(self, item: Event) -> Event:
-        if item["kind"] == events.STARTED:
-            self.started_event = item
-        if item["kind"] in events.FINAL:
-            self.result = item
-            self.status = item.get("status", item["kind"])
-            self._process.join(timeout=5)
+        match item["kind"]:
+            case EventKind.STARTED:
+                self.started_event = item
+            case EventKind.FINISHED:
+                self._end(item, str(item["status"]))
+            case EventKind.FAILED:
+                self._end(item, str(EventKind.FAILED))
         return item
+
+    def _end(self, item: FinalEvent, status: str) -> None:
+        self.result = item
+        self.status = status
+        self._process.join(timeout=5)
 
     def _check_child(self) -> list[Event]:
         """Events the parent makes up: the child was ended, or died."""
@@ -209,7 +216,7 @@ class TrainingRun:
         if overdue and self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout=5)
-            return [self._note(events.event(events.FINISHED, status="stopped", history={}, seconds=None, weights=None))]
+            return [self._note(events.finished(status=FinishStatus.STOPPED, history={}, seconds=None, weights=None))]
         if not self._process.is_alive():
             try:  # the last events may still be in the pipe
                 item = self._queue.get(timeout=0.5)
@@ -219,7 +226,7 @@ class TrainingRun:
             code = self._process.exitcode
             message = f"the training process ended unexpectedly (exit code {code})"
             hint = "it may have run out of memory: try a smaller batch size" if code in (-9, 137) else ""
-            return [self._note(events.event(events.FAILED, message=message, hint=hint))]
+            return [self._note(events.failed(message=message, hint=hint))]
         return []
 
     def trained_weights(self) -> Project | None:
@@ -246,7 +253,8 @@ def run_record(run: TrainingRun) -> dict[str, Any]:
     started = run.started_event or {}
     return {
         "started_at": run.started_at,
-        "status": result.get("status", result.get("kind")),
+        # Plain strings in the saved history: the finish status, or "failed".
+        "status": run.status if run.result is not None else None,
         "message": result.get("message", ""),
         "device": started.get("device", ""),
         "seconds": result.get("seconds"),
@@ -260,7 +268,7 @@ def keep_run(project: Project, run: TrainingRun, trained: Project | None) -> lis
 
     Returns:
         The ids of runs whose weights were let go to stay within what a project
-        file holds (see :func:`~builder_app.core.project.record_run`).
+        file holds (see :func:`~builder_app.core.runs.record_run`).
     """
     return record_run(project, run_record(run), trained.graph if trained is not None else None)
 
@@ -294,7 +302,7 @@ def _child_main(job: _Job, queue, stop, pause) -> None:
         import_keras_quietly()
         _train(job, queue, stop, pause)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one event
-        queue.put(events.event(events.FAILED, **_describe_failure(exc)))
+        queue.put(events.failed(**_describe_failure(exc)))
 
 
 def _describe_failure(exc: BaseException) -> dict[str, str]:
@@ -370,8 +378,7 @@ def _train(job: _Job, queue, stop, pause) -> None:
     metric_names = ["loss", *_metric_names(settings)]
     names = metric_names + ([f"val_{m}" for m in metric_names] if validation is not None else [])
     queue.put(
-        events.event(
-            events.STARTED,
+        events.started(
             device=devices["description"],
             epochs=settings["epochs"],
             steps_per_epoch=steps,
@@ -394,18 +401,17 @@ def _train(job: _Job, queue, stop, pause) -> None:
         callbacks=callbacks,
         verbose=0,
     )
-    status = "completed"
+    status = FinishStatus.COMPLETED
     if stop.is_set():
-        status = "stopped"
+        status = FinishStatus.STOPPED
     elif reporter.nan:
-        status = "nan"
+        status = FinishStatus.NAN
     elif model.stop_training:
-        status = "early_stopped"
+        status = FinishStatus.EARLY_STOPPED
     copy_weights_to_graph(project.graph, model)
     save_project(project, job.weights_out)
     queue.put(
-        events.event(
-            events.FINISHED,
+        events.finished(
             status=status,
             history={k: [float(v) for v in values] for k, values in history.history.items()},
             seconds=time.monotonic() - started,
@@ -567,8 +573,7 @@ def _reporter(*args):
                 self.sent_mean, self.sent_samples = running, seen
                 elapsed = max(now - self.window_start, 1e-9)
                 self.queue.put(
-                    events.event(
-                        events.BATCH,
+                    events.batch(
                         epoch=self.epoch,
                         step=batch,
                         global_step=self.epoch * self.steps + batch,
@@ -585,10 +590,10 @@ def _reporter(*args):
                 if not math.isfinite(running):
                     self.nan = True
             if self.pause.is_set() and not self.stop.is_set():
-                self.queue.put(events.event(events.PAUSED))
+                self.queue.put(events.paused())
                 while self.pause.is_set() and not self.stop.is_set():
                     time.sleep(0.05)
-                self.queue.put(events.event(events.RESUMED))
+                self.queue.put(events.resumed())
                 self.window_start = time.monotonic()
                 self.window_batches = 0
             if self.stop.is_set():
@@ -601,8 +606,7 @@ def _reporter(*args):
             if any(math.isnan(v) for k, v in clean.items() if k.endswith("loss")):
                 self.nan = True
             self.queue.put(
-                events.event(
-                    events.EPOCH,
+                events.epoch(
                     epoch=epoch,
                     logs=clean,
                     learning_rate=_learning_rate(self.model),

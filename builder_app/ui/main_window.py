@@ -973,7 +973,7 @@ class MainWindow(QtWidgets.QMainWindow):
             action.triggered.connect(lambda _=False, p=path: self.maybe_save() and self.open_path(Path(p)))
 
     def open_training(self) -> None:
-        from builder_app.ui.training_window import TrainingWindow
+        from builder_app.ui.training.window import TrainingWindow
 
         if self._training_window is not None:
             self._training_window.show()
@@ -1177,7 +1177,7 @@ class MainWindow(QtWidgets.QMainWindow):
 def _export(kind: str, project: Project, path: Path) -> None:
     graph = project.graph
     if kind == "python":
-        from builder_app.core.project import write_atomically
+        from builder_app.core.atomic import write_atomically
         from builder_app.exporters.python_code import python_source
 
         source = python_source(graph).encode("utf-8")
@@ -1195,7 +1195,7 @@ def _export(kind: str, project: Project, path: Path) -> None:
 
         export_onnx(graph, path)
     elif kind == "train-script":
-        from builder_app.core.project import write_atomically
+        from builder_app.core.atomic import write_atomically
         from builder_app.exporters.train_script import training_script
 
         source = training_script(project).encode("utf-8")

@@ -7,7 +7,7 @@ run history with their settings, metrics, duration, device and the weights they
 left; their weights also come back into the model (saved with Save). A run in the
 history can give its weights back to the model ("Restore weights") or be deleted,
 its weights with it. "Settings…" edits every training setting
-(:class:`~builder_app.ui.training_settings_dialog.TrainingSettingsDialog`); the
+(:class:`~builder_app.ui.training.settings_dialog.TrainingSettingsDialog`); the
 fields in the window override the project's settings for a run when changed.
 
 Restoring weights and deleting runs are not edits of the model: they are outside
@@ -24,19 +24,13 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core.datasets import BUILTIN
-from builder_app.core.project import (
-    Project,
-    RunError,
-    delete_run,
-    restore_run,
-    run_label,
-    save_project,
-)
+from builder_app.core.project import Project, save_project
+from builder_app.core.runs import RunError, delete_run, restore_run, run_label
 from builder_app.core.training_settings import DEFAULTS
-from builder_app.training import events
 from builder_app.training.data import KERAS_DATASETS, DataError, parse_spec
+from builder_app.training.events import EventKind, FinalEvent
 from builder_app.training.runner import Overrides, TrainingRun, copy_trained_weights, keep_run
-from builder_app.ui.dashboard import TrainingDashboard
+from builder_app.ui.training.dashboard import TrainingDashboard
 
 #: Optimizers offered first; every keras.optimizers class can be typed in.
 OPTIMIZERS = ("Adam", "AdamW", "SGD", "RMSprop", "Nadam", "Adagrad", "Adadelta", "Adamax", "Lion", "Ftrl", "Lamb")
@@ -173,7 +167,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
 
     def open_settings(self) -> None:
         """Opens the settings dialog; OK keeps valid settings, and the fields above follow."""
-        from builder_app.ui.training_settings_dialog import TrainingSettingsDialog
+        from builder_app.ui.training.settings_dialog import TrainingSettingsDialog
 
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)  # Keras may load
         try:
@@ -251,24 +245,26 @@ class TrainingWindow(QtWidgets.QMainWindow):
             return
         for event in run.poll(limit=2000):
             self.dashboard.add_event(event)
-            if event["kind"] == events.STARTED:
-                self._say(f"training on {event['device']}")
-            elif event["kind"] in events.FINAL:
-                self._finish(event)
+            match event["kind"]:
+                case EventKind.STARTED:
+                    self._say(f"training on {event['device']}")
+                case EventKind.FINISHED | EventKind.FAILED:
+                    self._finish(event)
         self._update_buttons()
 
-    def _finish(self, event: dict[str, Any]) -> None:
+    def _finish(self, event: FinalEvent) -> None:
         self._timer.stop()
         run = self.run
         trained = None
-        if event["kind"] == events.FAILED:
-            hint = f" — {event['hint']}" if event.get("hint") else ""
-            self._say(f"{event['message']}{hint}", error=True)
-        else:
-            trained = run.trained_weights()
-            if trained is not None:
-                copy_trained_weights(self.project, trained)
-            self._say(f"training {event['status'].replace('_', ' ')}; the weights are in the project")
+        match event["kind"]:
+            case EventKind.FAILED:
+                hint = f" — {event['hint']}" if event.get("hint") else ""
+                self._say(f"{event['message']}{hint}", error=True)
+            case EventKind.FINISHED:
+                trained = run.trained_weights()
+                if trained is not None:
+                    copy_trained_weights(self.project, trained)
+                self._say(f"training {event['status'].replace('_', ' ')}; the weights are in the project")
         dropped = keep_run(self.project, run, trained)  # the run, with the weights it left
         if dropped and not self.message.styleSheet():
             let_go = ", ".join(run_label({"id": run_id}, 0) for run_id in dropped)

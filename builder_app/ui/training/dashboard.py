@@ -1,7 +1,7 @@
 """The live training dashboard: loss, metrics, learning rate and progress of one run.
 
 :class:`TrainingDashboard` reads the events of :mod:`builder_app.training.events`
-(plain dicts) through :meth:`TrainingDashboard.add_event` and draws them with
+(typed dicts) through :meth:`TrainingDashboard.add_event` and draws them with
 pyqtgraph. It knows nothing of TensorFlow or Keras, nor of how the events arrive:
 the caller drains the runner's queue and hands each event over on the GUI thread.
 
@@ -9,7 +9,8 @@ Thousands of batch events a second must stay cheap, so an event only appends to
 numpy arrays that double when full and marks what changed; a single-shot timer
 redraws at most ``max_redraws_per_second`` times, feeding each curve once with
 ``setData()`` (peak downsampling and clipping to the view keep 100k-point curves
-fast to paint).
+fast to paint). The arithmetic (smoothing, the batch log, ticks, time left) is
+:mod:`builder_app.training.curves`, without Qt; this module only draws.
 """
 
 from __future__ import annotations
@@ -26,12 +27,27 @@ from PySide6 import QtCore, QtGui, QtWidgets
 # pyqtgraph binds to the Qt already imported: PySide6, above.
 import pyqtgraph as pg
 
-from builder_app.training import events as ev
+from builder_app.training.curves import (
+    DEFAULT_SMOOTHING,
+    LEARNING_RATE_KEYS,
+    MAX_SMOOTHING,
+    BatchLog,
+    IncrementalSmoother,
+    TimeLeft,
+    as_integer,
+    as_number,
+    blend_opaque,
+    format_duration,
+    is_loss_metric,
+    is_validation,
+    metric_base_name,
+    metric_title,
+    shows_log_tick_label,
+    whole_number_ticks,
+)
+from builder_app.training.events import EventKind, FinishStatus
 
 pg.setConfigOptions(antialias=True)
-
-DEFAULT_SMOOTHING = 0.6
-MAX_SMOOTHING = 0.99
 
 #: Colours of the current run's series (Tailwind-like, readable on light and dark).
 TRAIN_COLOR = "#2563eb"
@@ -59,116 +75,7 @@ _EPOCHS = 2
 _RESMOOTH = 4
 _LABELS = 8
 
-# Keys of the epoch logs that have their own plot rather than a metric plot.
-_LEARNING_RATE_KEYS = ("learning_rate", "lr")
-_VAL_PREFIX = "val_"
 _MAX_EPOCH_LINES = 200
-
-
-def tensorboard_smooth(
-    values: Iterable[float], weight: float, last: float = 0.0, count: int = 0
-) -> tuple[np.ndarray, float, int]:
-    """Smooths a scalar series exactly as TensorBoard's scalar dashboard does.
-
-    An exponential moving average with debiasing: for each finite value,
-    ``last = last * weight + (1 - weight) * value``, ``count += 1`` and the
-    smoothed value is ``last / (1 - weight ** count)`` (``last`` itself when
-    ``weight == 1``). Non-finite values pass through and do not count. Pass the
-    returned ``last`` and ``count`` back to smooth a continuation of the series.
-
-    Args:
-        values: The raw values, in step order.
-        weight: The smoothing weight, 0 (none) to 1.
-        last: The running average so far (0 for a new series).
-        count: How many finite values the running average has seen so far.
-
-    Returns:
-        The smoothed values, and the ``last`` and ``count`` to continue with.
-    """
-    out = []
-    append = out.append
-    isfinite = math.isfinite
-    keep = 1.0 - weight
-    for value in np.asarray(values, dtype=np.float64).tolist():
-        if not isfinite(value):
-            append(value)
-            continue
-        last = last * weight + keep * value
-        count += 1
-        append(last / (1.0 - weight**count) if weight != 1.0 else last)
-    return np.asarray(out, dtype=np.float64), last, count
-
-
-def metric_base_name(key: str) -> str:
-    """The plot a Keras log key belongs on: ``"val_loss"`` -> ``"loss"``."""
-    return key[len(_VAL_PREFIX) :] if key.startswith(_VAL_PREFIX) else key
-
-
-def is_loss_metric(name: str) -> bool:
-    """Whether the log-scale toggle applies to a metric's plot (losses and errors)."""
-    return "loss" in name or "error" in name
-
-
-def _number(value: Any) -> float:
-    """A log value as a float; NaN for None or anything not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _integer(value: Any, default: int) -> int:
-    """A count or index from an event; the default for None or anything not a number."""
-    number = _number(value)
-    return int(number) if math.isfinite(number) else default
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-class _BatchLog:
-    """Per-batch columns in numpy arrays that double when full (amortised O(1) appends).
-
-    Each column is one contiguous row of a 2-D array, so ``column(i)`` is a view that
-    pyqtgraph takes without copying.
-    """
-
-    STEP, EPOCH, STEP_IN_EPOCH, LOSS, LEARNING_RATE, SAMPLES_PER_SECOND = range(6)
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self._data = np.empty((6, capacity), dtype=np.float64)
-        self.size = 0
-
-    @property
-    def capacity(self) -> int:
-        return self._data.shape[1]
-
-    def append(
-        self, step: float, epoch: float, step_in_epoch: float, loss: float, lr: float, sps: float
-    ) -> None:
-        n = self.size
-        data = self._data
-        if n == data.shape[1]:
-            data = np.empty((6, 2 * n), dtype=np.float64)
-            data[:, :n] = self._data
-            self._data = data
-        data[0, n] = step
-        data[1, n] = epoch
-        data[2, n] = step_in_epoch
-        data[3, n] = loss
-        data[4, n] = lr
-        data[5, n] = sps
-        self.size = n + 1
-
-    def column(self, index: int) -> np.ndarray:
-        return self._data[index, : self.size]
-
-    def clear(self) -> None:
-        self.size = 0
 
 
 class _BatchCurve(pg.PlotDataItem):
@@ -228,13 +135,14 @@ class _Axis(pg.AxisItem):
         for pen, p1, p2 in tick_specs:
             color = pen.color()
             if color.alpha() < 255:
-                a = color.alphaF()
                 pen = QtGui.QPen(pen)
                 pen.setColor(
                     QtGui.QColor.fromRgbF(
-                        color.redF() * a + background.redF() * (1 - a),
-                        color.greenF() * a + background.greenF() * (1 - a),
-                        color.blueF() * a + background.blueF() * (1 - a),
+                        *blend_opaque(
+                            (color.redF(), color.greenF(), color.blueF()),
+                            color.alphaF(),
+                            (background.redF(), background.greenF(), background.blueF()),
+                        )
                     )
                 )
             opaque.append((pen, p1, p2))
@@ -244,7 +152,7 @@ class _Axis(pg.AxisItem):
         # Label 1, 2 and 5 of each decade only: all nine overlap on a small plot.
         strings = super().logTickStrings(values, scale, spacing)
         return [
-            text if f"{10.0**v * scale:.0e}"[0] in "125" else ""
+            text if shows_log_tick_label(v, scale) else ""
             for v, text in zip(values, strings, strict=True)
         ]
 
@@ -253,11 +161,7 @@ class _EpochAxis(_Axis):
     """A bottom axis that only ticks whole epochs."""
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
-        levels = super().tickValues(minVal, maxVal, size)
-        return [
-            (max(spacing, 1.0), [v for v in values if abs(v - round(v)) < 1e-6])
-            for spacing, values in levels
-        ]
+        return whole_number_ticks(super().tickValues(minVal, maxVal, size))
 
 
 class _MetricPlot:
@@ -288,8 +192,9 @@ class TrainingDashboard(QtWidgets.QWidget):
         self, parent: QtWidgets.QWidget | None = None, *, max_redraws_per_second: float = 20.0
     ) -> None:
         super().__init__(parent)
-        self._batches = _BatchLog()
-        self._smoothed = np.empty(self._batches.capacity, dtype=np.float64)
+        self._batches = BatchLog()
+        self._smoother = IncrementalSmoother(self._batches.capacity)
+        self._time_left = TimeLeft()
         self._redraw_timer = QtCore.QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(max(1, round(1000 / max_redraws_per_second)))
@@ -300,14 +205,16 @@ class TrainingDashboard(QtWidgets.QWidget):
         self._previous_lr_curves: list[pg.PlotDataItem] = []
         self._epoch_lines: list[pg.InfiniteLine] = []
         self._metric_columns = 0
+        # A table, not a match: a plain-string kind finds its handler too (StrEnum
+        # hashes as its value), and thousands of batch events a second pay one lookup.
         self._handlers = {
-            ev.STARTED: self._on_started,
-            ev.BATCH: self._on_batch,
-            ev.EPOCH: self._on_epoch,
-            ev.PAUSED: self._on_paused,
-            ev.RESUMED: self._on_resumed,
-            ev.FINISHED: self._on_finished,
-            ev.FAILED: self._on_failed,
+            EventKind.STARTED: self._on_started,
+            EventKind.BATCH: self._on_batch,
+            EventKind.EPOCH: self._on_epoch,
+            EventKind.PAUSED: self._on_paused,
+            EventKind.RESUMED: self._on_resumed,
+            EventKind.FINISHED: self._on_finished,
+            EventKind.FAILED: self._on_failed,
         }
         self._clear_run_state()
         self._build()
@@ -358,7 +265,7 @@ class TrainingDashboard(QtWidgets.QWidget):
             (
                 str(run.get("name", f"run {i + 1}")),
                 {
-                    str(k): [_number(v) for v in vs]
+                    str(k): [as_number(v) for v in vs]
                     for k, vs in dict(run.get("history") or {}).items()
                 },
             )
@@ -645,9 +552,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         plot = self._metric_plots.get(name)
         if plot is not None:
             return plot
-        # "auc" -> "AUC", "val_top_k" -> "Top k": short names are acronyms.
-        title = name.upper() if len(name) <= 3 else name.replace("_", " ").capitalize()
-        widget = self._make_plot(title, "epoch", None)
+        widget = self._make_plot(metric_title(name), "epoch", None)
         widget.setMinimumHeight(200)
         if is_loss_metric(name) and self.log_scale():
             widget.getPlotItem().setLogMode(y=True)
@@ -659,7 +564,7 @@ class TrainingDashboard(QtWidgets.QWidget):
     def _metric_curve(self, plot: _MetricPlot, key: str) -> pg.PlotDataItem:
         curve = plot.curves.get(key)
         if curve is None:
-            validation = key.startswith(_VAL_PREFIX)
+            validation = is_validation(key)
             color = VALIDATION_COLOR if validation else TRAIN_COLOR
             name = "validation" if validation else "train"
             curve = plot.widget.plot(name=name, **self._series_style(color))
@@ -704,8 +609,7 @@ class TrainingDashboard(QtWidgets.QWidget):
 
     def _clear_run_state(self) -> None:
         self._batches.clear()
-        self._smoothed_upto = 0
-        self._ema_last, self._ema_count = 0.0, 0
+        self._smoother.restart()
         self._epoch_data: dict[str, tuple[list[float], list[float]]] = {}
         self._epoch_lr: tuple[list[float], list[float]] = ([], [])
         self._epoch_ends: list[float] = []
@@ -723,7 +627,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         self._epoch = -1
         self._seconds = 0.0
         self._samples_per_second = math.nan
-        self._recent: list[tuple[float, float]] = []  # (seconds, steps done) once a redraw
+        self._time_left.clear()
         self._dirty = 0
         self._has_events = False
 
@@ -732,12 +636,12 @@ class TrainingDashboard(QtWidgets.QWidget):
             self.reset()
         self._has_events = True
         self._device = str(event.get("device") or "")
-        self._epochs = _integer(event.get("epochs"), 0)
-        self._steps_per_epoch = _integer(event.get("steps_per_epoch"), 0)
-        self._batch_size = _integer(event.get("batch_size"), 0)
+        self._epochs = as_integer(event.get("epochs"), 0)
+        self._steps_per_epoch = as_integer(event.get("steps_per_epoch"), 0)
+        self._batch_size = as_integer(event.get("batch_size"), 0)
         self._announced_metrics = [str(k) for k in event.get("metrics") or ()]
         for key in self._announced_metrics:
-            if metric_base_name(key) not in _LEARNING_RATE_KEYS:
+            if metric_base_name(key) not in LEARNING_RATE_KEYS:
                 self._metric_plot_for(metric_base_name(key))
         self._state, self._status_text = "running", "Running"
         self._dirty |= _LABELS
@@ -745,48 +649,48 @@ class TrainingDashboard(QtWidgets.QWidget):
     def _on_batch(self, event: Mapping[str, Any]) -> None:
         self._has_events = True
         get = event.get
-        step = _integer(get("global_step"), self._batches.size)
-        epoch = _integer(get("epoch"), max(self._epoch, 0))
+        step = as_integer(get("global_step"), self._batches.size)
+        epoch = as_integer(get("epoch"), max(self._epoch, 0))
         self._batches.append(
             step,
             epoch,
-            _integer(get("step"), 0),
-            _number(get("loss")),
-            _number(get("learning_rate")),
-            _number(get("samples_per_second")),
+            as_integer(get("step"), 0),
+            as_number(get("loss")),
+            as_number(get("learning_rate")),
+            as_number(get("samples_per_second")),
         )
         self._global_step = step
         self._epoch = epoch
-        self._seconds = _number(get("seconds"))
+        self._seconds = as_number(get("seconds"))
         sps = get("samples_per_second")
         if sps is not None:
-            self._samples_per_second = _number(sps)
+            self._samples_per_second = as_number(sps)
         self._dirty |= _BATCHES | _LABELS
 
     def _on_epoch(self, event: Mapping[str, Any]) -> None:
         self._has_events = True
-        epoch = _integer(event.get("epoch"), self._epochs_seen)
+        epoch = as_integer(event.get("epoch"), self._epochs_seen)
         x = float(epoch + 1)
         logs = dict(event.get("logs") or {})
         lr = event.get("learning_rate")
-        for key in _LEARNING_RATE_KEYS:
+        for key in LEARNING_RATE_KEYS:
             if lr is None and key in logs:
                 lr = logs[key]
         if lr is not None:
             self._epoch_lr[0].append(x)
-            self._epoch_lr[1].append(_number(lr))
+            self._epoch_lr[1].append(as_number(lr))
         for key, value in logs.items():
-            if key in _LEARNING_RATE_KEYS or value is None or isinstance(value, str):
+            if key in LEARNING_RATE_KEYS or value is None or isinstance(value, str):
                 continue  # not a metric (NaN is: a diverged loss is worth seeing)
             xs, ys = self._epoch_data.setdefault(key, ([], []))
             xs.append(x)
-            ys.append(_number(value))
+            ys.append(as_number(value))
         if self._batches.size:
             self._epoch_ends.append(self._global_step + 0.5)
         self._epochs_seen += 1
         self._epoch = max(self._epoch, epoch)
         if event.get("samples_per_second") is not None and not self._batches.size:
-            self._samples_per_second = _number(event.get("samples_per_second"))
+            self._samples_per_second = as_number(event.get("samples_per_second"))
         self._dirty |= _EPOCHS | _LABELS
 
     def _on_paused(self, event: Mapping[str, Any]) -> None:
@@ -798,16 +702,16 @@ class TrainingDashboard(QtWidgets.QWidget):
         self._dirty |= _LABELS
 
     def _on_finished(self, event: Mapping[str, Any]) -> None:
-        status = event.get("status", "completed")
+        status = event.get("status", FinishStatus.COMPLETED)
         self._state, self._status_text = {
-            "completed": ("finished", "Finished"),
-            "early_stopped": ("finished", "Finished early (a callback stopped the run)"),
-            "stopped": ("stopped", "Stopped"),
-            "nan": ("stopped", "Stopped: the loss became NaN"),
+            FinishStatus.COMPLETED: ("finished", "Finished"),
+            FinishStatus.EARLY_STOPPED: ("finished", "Finished early (a callback stopped the run)"),
+            FinishStatus.STOPPED: ("stopped", "Stopped"),
+            FinishStatus.NAN: ("stopped", "Stopped: the loss became NaN"),
         }.get(status, ("finished", f"Finished ({status})"))
-        self._completed = status == "completed"
+        self._completed = status == FinishStatus.COMPLETED
         if event.get("seconds") is not None:
-            self._seconds = _number(event.get("seconds"))
+            self._seconds = as_number(event.get("seconds"))
         if not self._epochs_seen and event.get("history"):
             # The epoch events never came (e.g. a run replayed from its saved history).
             history = dict(event["history"])
@@ -839,9 +743,6 @@ class TrainingDashboard(QtWidgets.QWidget):
     def _redraw(self) -> None:
         self._redraws += 1
         dirty, self._dirty = self._dirty, 0
-        if dirty & _RESMOOTH:
-            self._smoothed_upto = 0
-            self._ema_last, self._ema_count = 0.0, 0
         if dirty & (_BATCHES | _RESMOOTH):
             self._draw_batches(lr_and_throughput=bool(dirty & _BATCHES))
             self._settle_ranges((self.batch_plot, self.lr_plot, self.throughput_plot))
@@ -853,30 +754,17 @@ class TrainingDashboard(QtWidgets.QWidget):
     def _draw_batches(self, lr_and_throughput: bool) -> None:
         log = self._batches
         n = log.size
-        if self._smoothed.shape[0] < log.capacity:
-            grown = np.empty(log.capacity, dtype=np.float64)
-            grown[: self._smoothed_upto] = self._smoothed[: self._smoothed_upto]
-            self._smoothed = grown
         loss = log.column(log.LOSS)
-        start = self._smoothed_upto
-        if start < n:
-            smoothed, self._ema_last, self._ema_count = tensorboard_smooth(
-                loss[start:], self._weight, self._ema_last, self._ema_count
-            )
-            self._smoothed[start:n] = smoothed
-            self._smoothed_upto = n
+        smoothed = self._smoother.smooth(loss, self._weight)  # a new weight smooths all again
         steps = log.column(log.STEP)
         if n:
             self.raw_loss_curve.setData(steps, loss)
-            self.smoothed_loss_curve.setData(steps, self._smoothed[:n])
+            self.smoothed_loss_curve.setData(steps, smoothed)
         if not lr_and_throughput or not n:
             return
         lr = log.column(log.LEARNING_RATE)
         if not np.isnan(lr[-1]) or not np.isnan(lr[0]):
-            # Batches on the epoch axis: batch k of epoch e ends at e + (k + 1) / steps.
-            per_epoch = self._steps_per_epoch or float(np.max(log.column(log.STEP_IN_EPOCH))) + 1
-            x = log.column(log.EPOCH) + (log.column(log.STEP_IN_EPOCH) + 1) / per_epoch
-            self.lr_batch_curve.setData(x, lr)
+            self.lr_batch_curve.setData(log.epoch_positions(self._steps_per_epoch), lr)
             self._frame_learning_rate(lr)
         sps = log.column(log.SAMPLES_PER_SECOND)
         if not np.isnan(sps[-1]):
@@ -937,12 +825,12 @@ class TrainingDashboard(QtWidgets.QWidget):
             for key, values in history.items():
                 if not values:
                     continue
-                validation = key.startswith(_VAL_PREFIX)
+                validation = is_validation(key)
                 style = QtCore.Qt.PenStyle.DotLine if validation else QtCore.Qt.PenStyle.DashLine
                 pen = pg.mkPen(color, width=1.6, style=style)
                 xs = np.arange(1, len(values) + 1, dtype=np.float64)
                 ys = np.asarray(values, dtype=np.float64)
-                if key in _LEARNING_RATE_KEYS:
+                if key in LEARNING_RATE_KEYS:
                     self._previous_lr_curves.append(self.lr_plot.plot(xs, ys, pen=pen))
                     continue
                 plot = self._metric_plot_for(metric_base_name(key))
@@ -958,7 +846,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         if self._metric_plots:
             entries.append(("train", self._series_style(TRAIN_COLOR)))
             keys = set(self._epoch_data) | set(self._announced_metrics)
-            if any(k.startswith(_VAL_PREFIX) for k in keys):
+            if any(is_validation(k) for k in keys):
                 entries.append(("validation", self._series_style(VALIDATION_COLOR)))
         for i, (name, history) in enumerate(self._previous_runs):
             color = QtGui.QColor(PREVIOUS_COLORS[i % len(PREVIOUS_COLORS)])
@@ -966,7 +854,7 @@ class TrainingDashboard(QtWidgets.QWidget):
             entries.append(
                 (name, {"pen": pg.mkPen(color, width=1.6, style=QtCore.Qt.PenStyle.DashLine)})
             )
-            if any(k.startswith(_VAL_PREFIX) for k in history):
+            if any(is_validation(k) for k in history):
                 dotted = pg.mkPen(color, width=1.6, style=QtCore.Qt.PenStyle.DotLine)
                 entries.append((f"{name} (val)", {"pen": dotted}))
         names = tuple(name for name, _ in entries)
@@ -1035,29 +923,20 @@ class TrainingDashboard(QtWidgets.QWidget):
             self.progress_bar.setValue(0)
             parts.append(f"step {max(done, 0):,}")
         if math.isfinite(self._seconds) and self._seconds > 0:
-            parts.append(f"{_format_duration(self._seconds)} elapsed")
+            parts.append(f"{format_duration(self._seconds)} elapsed")
         left = self._seconds_left(done, total)
         if self._state == "paused":
             parts.append("paused")
         elif left is not None and self._state == "running":
-            parts.append(f"about {_format_duration(left)} left")
+            parts.append(f"about {format_duration(left)} left")
         self.progress_bar.setFormat(" \u00b7 ".join(parts))
 
     def _seconds_left(self, done: int, total: int) -> float | None:
-        """Time left from recent throughput: the runner's samples/s, else the steps/s seen.
-
-        Without samples/s, each call (one a redraw) records (seconds, steps done); the
-        rate is over the last 40 of them.
-        """
-        if not total or done >= total:
-            return None
-        sps = self._samples_per_second
-        if self._batch_size and math.isfinite(sps) and sps > 0:
-            return (total - done) * self._batch_size / sps
-        if math.isfinite(self._seconds):
-            self._recent.append((self._seconds, float(done)))
-            del self._recent[:-40]
-            (t0, d0), (t1, d1) = self._recent[0], self._recent[-1]
-            if t1 > t0 and d1 > d0:
-                return (total - done) * (t1 - t0) / (d1 - d0)
-        return None
+        """Time left from recent throughput (see :class:`~builder_app.training.curves.TimeLeft`)."""
+        return self._time_left.estimate(
+            done,
+            total,
+            seconds=self._seconds,
+            batch_size=self._batch_size,
+            samples_per_second=self._samples_per_second,
+        )

@@ -27,7 +27,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from builder_app.core import atomic, runs, weights_file
 from builder_app.core import project as proj
+from builder_app.core.atomic import clean_stale_temp_files
 from builder_app.core.graph import ModelGraph, PortRef
 from builder_app.core.ops import Connect, SetModelIO, add_layer, call_again, group_as_submodel
 from builder_app.core.project import (
@@ -36,17 +38,12 @@ from builder_app.core.project import (
     Project,
     ProjectLoadError,
     ProjectSaveError,
-    RunError,
-    RunWeights,
-    clean_stale_temp_files,
-    delete_run,
     load_project,
     project_from_bytes,
     project_to_bytes,
-    record_run,
-    restore_run,
     save_project,
 )
+from builder_app.core.runs import RunError, RunWeights, delete_run, record_run, restore_run
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -337,10 +334,10 @@ def test_saving_refuses_weights_it_could_not_load(tmp_path, weights, message):
 
 
 def test_saving_refuses_what_loading_would_refuse(monkeypatch):
-    monkeypatch.setattr(proj, "MAX_WEIGHTS_BYTES", 100)
+    monkeypatch.setattr(weights_file, "MAX_WEIGHTS_BYTES", 100)
     with pytest.raises(ProjectSaveError, match="weights take"):
         project_to_bytes(sample_project())
-    monkeypatch.setattr(proj, "MAX_WEIGHTS_BYTES", 1000)  # the arrays fit, the HDF5 file not
+    monkeypatch.setattr(weights_file, "MAX_WEIGHTS_BYTES", 1000)  # the arrays fit, the HDF5 file not
     graph = ModelGraph.from_dict(small_graph_dict())
     graph.layers["dense"].weights = [np.zeros(10, np.float32)]
     with pytest.raises(ProjectSaveError, match="weights file would take"):
@@ -453,14 +450,14 @@ def test_deleting_a_run_deletes_its_weights(tmp_path):
 
 def test_recording_lets_the_oldest_runs_weights_go_past_the_limits(monkeypatch):
     project, first, second = project_with_two_runs()
-    monkeypatch.setattr(proj, "MAX_RUN_WEIGHTS", 2)
+    monkeypatch.setattr(runs, "MAX_RUN_WEIGHTS", 2)
     assert record_run(project, {}, first) == ["run-1"]
     assert [r["id"] for r in project.runs] == ["run-1", "run-2", "run-3"]  # records stay
     assert list(project.run_weights) == ["run-2", "run-3"]
     size = project.run_weights["run-3"].nbytes
-    monkeypatch.setattr(proj, "MAX_ALL_WEIGHTS_BYTES", 2 * size + 1000)
+    monkeypatch.setattr(weights_file, "MAX_ALL_WEIGHTS_BYTES", 2 * size + 1000)
     assert record_run(project, {}, second) == ["run-2"]
-    monkeypatch.setattr(proj, "MAX_ALL_WEIGHTS_BYTES", size // 2)
+    monkeypatch.setattr(weights_file, "MAX_ALL_WEIGHTS_BYTES", size // 2)
     assert record_run(project, {}, second) == ["run-3", "run-4", "run-5"]  # even its own do not fit
     assert project.run_weights == {} and len(project.runs) == 5
     with pytest.raises(RunError, match="already has a run 'run-5'"):
@@ -483,7 +480,7 @@ def test_saving_refuses_run_weights_loading_would_refuse(monkeypatch):
     with pytest.raises(ProjectSaveError, match="the run id 'a/b' is not"):
         project_to_bytes(project)
     project.run_weights["run-1"] = project.run_weights.pop("a/b")
-    monkeypatch.setattr(proj, "MAX_ALL_WEIGHTS_BYTES", project.run_weights["run-1"].nbytes)
+    monkeypatch.setattr(weights_file, "MAX_ALL_WEIGHTS_BYTES", project.run_weights["run-1"].nbytes)
     with pytest.raises(ProjectSaveError, match=r"of the model and of 2 runs take .*: delete earlier runs$"):
         project_to_bytes(project)
 
@@ -549,7 +546,7 @@ class FailingFile(io.FileIO):
 
 
 def fail_after_bytes(monkeypatch, limit: int, error: BaseException) -> None:
-    real = proj._open_temp
+    real = atomic._open_temp
 
     def failing(target):
         path, handle = real(target)
@@ -557,7 +554,7 @@ def fail_after_bytes(monkeypatch, limit: int, error: BaseException) -> None:
         handle.close()
         return path, FailingFile(fd, limit, error)
 
-    monkeypatch.setattr(proj, "_open_temp", failing)
+    monkeypatch.setattr(atomic, "_open_temp", failing)
 
 
 def fail_on_call(monkeypatch, owner, name: str, after: int, error: BaseException) -> None:
@@ -653,10 +650,10 @@ def test_the_next_save_removes_stale_temp_files_of_that_target_only(tmp_path):
     assert all(p.exists() for p in others)
 
 
-@pytest.mark.skipif(proj.fcntl is None, reason="POSIX locks")
+@pytest.mark.skipif(atomic.fcntl is None, reason="POSIX locks")
 def test_a_temp_file_of_a_live_save_is_not_swept(tmp_path):
     path = tmp_path / "model.kproj"
-    live_path, handle = proj._open_temp(path)  # as a save in progress holds it
+    live_path, handle = atomic._open_temp(path)  # as a save in progress holds it
     try:
         assert clean_stale_temp_files(path) == []
         assert live_path.exists()
@@ -1054,7 +1051,7 @@ def test_a_member_is_never_read_past_its_declared_size(tmp_path, monkeypatch):
 
 
 def test_a_weights_bomb_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(proj, "MAX_WEIGHTS_BYTES", 8 * MIB)
+    monkeypatch.setattr(weights_file, "MAX_WEIGHTS_BYTES", 8 * MIB)
     data = weights_archive(lambda f: None)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         doc = zf.read("project.json")
@@ -1140,7 +1137,7 @@ H5_REFUSALS = {
 
 @pytest.mark.parametrize("case", list(H5_REFUSALS))
 def test_weights_refusals(tmp_path, monkeypatch, case):
-    monkeypatch.setattr(proj, "MAX_H5_OBJECTS", 40)
+    monkeypatch.setattr(weights_file, "MAX_H5_OBJECTS", 40)
     build, expected = H5_REFUSALS[case]
     data = weights_archive(lambda f: build(f, tmp_path))
     assert len(data) < 64 * 1024
@@ -1162,7 +1159,7 @@ _GRAPH_CASES = {"unknown layer", "sub-model entry on a plain layer", "escaped na
 @pytest.mark.parametrize("case", [c for c in H5_REFUSALS if c not in _GRAPH_CASES])
 def test_run_weights_refusals(tmp_path, monkeypatch, case):
     # A run's weights go through the same checks as the model's, named by their member.
-    monkeypatch.setattr(proj, "MAX_H5_OBJECTS", 40)
+    monkeypatch.setattr(weights_file, "MAX_H5_OBJECTS", 40)
     build, expected = H5_REFUSALS[case]
     data = run_archive(data=h5_bytes(lambda f: build(f, tmp_path)))
     tracemalloc.start()
@@ -1193,7 +1190,7 @@ def test_run_weights_of_layers_the_model_lacks_load_and_odd_names_do_not(tmp_pat
 
 
 def test_all_weights_together_are_bounded_before_any_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(proj, "MAX_ALL_WEIGHTS_BYTES", 8 * MIB)
+    monkeypatch.setattr(weights_file, "MAX_ALL_WEIGHTS_BYTES", 8 * MIB)
     ids = [f"run-{i}" for i in range(3)]
     doc = document(runs=[{"id": i} for i in ids], run_weights={i: {"file": f"runs/{i}.weights.h5"} for i in ids})
     buffer = io.BytesIO()
@@ -1247,8 +1244,9 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
     assert not marker.exists()
 
 
-def test_the_module_never_uses_code_loading_tools():
-    source = Path(proj.__file__).read_text(encoding="utf-8")
+@pytest.mark.parametrize("module", [proj, runs, weights_file, atomic], ids=lambda m: m.__name__)
+def test_the_module_never_uses_code_loading_tools(module):
+    source = Path(module.__file__).read_text(encoding="utf-8")
     for word in ("pickle", "eval(", "exec(", "allow_pickle", "import keras", "tensorflow", "PySide6", "marshal"):
         assert word not in source, word
 

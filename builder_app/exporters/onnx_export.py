@@ -34,7 +34,7 @@ from pathlib import Path
 
 from builder_app.core.graph import ModelGraph
 from builder_app.core.keras_model import build_keras_model
-from builder_app.core.project import write_atomically
+from builder_app.core.atomic import write_atomically
 from builder_app.exporters.check import TOLERANCE
 
 #: What to tell a user who lacks the converter or the runtime.

@@ -29,7 +29,8 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from builder_app.core.graph import ModelGraph, PortRef  # noqa: E402
 from builder_app.core.ops import Connect, SetModelIO, add_layer, call_again, group_as_submodel  # noqa: E402
-from builder_app.core.project import FORMAT_VERSION, Project, project_to_bytes, record_run  # noqa: E402
+from builder_app.core.project import FORMAT_VERSION, Project, project_to_bytes  # noqa: E402
+from builder_app.core.runs import record_run  # noqa: E402
 
 
 def golden_project() -> Project:

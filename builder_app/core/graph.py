@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
 
-from builder_app.core.events import Change, Emitter
+from builder_app.core.events import Change, ChangeKind, Emitter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,7 +35,39 @@ _MAX_NAME_LENGTH = 200
 
 
 class GraphError(ValueError):
-    """An operation was refused; the graph is unchanged. The message says why."""
+    """An operation was refused; the graph is unchanged. The message says why.
+
+    Callers that react to the reason (the canvas colours a refused wire, the
+    inspector marks a field) match on the subclass, never on the message.
+    """
+
+
+class NotFoundError(GraphError):
+    """The edit names a node, layer or block the graph does not hold."""
+
+
+class PortError(GraphError):
+    """A wire's port does not exist, is taken, or is not a port number."""
+
+
+class CycleError(GraphError):
+    """A wire would make the graph feed itself."""
+
+
+class LayerNameError(GraphError):
+    """A layer name is not a valid Keras name or is taken."""
+
+
+class ConfigError(GraphError):
+    """A layer configuration (or one parameter of it) is not accepted."""
+
+
+class SharingError(GraphError):
+    """Sharing, unsharing or calling a layer again is not possible here."""
+
+
+class GroupingError(GraphError):
+    """A selection cannot be grouped into a sub-model, ungrouped or extracted."""
 
 
 class PortRef(NamedTuple):
@@ -214,13 +246,13 @@ class ModelGraph:
         try:
             return self._nodes[node_id]
         except KeyError:
-            raise GraphError(f"there is no node '{node_id}'") from None
+            raise NotFoundError(f"there is no node '{node_id}'") from None
 
     def layer(self, name: str) -> Layer:
         try:
             return self._layers[name]
         except KeyError:
-            raise GraphError(f"there is no layer '{name}'") from None
+            raise NotFoundError(f"there is no layer '{name}'") from None
 
     def layer_of(self, node_id: str) -> Layer:
         return self._layers[self.node(node_id).layer]
@@ -331,10 +363,13 @@ class ModelGraph:
             i += 1
         return f"{base}_{i}"
 
-    def path_between(self, src: str, dst: str) -> list[str] | None:
-        """Nodes on a path of wires from src to dst, or None."""
+    def path_between(self, src: str, dst: str, without: Edge | None = None) -> list[str] | None:
+        """Nodes on a path of wires from src to dst (not using the wire ``without``), or None."""
+        wires = self._wires
+        if without is not None and wires.has_edge(without.src, without.dst, key=without.dst_port):
+            wires = nx.restricted_view(wires, [], [(without.src, without.dst, without.dst_port)])
         try:
-            return nx.shortest_path(self._wires, src, dst)
+            return nx.shortest_path(wires, src, dst)
         except (nx.NetworkXNoPath, nx.NodeNotFound):
             return None
 
@@ -351,6 +386,15 @@ class ModelGraph:
 
     # The primitives below are the only code that mutates a graph. They assume
     # the operation checked its preconditions and emit exactly one change each.
+    def _emit(
+        self,
+        kind: ChangeKind,
+        nodes: frozenset[str] = frozenset(),
+        layers: frozenset[str] = frozenset(),
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self.changed.emit(Change(kind, nodes, layers, detail or {}, graph=self))
+
     def _insert_node(self, node: Node, layer: Layer | None, index: int | None) -> None:
         if layer is not None:
             self._layers[layer.name] = layer
@@ -368,13 +412,11 @@ class ModelGraph:
         else:
             self._relink_layer(node.layer)
         self._order_cache = None
-        self.changed.emit(
-            Change(
-                "add_node",
-                frozenset({node.id}),
-                frozenset({node.layer}) if layer else frozenset(),
-                {"layer": node.layer},
-            )
+        self._emit(
+            ChangeKind.ADD_NODE,
+            frozenset({node.id}),
+            frozenset({node.layer}) if layer else frozenset(),
+            {"layer": node.layer},
         )
 
     def _delete_node(self, node_id: str) -> Layer | None:
@@ -388,13 +430,11 @@ class ModelGraph:
             del self._layer_nodes[node.layer]
             removed = self._layers.pop(node.layer)
         self._order_cache = None
-        self.changed.emit(
-            Change(
-                "remove_node",
-                frozenset({node_id}),
-                frozenset({node.layer}) if removed else frozenset(),
-                {"layer": node.layer},
-            )
+        self._emit(
+            ChangeKind.REMOVE_NODE,
+            frozenset({node_id}),
+            frozenset({node.layer}) if removed else frozenset(),
+            {"layer": node.layer},
         )
         return removed
 
@@ -407,7 +447,7 @@ class ModelGraph:
         self._wires.add_edge(edge.src, edge.dst, key=edge.dst_port, src_port=edge.src_port)
         self._sources[edge.dst][edge.dst_port] = PortRef(edge.src, edge.src_port)
         self._order_cache = None
-        self.changed.emit(Change("connect", frozenset({edge.dst}), detail={"edge": edge}))
+        self._emit(ChangeKind.CONNECT, frozenset({edge.dst}), detail={"edge": edge})
 
     def _remove_wire(self, dst: str, dst_port: int) -> Edge:
         (src, data) = next(
@@ -417,7 +457,7 @@ class ModelGraph:
         self._wires.remove_edge(src, dst, key=dst_port)
         del self._sources[dst][dst_port]
         self._order_cache = None
-        self.changed.emit(Change("disconnect", frozenset({dst}), detail={"edge": edge}))
+        self._emit(ChangeKind.DISCONNECT, frozenset({dst}), detail={"edge": edge})
         return edge
 
     def _set_config(self, layer_name: str, key: str, value: Any) -> None:
@@ -426,13 +466,11 @@ class ModelGraph:
             config.pop(key, None)
         else:
             config[key] = value
-        self.changed.emit(
-            Change(
-                "set_param",
-                frozenset(self._layer_nodes[layer_name]),
-                frozenset({layer_name}),
-                {"key": key},
-            )
+        self._emit(
+            ChangeKind.SET_PARAM,
+            frozenset(self._layer_nodes[layer_name]),
+            frozenset({layer_name}),
+            {"key": key},
         )
 
     def _rename_layer(self, old: str, new: str) -> None:
@@ -442,13 +480,11 @@ class ModelGraph:
         self._layer_nodes[new] = self._layer_nodes.pop(old)
         for node_id in self._layer_nodes[new]:
             self._nodes[node_id].layer = new
-        self.changed.emit(
-            Change(
-                "rename",
-                frozenset(self._layer_nodes[new]),
-                frozenset({old, new}),
-                {"old": old, "new": new},
-            )
+        self._emit(
+            ChangeKind.RENAME,
+            frozenset(self._layer_nodes[new]),
+            frozenset({old, new}),
+            {"old": old, "new": new},
         )
 
     def _set_node_layer(self, node_id: str, layer_name: str, layer: Layer | None) -> Layer | None:
@@ -465,27 +501,21 @@ class ModelGraph:
         if not self._layer_nodes[old]:
             del self._layer_nodes[old]
             removed = self._layers.pop(old)
-        self.changed.emit(
-            Change(
-                "set_node_layer",
-                frozenset({node_id}),
-                frozenset({old, layer_name}),
-            )
-        )
+        self._emit(ChangeKind.SET_NODE_LAYER, frozenset({node_id}), frozenset({old, layer_name}))
         return removed
 
     def _move_node(self, node_id: str, position: tuple[float, float]) -> None:
         self._nodes[node_id].position = position
-        self.changed.emit(Change("move", frozenset(), detail={"node": node_id}))
+        self._emit(ChangeKind.MOVE, detail={"node": node_id})
 
     def _set_io(self, inputs: list[str], outputs: list[PortRef]) -> None:
         self._inputs = list(inputs)
         self._outputs = [PortRef(*ref) for ref in outputs]
-        self.changed.emit(Change("set_io"))
+        self._emit(ChangeKind.SET_IO)
 
     def _set_call(self, node_id: str, call: dict[str, Any] | None) -> None:
         self._nodes[node_id].call = copy.deepcopy(call)
-        self.changed.emit(Change("set_call", frozenset({node_id})))
+        self._emit(ChangeKind.SET_CALL, frozenset({node_id}))
 
     # ---------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:

@@ -18,12 +18,19 @@ from builder_app.core.graph import (
     INPUT_CLASS,
     MISSING,
     SUBMODEL_CLASS,
+    ConfigError,
+    CycleError,
     Edge,
     GraphError,
+    GroupingError,
     Layer,
+    LayerNameError,
     ModelGraph,
     Node,
+    NotFoundError,
+    PortError,
     PortRef,
+    SharingError,
     check_layer_name,
 )
 
@@ -37,7 +44,10 @@ class Op:
 
 @dataclass
 class Batch(Op):
-    """Several operations as one: all apply, or none does."""
+    """Several operations as one: all apply, or none does.
+
+    Any exception from a step (a refusal, or a bug) rolls back the steps before it.
+    """
 
     ops: Sequence[Op]
     label: str = ""
@@ -47,7 +57,7 @@ class Batch(Op):
         try:
             for op in self.ops:
                 inverses.append(op.apply(graph))
-        except GraphError:
+        except BaseException:
             for inverse in reversed(inverses):
                 inverse.apply(graph)
             raise
@@ -73,17 +83,17 @@ class AddNode(Op):
             raise GraphError("a node needs an id")
         if self.layer is not None:
             if self.layer.name != self.node.layer:
-                raise GraphError("the node and its new layer disagree on the layer name")
+                raise LayerNameError("the node and its new layer disagree on the layer name")
             problem = check_layer_name(self.layer.name)
             if problem:
-                raise GraphError(problem)
+                raise LayerNameError(problem)
             if self.layer.name in graph.layers:
-                raise GraphError(f"a layer named '{self.layer.name}' already exists")
+                raise LayerNameError(f"a layer named '{self.layer.name}' already exists")
             _check_json(self.layer.config, f"the config of '{self.layer.name}'")
             if self.layer.submodel is not None and self.layer.submodel is graph:
-                raise GraphError("a model cannot contain itself")
+                raise CycleError("a model cannot contain itself")
         elif self.node.layer not in graph.layers:
-            raise GraphError(f"there is no layer '{self.node.layer}' to call")
+            raise NotFoundError(f"there is no layer '{self.node.layer}' to call")
         graph._insert_node(self.node, self.layer, self.index)
         return RemoveNode(self.node.id)
 
@@ -125,8 +135,8 @@ class Connect(Op):
 
     def apply(self, graph: ModelGraph) -> Op:
         problem = can_connect(graph, self.src, self.src_port, self.dst, self.dst_port)
-        if problem:
-            raise GraphError(problem)
+        if problem is not None:
+            raise problem
         graph._add_wire(Edge(self.src, self.src_port, self.dst, self.dst_port))
         return Disconnect(self.dst, self.dst_port)
 
@@ -141,30 +151,41 @@ class Disconnect(Op):
     def apply(self, graph: ModelGraph) -> Op:
         graph.node(self.dst)
         if self.dst_port not in graph.inputs_of(self.dst):
-            raise GraphError(f"input {self.dst_port} of '{graph.label(self.dst)}' is not connected")
+            raise PortError(f"input {self.dst_port} of '{graph.label(self.dst)}' is not connected")
         edge = graph._remove_wire(self.dst, self.dst_port)
         return Connect(*edge)
 
 
 @dataclass
 class SetParam(Op):
-    """Sets one entry of a layer's config (``MISSING`` removes it)."""
+    """Sets one entry of a layer's config (``MISSING`` removes it).
+
+    The new value is checked as a file's config is (:func:`param_problems`): a
+    value that brings a problem the config did not have is refused, whoever
+    pushes it. The inverse restores the old value unchecked (``checked=False``),
+    so undo is never refused.
+    """
 
     layer: str
     key: str
     value: Any
+    checked: bool = True
 
     def apply(self, graph: ModelGraph) -> Op:
         layer = graph.layer(self.layer)
         if not isinstance(self.key, str) or not self.key:
-            raise GraphError("a parameter needs a name")
+            raise ConfigError("a parameter needs a name")
         if self.key == "name":
-            raise GraphError("rename a layer with Rename, not as a parameter")
+            raise ConfigError("rename a layer with Rename, not as a parameter")
         if self.value is not MISSING:
             _check_json(self.value, f"parameter '{self.key}' of '{self.layer}'")
+            if self.checked:
+                problems = param_problems(layer, self.key, self.value)
+                if problems:
+                    raise ConfigError(f"{self.key} of '{self.layer}': {'; '.join(problems)}")
         old = layer.config.get(self.key, MISSING)
         graph._set_config(self.layer, self.key, copy.deepcopy(self.value))
-        return SetParam(self.layer, self.key, old)
+        return SetParam(self.layer, self.key, old, checked=False)
 
 
 @dataclass
@@ -178,9 +199,9 @@ class RenameLayer(Op):
         graph.layer(self.old)
         problem = check_layer_name(self.new)
         if problem:
-            raise GraphError(problem)
+            raise LayerNameError(problem)
         if self.new != self.old and self.new in graph.layers:
-            raise GraphError(f"a layer named '{self.new}' already exists")
+            raise LayerNameError(f"a layer named '{self.new}' already exists")
         graph._rename_layer(self.old, self.new)
         return RenameLayer(self.new, self.old)
 
@@ -201,25 +222,25 @@ class SetNodeLayer(Op):
         node = graph.node(self.node_id)
         current = graph.layer(node.layer)
         if self.layer_name == node.layer:
-            raise GraphError(f"'{graph.label(self.node_id)}' already calls '{node.layer}'")
+            raise SharingError(f"'{graph.label(self.node_id)}' already calls '{node.layer}'")
         if self.new_layer is not None:
             if self.new_layer.name != self.layer_name:
-                raise GraphError("the node and its new layer disagree on the layer name")
+                raise LayerNameError("the node and its new layer disagree on the layer name")
             problem = check_layer_name(self.layer_name)
             if problem:
-                raise GraphError(problem)
+                raise LayerNameError(problem)
             if self.layer_name in graph.layers:
-                raise GraphError(f"a layer named '{self.layer_name}' already exists")
+                raise LayerNameError(f"a layer named '{self.layer_name}' already exists")
             target = self.new_layer
         else:
             target = graph.layer(self.layer_name)
         if target.class_name != current.class_name:
-            raise GraphError(
+            raise SharingError(
                 f"'{graph.label(self.node_id)}' is a {current.class_name}; "
                 f"it cannot share '{target.name}', a {target.class_name}"
             )
         if (target.class_name == INPUT_CLASS) and self.new_layer is None:
-            raise GraphError("Input layers cannot be shared")
+            raise SharingError("Input layers cannot be shared")
         old_name = node.layer
         removed = graph._set_node_layer(self.node_id, self.layer_name, self.new_layer)
         return SetNodeLayer(self.node_id, old_name, removed)
@@ -246,16 +267,16 @@ class SetModelIO(Op):
 
     def apply(self, graph: ModelGraph) -> Op:
         if len(set(self.inputs)) != len(self.inputs):
-            raise GraphError("a model input is listed twice")
+            raise PortError("a model input is listed twice")
         for node_id in self.inputs:
             graph.node(node_id)
             if not graph.is_input(node_id):
-                raise GraphError(f"'{graph.label(node_id)}' is not an Input node")
+                raise PortError(f"'{graph.label(node_id)}' is not an Input node")
         outputs = [PortRef(*ref) for ref in self.outputs]
         for ref in outputs:
             graph.node(ref.node)
-            if not isinstance(ref.port, int) or ref.port < 0:
-                raise GraphError(f"output port {ref.port!r} is not a port number")
+            if not isinstance(ref.port, int) or isinstance(ref.port, bool) or ref.port < 0:
+                raise PortError(f"output port {ref.port!r} is not a port number")
         old = (graph.explicit_inputs(), graph.explicit_outputs())
         graph._set_io(list(self.inputs), outputs)
         return SetModelIO(*old)
@@ -277,29 +298,91 @@ class SetCall(Op):
 
 
 # ----------------------------------------------------------------- helpers
-def can_connect(graph: ModelGraph, src: str, src_port: int, dst: str, dst_port: int) -> str | None:
-    """Why a wire from (src, src_port) to (dst, dst_port) would be refused, or None."""
+def can_connect(graph: ModelGraph, src: str, src_port: int, dst: str, dst_port: int) -> GraphError | None:
+    """Why a wire from (src, src_port) to (dst, dst_port) would be refused, or None.
+
+    The refusal is typed: :class:`NotFoundError`, :class:`PortError` or
+    :class:`CycleError` (a wire from a node into itself is a cycle too).
+    """
     for node_id in (src, dst):
         if node_id not in graph.nodes:
-            return f"there is no node '{node_id}'"
+            return NotFoundError(f"there is no node '{node_id}'")
     for port in (src_port, dst_port):
         if not isinstance(port, int) or isinstance(port, bool) or port < 0:
-            return f"port {port!r} is not a port number"
+            return PortError(f"port {port!r} is not a port number")
     if graph.is_input(dst):
-        return f"'{graph.label(dst)}' is an Input: it takes no inputs"
+        return PortError(f"'{graph.label(dst)}' is an Input: it takes no inputs")
     taken = graph.inputs_of(dst).get(dst_port)
     if taken is not None:
-        return (
+        return PortError(
             f"input {dst_port} of '{graph.label(dst)}' is already connected "
             f"to '{graph.label(taken.node)}'"
         )
+    return _cycle(graph, src, dst)
+
+
+def _cycle(graph: ModelGraph, src: str, dst: str, without: Edge | None = None) -> CycleError | None:
+    """The cycle a wire src -> dst would close (ignoring the wire ``without``), or None."""
     if src == dst:
-        return f"'{graph.label(src)}' cannot take its own output"
-    path = graph.path_between(dst, src)
+        return CycleError(f"'{graph.label(src)}' cannot take its own output")
+    path = graph.path_between(dst, src, without=without)
     if path is not None:
         loop = " -> ".join(f"'{graph.label(n)}'" for n in [*path, dst])
-        return f"that wire would make a cycle: {loop}"
+        return CycleError(f"that wire would make a cycle: {loop}")
     return None
+
+
+def rewire_problem(graph: ModelGraph, edge: Edge, detached: Edge | None = None) -> GraphError | None:
+    """Why dropping a wire would be refused, or None.
+
+    Dropping ``edge`` on an input that is already connected replaces that input's
+    wire; with ``detached`` (a wire picked up by its input end) that wire goes too.
+    So the only refusals are a missing node, a bad port, an Input as target and
+    a cycle in the graph as it would be after the drop.
+    """
+    if edge == detached:
+        return None
+    for node_id in (edge.src, edge.dst):
+        if node_id not in graph.nodes:
+            return NotFoundError(f"there is no node '{node_id}'")
+    for port in (edge.src_port, edge.dst_port):
+        if not isinstance(port, int) or isinstance(port, bool) or port < 0:
+            return PortError(f"port {port!r} is not a port number")
+    if graph.is_input(edge.dst):
+        return PortError(f"'{graph.label(edge.dst)}' is an Input: it takes no inputs")
+    # The picked-up wire is gone after the drop, so a path through it closes no
+    # cycle. (The wire the drop replaces runs into edge.dst, which a path from
+    # edge.dst never re-enters.)
+    return _cycle(graph, edge.src, edge.dst, without=detached)
+
+
+def rewire(graph: ModelGraph, edge: Edge | None, detached: Edge | None = None) -> Batch | None:
+    """The steps that drop a wire: disconnect the picked-up one, replace what ``edge`` lands on.
+
+    ``edge`` None with ``detached`` set removes that wire (dropped on empty canvas).
+    Returns None when the drop changes nothing.
+
+    Raises:
+        GraphError: The drop is refused (see :func:`rewire_problem`).
+    """
+    if edge is not None:
+        problem = rewire_problem(graph, edge, detached)
+        if problem is not None:
+            raise problem
+    if edge is not None and edge == detached:
+        return None
+    steps: list[Op] = []
+    if detached is not None:
+        steps.append(Disconnect(detached.dst, detached.dst_port))
+    if edge is not None:
+        taken = graph.inputs_of(edge.dst).get(edge.dst_port)
+        vacated = detached is not None and (edge.dst, edge.dst_port) == (detached.dst, detached.dst_port)
+        if taken is not None and not vacated:
+            steps.append(Disconnect(edge.dst, edge.dst_port))
+        steps.append(Connect(*edge))
+    if not steps:
+        return None
+    return Batch(steps, "Connect" if edge is not None else "Disconnect")
 
 
 def _in_edges(graph: ModelGraph, node_id: str) -> list[Edge]:
@@ -310,7 +393,25 @@ def _check_json(value: Any, what: str) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise GraphError(f"{what} is not plain data: {exc}") from None
+        raise ConfigError(f"{what} is not plain data: {exc}") from None
+
+
+def param_problems(layer: Layer, key: str, value: Any) -> list[str]:
+    """Problems the config check finds with ``key=value`` that the layer's config did not have.
+
+    Checked with the catalog's :func:`~builder_app.core.catalog.check_config` (the
+    same check a file's config goes through) once the catalog is loaded; before,
+    and for sub-models, nothing can be said and nothing is refused.
+    """
+    if layer.submodel is not None or layer.class_name == SUBMODEL_CLASS:
+        return []
+    from builder_app.core import catalog
+
+    if not catalog.is_loaded():
+        return []
+    before = set(catalog.check_config(layer.class_name, layer.config))
+    after = catalog.check_config(layer.class_name, {**layer.config, key: value})
+    return [p for p in after if p not in before]
 
 
 # ----------------------------------------------------- composite operations
@@ -336,7 +437,7 @@ def call_again(graph: ModelGraph, node_id: str, position: tuple[float, float] | 
     """A second call of a node's layer: same weights, new node."""
     node = graph.node(node_id)
     if graph.is_input(node_id):
-        raise GraphError("Input layers cannot be called again")
+        raise SharingError("Input layers cannot be called again")
     x, y = node.position
     return AddNode(Node(graph.new_node_id(), node.layer, position or (x + 40.0, y + 40.0)))
 
@@ -345,7 +446,7 @@ def unshare(graph: ModelGraph, node_id: str) -> SetNodeLayer:
     """Gives a shared node its own copy of the layer (weights copied)."""
     node = graph.node(node_id)
     if len(graph.nodes_of_layer(node.layer)) < 2:
-        raise GraphError(f"'{node.layer}' is not shared")
+        raise SharingError(f"'{node.layer}' is not shared")
     name = graph.unique_layer_name(node.layer)
     return SetNodeLayer(node_id, name, graph.layer(node.layer).clone(name))
 
@@ -370,18 +471,18 @@ def group_as_submodel(
     """
     selected = list(dict.fromkeys(node_ids))
     if not selected:
-        raise GraphError("select the nodes to group first")
+        raise GroupingError("select the nodes to group first")
     chosen = set(selected)
     for node_id in selected:
         graph.node(node_id)
         if graph.is_input(node_id):
-            raise GraphError(
+            raise GroupingError(
                 f"'{graph.label(node_id)}' is an Input of the model; group the layers after it"
             )
     for layer_name in {graph.node(n).layer for n in selected}:
         outside = [n for n in graph.nodes_of_layer(layer_name) if n not in chosen]
         if outside:
-            raise GraphError(
+            raise GroupingError(
                 f"layer '{layer_name}' is also called outside the selection "
                 f"('{graph.label(outside[0])}'); select all its calls"
             )
@@ -389,14 +490,14 @@ def group_as_submodel(
     # make the sub-model call depend on itself.
     for between in graph.descendants(chosen) - chosen:
         if graph.descendants([between]) & chosen:
-            raise GraphError(
+            raise GroupingError(
                 f"the selection is not contiguous: '{graph.label(between)}' lies between selected nodes"
             )
     order = [n for n in graph.topological_order() if n in chosen]
     inner = ModelGraph(name or graph.unique_layer_name("functional"))
     sub_name = inner.name
     if check_layer_name(sub_name) or (sub_name in graph.layers):
-        raise GraphError(f"'{sub_name}' is not a free layer name")
+        raise LayerNameError(f"'{sub_name}' is not a free layer name")
 
     incoming: list[PortRef] = []
     outgoing: list[PortRef] = []
@@ -421,7 +522,7 @@ def group_as_submodel(
     input_nodes: dict[PortRef, str] = {}
     for i, ref in enumerate(incoming):
         if ref not in input_types:
-            raise GraphError(
+            raise GroupingError(
                 f"the shape of the tensor from '{graph.label(ref.node)}' is not known yet"
             )
         shape, dtype = input_types[ref]
@@ -479,10 +580,10 @@ def ungroup(graph: ModelGraph, node_id: str) -> Batch:
     layer = graph.layer(node.layer)
     inner = layer.submodel
     if inner is None:
-        raise GraphError(f"'{graph.label(node_id)}' is not a sub-model")
+        raise GroupingError(f"'{graph.label(node_id)}' is not a sub-model")
     calls = graph.nodes_of_layer(layer.name)
     if len(calls) > 1:
-        raise GraphError(
+        raise GroupingError(
             f"sub-model '{layer.name}' is called {len(calls)} times; ungrouping one call "
             "would split its weights"
         )

@@ -22,15 +22,14 @@ import gc
 import json
 import math
 import re
-import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from builder_app.core import catalog
+from builder_app.core import catalog, keras_compat
 from builder_app.core.calls import call_arguments, template_ports
-from builder_app.core.events import Change
+from builder_app.core.events import Change, ChangeKind
 from builder_app.core.graph import INPUT_CLASS, ModelGraph, PortRef
 
 Shape = tuple[int | None, ...]
@@ -120,6 +119,10 @@ class ShapeEngine:
         self._pending_builds: set[str] = set()
         self._defer_builds = False
         self._ports: dict[str, Any] = {}
+        # Nodes whose result changed since the owner last asked (take_changes):
+        # whoever triggers an update, the views hear about every change once.
+        self._unreported: set[str] = set()
+        self._model_stale = False
         graph.changed.connect(self._on_change)
 
     def close(self) -> None:
@@ -150,10 +153,13 @@ class ShapeEngine:
     # ----------------------------------------------------------------- events
     def _on_change(self, change: Change) -> None:
         kind = change.kind
-        if kind == "move":
+        if not kind.changes_shapes:
             return
         self.version += 1
-        if kind == "set_io":
+        if kind is ChangeKind.SET_IO:
+            # Which tensors are outputs changed: no node recomputes, but the
+            # model's own errors ("no output"...) may differ.
+            self._model_stale = True
             return
         for name in change.layers:
             self._stale_layers.add(name)
@@ -184,6 +190,35 @@ class ShapeEngine:
     def peek(self, node_id: str) -> NodeResult | None:
         """The last computed result of a node, without updating (None if never computed)."""
         return self._results.get(node_id)
+
+    def take_changes(self) -> dict[ModelGraph, set[str]]:
+        """The nodes whose result changed since the last call, by graph.
+
+        Covers this engine's graph and its sub-models' graphs, whatever triggered
+        the update (a read such as :meth:`total_params` updates too), so a view
+        that refreshes these nodes never misses a change.
+        """
+        found: dict[ModelGraph, set[str]] = {}
+        if self._unreported:
+            found[self.graph] = self._unreported
+            self._unreported = set()
+        for engine, _ in self._subengines.values():
+            for graph, nodes in engine.take_changes().items():
+                found.setdefault(graph, set()).update(nodes)
+        return found
+
+    def engine_for(self, graph: ModelGraph) -> ShapeEngine | None:
+        """The engine of ``graph``: this one, or the one it keeps for a (nested) sub-model.
+
+        One engine owns the shapes of every sub-model the model holds; a sub-model's
+        tab reads the same results the calling node was computed from.
+        """
+        if graph is self.graph:
+            return self
+        for name, layer in self.graph.layers.items():
+            if layer.submodel is not None and _holds(layer.submodel, graph):
+                return self._subengine(name).engine_for(graph)
+        return None
 
     def model_errors(self) -> list[str]:
         """Problems of the model as a whole (no input, no output...)."""
@@ -275,6 +310,8 @@ class ShapeEngine:
             elif engine.version != seen:
                 self._dirty.update(self.graph.nodes_of_layer(name))
         if not self._dirty and not self._stale_layers:
+            if self._model_stale:
+                self._check_model()
             return set()
         _keras()
         for name in self._stale_layers:
@@ -310,6 +347,7 @@ class ShapeEngine:
             self._results[node_id] = new
             if old is None or old != new:
                 changed.add(node_id)
+                self._unreported.add(node_id)
                 if old is None or old.outputs != new.outputs:
                     dirty.update(self.graph.successors(node_id))
         dirty.clear()
@@ -317,6 +355,7 @@ class ShapeEngine:
         return changed
 
     def _check_model(self) -> None:
+        self._model_stale = False
         errors = []
         graph = self.graph
         if not graph.model_inputs():
@@ -569,63 +608,9 @@ class _NodeError(Exception):
 
 
 # --------------------------------------------------------------------- Keras
-_keras_module = None
-_recording = threading.local()
-
-
 def _keras():
-    """Imports Keras once and installs the weight recorder."""
-    global _keras_module
-    if _keras_module is None:
-        import os
-
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import keras
-        from keras.src.layers.layer import Layer
-
-        original = Layer.add_weight
-        import inspect
-
-        signature = inspect.signature(original)
-
-        def add_weight(self, *args, **kwargs):
-            records = getattr(_recording, "records", None)
-            if records is None:
-                return original(self, *args, **kwargs)
-            bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            shape = tuple(bound.arguments.get("shape") or ())
-            trainable = bool(bound.arguments.get("trainable", True)) and self.trainable
-            records.append((math.prod(shape), trainable))
-            return _DeclaredWeight(shape, bound.arguments.get("dtype"), trainable)
-
-        add_weight.__wrapped__ = original
-        Layer.add_weight = add_weight
-        _keras_module = keras
-    return _keras_module
-
-
-class _DeclaredWeight:
-    """Stands for a weight during a recording build: only its shape is known."""
-
-    def __init__(self, shape: Shape, dtype: Any, trainable: bool):
-        self.shape = shape
-        self.dtype = dtype
-        self.trainable = trainable
-
-    def __repr__(self) -> str:
-        return f"<declared weight {self.shape}>"
-
-
-#: Keras modules whose operations a functional config may record as nodes.
-_OPERATION_MODULES = (
-    "keras.src.ops.numpy",
-    "keras.src.ops.nn",
-    "keras.src.ops.math",
-    "keras.src.ops.core",
-    "keras.src.ops.linalg",
-    "keras.src.ops.image",
-)
+    """Imports Keras once (with the weight recorder, see keras_compat)."""
+    return keras_compat.import_keras()
 
 
 def problems_message(graph: ModelGraph, problems: list[tuple[str | None, str]]) -> str:
@@ -638,22 +623,7 @@ def problems_message(graph: ModelGraph, problems: list[tuple[str | None, str]]) 
 
 def is_operation(class_name: str) -> bool:
     """Whether a class name is a ``keras.ops`` operation (module-qualified)."""
-    return class_name.rpartition(".")[0] in _OPERATION_MODULES
-
-
-def _operation_class(class_name: str) -> type:
-    import importlib
-
-    from keras.src.layers.layer import Layer
-    from keras.src.ops.operation import Operation
-
-    module_name, _, name = class_name.rpartition(".")
-    if module_name not in _OPERATION_MODULES:
-        raise KeyError(class_name)
-    cls = getattr(importlib.import_module(module_name), name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Operation)) or issubclass(cls, Layer):
-        raise KeyError(class_name)
-    return cls
+    return keras_compat.operation_module(class_name) is not None
 
 
 class _Ports(NamedTuple):
@@ -679,7 +649,7 @@ def make_keras_layer(layer):
     """
     if is_operation(layer.class_name):
         try:
-            cls = _operation_class(layer.class_name)
+            cls = keras_compat.operation_class(layer.class_name)
         except KeyError:
             raise LayerError(_unknown_class_message(layer.class_name)) from None
         try:
@@ -727,9 +697,6 @@ def _build_layer(state: _LayerState, args, kwargs) -> list[TensorType]:
     Returns:
         The outputs of the call that built it.
     """
-    from keras.src.layers.input_spec import assert_input_compatibility
-    from keras.src.layers.layer import CallSpec
-
     instance = state.instance
     if instance.built:
         if state.real or state.rebuilds >= 20:
@@ -738,25 +705,20 @@ def _build_layer(state: _LayerState, args, kwargs) -> list[TensorType]:
             state.instance, state.real, state.rebuilds = fresh, False, 0
             instance = fresh
         else:
-            for sub in instance._flatten_layers(include_self=True, recursive=True):
-                sub.built = False
-                sub._tracker.unlock()
+            keras_compat.unbuild(instance)
             instance.input_spec = state.pristine_input_spec
             state.rebuilds += 1
-    call_spec = CallSpec(instance._call_signature, instance._call_context_args, list(args), dict(kwargs))
-    assert_input_compatibility(instance.input_spec, call_spec.first_arg, instance.name)
-    records: list[tuple[int, bool]] = []
-    _recording.records = records
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            instance._maybe_build(call_spec)
-        outputs = _outputs(instance, args, kwargs)
-        recorded = True
-    except Exception:  # noqa: BLE001 - retried below with real weights
-        recorded = False
-    finally:
-        _recording.records = None
+    call_spec = keras_compat.call_spec(instance, args, kwargs)
+    keras_compat.assert_input_compatibility(instance.input_spec, call_spec.first_arg, instance.name)
+    with keras_compat.recording_weights() as records:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                keras_compat.maybe_build(instance, call_spec)
+            outputs = _outputs(instance, args, kwargs)
+            recorded = True
+        except Exception:  # noqa: BLE001 - retried below with real weights
+            recorded = False
     if recorded:
         existing = instance.weights  # created outside build (in __init__), real
         state.params = sum(n for n, _ in records) + sum(math.prod(w.shape) for w in existing)
@@ -831,8 +793,7 @@ def _plain_outputs(instance, input_spec, call, ports, inputs) -> list[TensorType
     The common case (one tensor in, ``compute_output_shape`` overridden) skips
     creating KerasTensors, which is most of the cost of a symbolic call.
     """
-    from keras.src.layers.input_spec import assert_input_compatibility
-
+    assert_input_compatibility = keras_compat.assert_input_compatibility
     if input_spec is _OPERATION:  # keras.ops operations check their own arguments
         args, kwargs = _call_arguments(call, ports, inputs)
         return _outputs(instance, args, kwargs)
@@ -860,9 +821,7 @@ def _is_merge(cls: type) -> bool:
     """
     merge = _merge_classes.get(cls)
     if merge is None:
-        from keras.src.layers.merging.base_merge import Merge
-
-        merge = _merge_classes[cls] = cls.compute_output_spec is Merge.compute_output_spec
+        merge = _merge_classes[cls] = cls.compute_output_spec is keras_compat.merge_class().compute_output_spec
     return merge
 
 
@@ -874,7 +833,7 @@ _fast_classes: dict[type, bool] = {}
 def _is_fast(cls: type) -> bool:
     fast = _fast_classes.get(cls)
     if fast is None:
-        from keras.src.layers.layer import Layer
+        Layer = _keras().layers.Layer  # noqa: N806 - the class
 
         fast = (
             cls.compute_output_spec is Layer.compute_output_spec
@@ -1083,3 +1042,12 @@ def check_wire(graph: ModelGraph, engine: ShapeEngine, edge, detached=None) -> s
     finally:
         probe.close()
     return errors[0] if errors else None
+
+
+def _holds(graph: ModelGraph, wanted: ModelGraph) -> bool:
+    """Whether ``wanted`` is ``graph`` or a sub-model's graph nested in it."""
+    if graph is wanted:
+        return True
+    return any(
+        layer.submodel is not None and _holds(layer.submodel, wanted) for layer in graph.layers.values()
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from builder_app.core.graph import ModelGraph
-from builder_app.core.shapes import ShapeEngine, format_shape
+from builder_app.core.shapes import ShapeEngine
+from builder_app.core.text import format_shape
 
 
 def validation_report(graph: ModelGraph, engine: ShapeEngine | None = None) -> dict[str, Any]:
@@ -28,6 +29,7 @@ def validation_report(graph: ModelGraph, engine: ShapeEngine | None = None) -> d
                 "output_shapes": [list(shape) for shape in result.output_shapes],
                 "params": result.params,
                 "errors": list(result.errors),
+                "warnings": list(result.warnings),
             }
         )
     errors = [{"node": node, "message": message} for node, message in engine.errors()]

@@ -29,7 +29,8 @@ from builder_app.core.graph import (
     ModelGraph,
     PortRef,
 )
-from builder_app.core.shapes import NodeResult, check_wire, format_shape, is_operation
+from builder_app.core.shapes import NodeResult, check_wire, is_operation
+from builder_app.core.text import format_shape
 from builder_app.ui import theme
 
 NODE_WIDTH = 184.0

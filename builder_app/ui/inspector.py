@@ -28,6 +28,7 @@ from builder_app.core import catalog
 from builder_app.core.events import Change
 from builder_app.core.graph import INPUT_CLASS, MISSING, SUBMODEL_CLASS, Layer, ModelGraph
 from builder_app.core.ops import RenameLayer, SetParam
+from builder_app.core.text import format_shape, json_plain
 from builder_app.ui.document import Document
 
 #: What the inspector says when no layer is selected.
@@ -83,18 +84,6 @@ def _same(a: Any, b: Any) -> bool:
         return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     except (TypeError, ValueError):
         return a == b
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists and numpy scalars as numbers, as a JSON config holds them."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    item = getattr(value, "item", None)
-    return _plain(item()) if callable(item) else value
 
 
 def _float32(value: float) -> float:
@@ -179,7 +168,7 @@ def _keras_object(kind: str, class_name: str, kwargs: dict[str, Any]) -> dict:
         instance = classes[class_name](**kwargs)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types; shown to the user
         raise InvalidValue(f"{class_name}: {exc}") from None
-    return _plain(keras.saving.serialize_keras_object(instance))
+    return json_plain(keras.saving.serialize_keras_object(instance))
 
 
 def _dtype_policy(name: str) -> dict:
@@ -190,7 +179,7 @@ def _dtype_policy(name: str) -> dict:
         policy = keras.dtype_policies.DTypePolicy(name)
     except Exception as exc:  # noqa: BLE001 - shown to the user
         raise InvalidValue(f"dtype {name}: {exc}") from None
-    return _plain(keras.saving.serialize_keras_object(policy))
+    return json_plain(keras.saving.serialize_keras_object(policy))
 
 
 def _is_advanced(name: str) -> bool:
@@ -1142,10 +1131,7 @@ class Inspector(QtWidgets.QWidget):
         if result.outputs is None:
             self.shape_label.setText("Output: unknown")
         else:
-            shapes = ", ".join(
-                "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-                for shape in result.output_shapes
-            )
+            shapes = ", ".join(format_shape(shape) for shape in result.output_shapes)
             self.shape_label.setText(f"Output: {shapes}")
         if result.params is not None:
             text = f"{result.params:,} parameters"

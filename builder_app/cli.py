@@ -35,17 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("project", type=Path, metavar="PROJECT")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from builder_app.exporters.registry import EXPORTERS, help_sentence
+
     export = commands.add_parser(
         "export",
-        help="write Python code, a .keras file, a SavedModel, ONNX or a training script",
+        help=f"write {help_sentence()}",
         description="Export a project. Every export is written atomically.",
     )
     export.add_argument("project", type=Path, metavar="PROJECT")
-    export.add_argument("--python", type=Path, metavar="F.py", help="Keras functional code")
-    export.add_argument("--keras", type=Path, metavar="F.keras", help="a .keras model with weights")
-    export.add_argument("--savedmodel", type=Path, metavar="DIR", help="a TensorFlow SavedModel")
-    export.add_argument("--onnx", type=Path, metavar="F.onnx", help="an ONNX model")
-    export.add_argument("--train-script", type=Path, metavar="F.py", help="a training script")
+    for exporter in EXPORTERS.values():
+        export.add_argument(exporter.flag, type=Path, metavar=exporter.metavar, help=exporter.help, dest=exporter.dest)
     export.add_argument(
         "--check",
         action="store_true",
@@ -220,28 +219,16 @@ def _summary(path: Path) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    targets = [
-        (kind, path)
-        for kind, path in (
-            ("python", args.python),
-            ("keras", args.keras),
-            ("savedmodel", args.savedmodel),
-            ("onnx", args.onnx),
-            ("train-script", args.train_script),
-        )
-        if path is not None
-    ]
-    if not targets:
-        print(
-            "builder-app: say what to export: --python, --keras, --savedmodel, --onnx or --train-script",
-            file=sys.stderr,
-        )
-        return EXIT_UNREADABLE
-    if any(kind == "onnx" for kind, _ in targets):
-        from builder_app.exporters.onnx_export import INSTALL_HINT, onnx_available
+    from builder_app.exporters.registry import EXPORTERS, flags_sentence
 
-        if not onnx_available():
-            print(f"builder-app: ONNX export needs tf2onnx and onnxruntime: {INSTALL_HINT}", file=sys.stderr)
+    targets = [(e, getattr(args, e.dest)) for e in EXPORTERS.values() if getattr(args, e.dest) is not None]
+    if not targets:
+        print(f"builder-app: say what to export: {flags_sentence()}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    for exporter, _ in targets:
+        reason = exporter.unavailable()
+        if reason:
+            print(f"builder-app: {reason}", file=sys.stderr)
             return EXIT_UNREADABLE
     project = _load(args.project)
     if project is None:
@@ -256,9 +243,9 @@ def _export(args: argparse.Namespace) -> int:
         print(f"builder-app: {args.project}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     failed = False
-    for kind, path in targets:
+    for exporter, path in targets:
         try:
-            _write_export(project, model, kind, path)
+            exporter.write(project, path, model)
         except OSError as exc:
             print(f"builder-app: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_UNREADABLE
@@ -266,37 +253,9 @@ def _export(args: argparse.Namespace) -> int:
             print(f"builder-app: {args.project}: {exc}", file=sys.stderr)
             return EXIT_INVALID
         print(f"wrote {path}")
-        if args.check and kind != "train-script":
-            failed |= not _check(project.graph, model, kind, path)
+        if args.check and exporter.checkable:
+            failed |= not _check(project.graph, model, exporter.kind, path)
     return EXIT_INVALID if failed else EXIT_VALID
-
-
-def _write_export(project, model, kind: str, path: Path) -> None:
-    graph = project.graph
-    if kind in ("python", "train-script"):
-        from builder_app.core.atomic import write_atomically
-
-        if kind == "python":
-            from builder_app.exporters.python_code import python_source
-
-            source = python_source(graph).encode()
-        else:
-            from builder_app.exporters.train_script import training_script
-
-            source = training_script(project).encode()
-        write_atomically(path, lambda handle: handle.write(source))
-    elif kind == "onnx":
-        from builder_app.exporters.onnx_export import export_onnx
-
-        export_onnx(graph, path, model=model)
-    elif kind == "keras":
-        from builder_app.exporters.saved_model import export_keras
-
-        export_keras(graph, path, model=model)
-    else:
-        from builder_app.exporters.saved_model import export_savedmodel
-
-        export_savedmodel(graph, path, model=model)
 
 
 def _check(graph, model, kind: str, path: Path) -> bool:

@@ -34,7 +34,8 @@ from builder_app.core.project import (
     load_project,
     save_project,
 )
-from builder_app.core.shapes import format_shape
+from builder_app.core.text import format_shape
+from builder_app.exporters.registry import EXPORTERS, export
 from builder_app.ui import theme
 from builder_app.ui.canvas import GraphScene
 from builder_app.ui.document import Document, KerasLoader
@@ -61,6 +62,14 @@ def recovery_dir() -> Path:
 
 def settings() -> QtCore.QSettings:
     return QtCore.QSettings("builder-app", "builder-app")
+
+
+#: The diagram's exports (drawn by the canvas's painting code, so not in the
+#: Qt-free exporter registry): kind -> (menu entry, suffix, file-dialog filter).
+_DIAGRAM_EXPORTS = {
+    "png": ("Diagram as PNG…", ".png", "PNG image (*.png)"),
+    "svg": ("Diagram as SVG…", ".svg", "SVG image (*.svg)"),
+}
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -172,18 +181,10 @@ class MainWindow(QtWidgets.QMainWindow):
         a["save_as"] = self._action("Save &As…", self.save_as, keys.SaveAs)
         a["import"] = self._action("&Import Keras Model…", self.import_dialog, "Ctrl+I", "import", "Import a .keras, .h5 or model JSON file")
         a["quit"] = self._action("&Quit", self.close, keys.Quit)
-        exports = {
-            "python": ("Python Code…", "Python (*.py)"),
-            "keras": (".keras Model…", "Keras model (*.keras)"),
-            "savedmodel": ("SavedModel…", None),
-            "onnx": ("ONNX…", "ONNX (*.onnx)"),
-            "train-script": ("Training Script…", "Python (*.py)"),
-            "png": ("Diagram as PNG…", "PNG image (*.png)"),
-            "svg": ("Diagram as SVG…", "SVG image (*.svg)"),
-        }
-        for kind, (text, _) in exports.items():
-            a[f"export_{kind}"] = self._action(text, lambda _=False, k=kind: self.export_dialog(k))
-        self._export_filters = {k: f for k, (_, f) in exports.items()}
+        # One action per model exporter of the registry, then the diagram's two.
+        for kind in [*EXPORTERS, *_DIAGRAM_EXPORTS]:
+            label = EXPORTERS[kind].label if kind in EXPORTERS else _DIAGRAM_EXPORTS[kind][0]
+            a[f"export_{kind}"] = self._action(label, lambda _=False, k=kind: self.export_dialog(k))
 
         a["undo"] = self._action("&Undo", self.undo, keys.Undo, "undo")
         a["redo"] = self._action("&Redo", self.redo, keys.Redo, "redo")
@@ -237,9 +238,9 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addAction(a["import"])
         export_menu = file_menu.addMenu("&Export")
         export_menu.setIcon(theme.icon("export"))
-        export_menu.addActions([a[f"export_{k}"] for k in ("python", "keras", "savedmodel", "onnx", "train-script")])
+        export_menu.addActions([a[f"export_{k}"] for k in EXPORTERS])
         export_menu.addSeparator()
-        export_menu.addActions([a["export_png"], a["export_svg"]])
+        export_menu.addActions([a[f"export_{k}"] for k in _DIAGRAM_EXPORTS])
         file_menu.addSeparator()
         file_menu.addAction(a["quit"])
         edit = menu.addMenu("&Edit")
@@ -904,19 +905,23 @@ class MainWindow(QtWidgets.QMainWindow):
         )
 
     def export_dialog(self, kind: str) -> None:
-        name = self.document.graph.name
-        suffix = {"python": ".py", "keras": ".keras", "onnx": ".onnx", "train-script": "_train.py", "png": ".png", "svg": ".svg"}.get(kind, "")
-        start = str(Path(self._last_dir()) / f"{name}{suffix}")
-        if kind == "savedmodel":
-            path = QtWidgets.QFileDialog.getSaveFileName(self, "Export SavedModel (a directory)", str(Path(self._last_dir()) / name))[0]
+        if kind in EXPORTERS:
+            exporter = EXPORTERS[kind]
+            suffix, file_filter = exporter.suffix, exporter.file_filter
         else:
-            path = QtWidgets.QFileDialog.getSaveFileName(self, "Export", start, self._export_filters[kind] or "")[0]
+            _, suffix, file_filter = _DIAGRAM_EXPORTS[kind]
+        start = str(Path(self._last_dir()) / f"{self.document.graph.name}{suffix}")
+        if file_filter is None:  # a directory (SavedModel)
+            title = f"Export {EXPORTERS[kind].label.rstrip('…')} (a directory)"
+            path = QtWidgets.QFileDialog.getSaveFileName(self, title, start)[0]
+        else:
+            path = QtWidgets.QFileDialog.getSaveFileName(self, "Export", start, file_filter)[0]
         if path:
             self.export_to(kind, Path(path))
 
     def export_to(self, kind: str, path: Path) -> bool:
         """Exports the model (or the current diagram) to ``path``; errors are shown, never raised."""
-        if kind in ("png", "svg"):
+        if kind in _DIAGRAM_EXPORTS:
             try:
                 render_scene(self.current_scene(), path, fmt=kind)
             except Exception as exc:  # noqa: BLE001 - RenderError or OSError: shown in one line
@@ -928,6 +933,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if engine is None:
             self._error("Cannot export yet", "Keras is still loading; try again in a moment.")
             return False
+        reason = EXPORTERS[kind].unavailable()
+        if reason:
+            self._error("Cannot export", reason)
+            return False
         problems = engine.errors()
         if problems:
             where, message = problems[0]
@@ -935,7 +944,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
         try:
-            _export(kind, self.document.project, path)
+            export(kind, self.document.project, path)
         except Exception as exc:  # noqa: BLE001 - every exporter failure becomes one line
             self._error("Export failed", f"{path.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             return False
@@ -1172,36 +1181,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._release_recovery()
         settings().setValue("geometry", self.saveGeometry())
         super().closeEvent(event)
-
-
-def _export(kind: str, project: Project, path: Path) -> None:
-    graph = project.graph
-    if kind == "python":
-        from builder_app.core.atomic import write_atomically
-        from builder_app.exporters.python_code import python_source
-
-        source = python_source(graph).encode("utf-8")
-        write_atomically(path, lambda handle: handle.write(source))
-    elif kind == "keras":
-        from builder_app.exporters.saved_model import export_keras
-
-        export_keras(graph, path)
-    elif kind == "savedmodel":
-        from builder_app.exporters.saved_model import export_savedmodel
-
-        export_savedmodel(graph, path)
-    elif kind == "onnx":
-        from builder_app.exporters.onnx_export import export_onnx
-
-        export_onnx(graph, path)
-    elif kind == "train-script":
-        from builder_app.core.atomic import write_atomically
-        from builder_app.exporters.train_script import training_script
-
-        source = training_script(project).encode("utf-8")
-        write_atomically(path, lambda handle: handle.write(source))
-    else:  # pragma: no cover - the menu offers only the kinds above
-        raise ValueError(f"unknown export {kind!r}")
 
 
 def _device_name() -> str:

@@ -66,13 +66,11 @@ def json_plain(value: Any, other: Callable[[Any], Any] | None = None) -> Any:
         return [json_plain(v, other) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    item = getattr(value, "item", None)  # numpy scalars (and arrays of one element)
-    if callable(item):
-        try:
-            return json_plain(item(), other)
-        except (TypeError, ValueError):  # an array of several elements
-            pass
-    tolist = getattr(value, "tolist", None)  # numpy arrays
-    if callable(tolist):
-        return json_plain(tolist(), other)
+    for method in ("tolist", "item"):  # numpy arrays and scalars (a scalar's tolist is its number)
+        convert = getattr(value, method, None)
+        if callable(convert):
+            try:
+                return json_plain(convert(), other)
+            except (TypeError, ValueError):
+                pass
     return value if other is None else other(value)

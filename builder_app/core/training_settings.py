@@ -34,6 +34,7 @@ from typing import Any
 
 from builder_app.core.datasets import BUILTIN
 from builder_app.core.graph import ModelGraph
+from builder_app.core.text import one_line
 
 DEFAULTS: dict[str, Any] = {
     "data": None,
@@ -226,8 +227,7 @@ def _construct(cls: type, config: Mapping[str, Any], where: str) -> None:
     try:
         cls(**config)
     except (TypeError, ValueError) as exc:
-        text = " ".join(str(exc).split())
-        raise SettingsError(f"{where}: {text[:300]}") from None
+        raise SettingsError(f"{where}: {one_line(exc)}") from None
 
 
 def _keras_object(spec: Any, module, base: type, where: str) -> dict[str, Any]:

@@ -32,9 +32,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from builder_app.core.atomic import write_atomically
 from builder_app.core.graph import ModelGraph
 from builder_app.core.keras_model import build_keras_model
-from builder_app.core.atomic import write_atomically
+from builder_app.core.text import one_line
 from builder_app.exporters.check import TOLERANCE
 
 #: What to tell a user who lacks the converter or the runtime.
@@ -113,7 +114,7 @@ def _verify(onnxruntime, data: bytes, model) -> None:
     try:
         session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception classes
-        raise OnnxExportError(f"onnxruntime cannot load the exported model: {_first_line(exc)}") from exc
+        raise OnnxExportError(f"onnxruntime cannot load the exported model: {one_line(exc, 400)}") from exc
     inputs = _probe_inputs(model)
     names = [i.name for i in session.get_inputs()]
     by_name = {t.name: x for t, x in zip(model.inputs, inputs, strict=True)}
@@ -121,8 +122,8 @@ def _verify(onnxruntime, data: bytes, model) -> None:
     try:
         got = session.run(None, feed)
     except Exception as exc:
-        detail = _first_line(exc)
-        node = re.search(r"Name:'([^']*)'", detail)
+        detail = one_line(exc, 400)
+        node = re.search(r"Name:'([^']*)'", str(exc))
         layer = _layer_of(node.group(1), _layer_names(model)) if node else None
         where = f" at layer {layer!r}" if layer else ""
         raise OnnxExportError(f"onnxruntime cannot run the exported model{where}: {detail}") from exc
@@ -156,10 +157,6 @@ def _probe_inputs(model) -> list:
         else:
             batch.append(rng.normal(size=shape).astype(dtype))
     return batch
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _input_signature(model) -> list:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from builder_app.core.datasets import BUILTIN
+from builder_app.core.text import one_line
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 
@@ -132,18 +133,13 @@ def _keras_dataset(name: str) -> Arrays:
         cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
         raise DataError(
             f"Keras's {name} is not in the Keras cache ({cache}) and cannot be downloaded "
-            f"({_first_line(exc)}); use a built-in dataset ({', '.join(BUILTIN)}) or your own files"
+            f"({one_line(exc, 120)}); use a built-in dataset ({', '.join(BUILTIN)}) or your own files"
         ) from None
     x = np.concatenate([x, x_test]).astype("float32") / 255.0
     if x.ndim == 3:
         x = x[..., None]
     y = np.concatenate([y, y_test]).reshape(-1).astype("int64")
     return Arrays([x], [y], name)
-
-
-def _first_line(exc: BaseException, limit: int = 120) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _npz(path: Path) -> Arrays:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builder_app.core import catalog
+from builder_app.core.text import json_plain
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = list(catalog.catalog())
@@ -136,7 +137,7 @@ def test_every_spec_is_well_formed():
 def test_default_config_round_trips_and_is_valid(name):
     config = catalog.default_config(name)
     assert json.loads(json.dumps(config)) == config  # JSON-safe as is
-    rebuilt = catalog._json_safe(_build(name, {**config, "name": "x"}).get_config())
+    rebuilt = json_plain(_build(name, {**config, "name": "x"}).get_config())
     assert rebuilt == {**config, "name": "x"}
     assert catalog.check_config(name, config) == []
     assert catalog.check_config(name, {**config, "name": "x"}) == []
@@ -250,7 +251,7 @@ def test_check_config_accepts_what_keras_serializes():
         3, activation=keras.layers.ReLU(max_value=6.0), kernel_regularizer=keras.regularizers.L1L2(0.1, 0.2),
         kernel_constraint=keras.constraints.MaxNorm(3), kernel_initializer=keras.initializers.VarianceScaling(2.0),
     )
-    config = catalog._json_safe(keras.saving.serialize_keras_object(layer)["config"])
+    config = json_plain(keras.saving.serialize_keras_object(layer)["config"])
     assert catalog.check_config("Dense", config) == []
     public_fn = {"module": "keras.activations", "class_name": "function",
                  "config": "gelu", "registered_name": "gelu"}

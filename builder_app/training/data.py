@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from builder_app.core.datasets import BUILTIN
-from builder_app.core.text import one_line
+from builder_app.core.text import format_shape, one_line
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 
@@ -259,9 +259,9 @@ def check_fit(data: Arrays, model, losses: Sequence[str]) -> list[Problem]:
         if not _compatible(expected, got):
             fix = None
             if None not in expected[1:] and np.prod(expected[1:]) == np.prod(array.shape[1:]):
-                fix = f"reshape to {_shape(expected)}"
+                fix = f"reshape to {format_shape(expected)}"
             problems.append(
-                Problem(f"input '{name}' expects {_shape(expected)}; {data.name} gives {_shape(got)}", fix)
+                Problem(f"input '{name}' expects {format_shape(expected)}; {data.name} gives {format_shape(got)}", fix)
             )
     for tensor, array, loss in zip(model.outputs, data.y, losses, strict=True):
         expected = tuple(tensor.shape)
@@ -271,7 +271,7 @@ def check_fit(data: Arrays, model, losses: Sequence[str]) -> list[Problem]:
             problems.append(
                 Problem(
                     f"output '{_layer_of(tensor)}' is trained with {loss}, which wants one-hot targets "
-                    f"{_shape(expected)}; {data.name} gives class numbers {_shape((None,))}",
+                    f"{format_shape(expected)}; {data.name} gives class numbers {format_shape((None,))}",
                     f"one-hot encode into {units} classes",
                 )
             )
@@ -288,7 +288,7 @@ def check_fit(data: Arrays, model, losses: Sequence[str]) -> list[Problem]:
                 problems.append(
                     Problem(
                         f"output '{_layer_of(tensor)}' is trained with sparse_categorical_crossentropy, which "
-                        f"wants class numbers; {data.name} gives one-hot targets {_shape((None, *array.shape[1:]))}",
+                        f"wants class numbers; {data.name} gives one-hot targets {format_shape((None, *array.shape[1:]))}",
                         "use categorical_crossentropy",
                     )
                 )
@@ -296,7 +296,7 @@ def check_fit(data: Arrays, model, losses: Sequence[str]) -> list[Problem]:
         got = (None, *array.shape[1:])
         if not _compatible(expected, got) and not (array.ndim == 1 and expected[1:] == (1,)):
             problems.append(
-                Problem(f"output '{_layer_of(tensor)}' gives {_shape(expected)}; {data.name} has targets {_shape(got)}")
+                Problem(f"output '{_layer_of(tensor)}' gives {format_shape(expected)}; {data.name} has targets {format_shape(got)}")
             )
     return problems
 
@@ -311,7 +311,7 @@ def apply_fixes(data: Arrays, model, losses: Sequence[str]) -> tuple[Arrays, lis
         if not _compatible(expected, (None, *array.shape[1:])) and None not in expected[1:]:
             if np.prod(expected[1:]) == np.prod(array.shape[1:]):
                 x[i] = array.reshape((len(array), *expected[1:]))
-                done.append(f"reshaped input '{tensor.name}' to {_shape(expected)}")
+                done.append(f"reshaped input '{tensor.name}' to {format_shape(expected)}")
     for i, (tensor, array, loss) in enumerate(zip(model.outputs, y, losses, strict=False)):
         units = tuple(tensor.shape)[-1]
         if loss in ("categorical_crossentropy", "categorical_focal_crossentropy") and array.ndim == 1:
@@ -334,11 +334,6 @@ def split(data: Arrays, fraction: float, *, shuffle: bool, seed: int) -> tuple[A
 
 def _compatible(expected: tuple, got: tuple) -> bool:
     return len(expected) == len(got) and all(e is None or g is None or e == g for e, g in zip(expected, got, strict=True))
-
-
-def _shape(shape: Sequence[int | None]) -> str:
-    inner = ", ".join("None" if d is None else str(d) for d in shape)
-    return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
 def _layer_of(tensor) -> str:

@@ -77,6 +77,7 @@ def test_a_run_streams_events_and_brings_the_weights_back():
         assert after is not None and (not before or not np.allclose(before[0], after[0]))
         record = run_record(run)
         assert record["status"] == "completed" and record["device"] == "CPU"
+        assert type(record["status"]) is str  # plain in the saved history
         assert record["settings"]["optimizer"]["config"]["learning_rate"] == 0.01
         assert record["history"]["loss"] == run.result["history"]["loss"]
     finally:

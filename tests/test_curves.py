@@ -1,0 +1,193 @@
+"""The dashboard's arithmetic, without Qt: smoothing, the batch log, ticks, time left, event fields."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from builder_app.training import curves
+from builder_app.training.curves import (
+    BatchLog,
+    IncrementalSmoother,
+    TimeLeft,
+    as_integer,
+    as_number,
+    blend_opaque,
+    format_duration,
+    is_loss_metric,
+    is_validation,
+    metric_base_name,
+    metric_title,
+    shows_log_tick_label,
+    tensorboard_smooth,
+    whole_number_ticks,
+)
+
+
+def reference_smooth(values, weight):
+    """TensorBoard's smoothing written out: debiased EMA, non-finite values passed through."""
+    last, n, out = 0.0, 0, []
+    for value in values:
+        if not math.isfinite(value):
+            out.append(value)
+            continue
+        last = last * weight + (1 - weight) * value
+        n += 1
+        out.append(last / (1 - weight**n) if weight != 1 else last)
+    return np.array(out)
+
+
+def test_the_module_imports_without_qt():
+    code = (
+        "import sys, builder_app.training.curves, builder_app.training.events;"
+        "bad = [m for m in ('PySide6', 'pyqtgraph', 'shiboken6', 'tensorflow', 'keras') if m in sys.modules];"
+        "print(bad); sys.exit(bool(bad))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.6, 0.99, 1.0])
+def test_tensorboard_smooth_matches_the_reference(weight):
+    values = [2.0, 1.5, float("nan"), 1.2, float("inf"), 0.9, 1.1]
+    smoothed, _, count = tensorboard_smooth(values, weight)
+    np.testing.assert_allclose(smoothed, reference_smooth(values, weight), equal_nan=True)
+    assert count == 5
+    if weight == 0.0:
+        np.testing.assert_array_equal(smoothed, values)  # no smoothing at all
+    if weight == 1.0:
+        assert smoothed[0] == 0.0  # nothing but the (zero) start, never debiased
+
+
+def test_the_incremental_smoother_equals_smoothing_all_at_once():
+    rng = np.random.default_rng(1)
+    values = rng.normal(1.0, 0.3, 10_000)
+    values[[5, 500, 7000]] = np.nan
+    smoother = IncrementalSmoother(capacity=16)  # grows many times
+    for end in (1, 2, 17, 300, 301, 4096, 10_000):
+        got = smoother.smooth(values[:end], 0.8)
+        assert smoother.done == end and len(got) == end
+    np.testing.assert_allclose(got, reference_smooth(values, 0.8), rtol=1e-12, equal_nan=True)
+
+
+def test_a_new_weight_or_a_restart_smooths_from_the_start():
+    values = np.array([4.0, 2.0, 3.0, 1.0])
+    smoother = IncrementalSmoother()
+    smoother.smooth(values, 0.5)
+    np.testing.assert_allclose(smoother.smooth(values, 0.9), reference_smooth(values, 0.9))
+    other = np.array([10.0, 20.0])
+    smoother.restart()
+    assert smoother.done == 0
+    np.testing.assert_allclose(smoother.smooth(other, 0.9), reference_smooth(other, 0.9))
+
+
+def test_the_batch_log_grows_and_keeps_every_column():
+    log = BatchLog(capacity=2)
+    for g in range(5):
+        log.append(g, g // 2, g % 2, 1.0 / (g + 1), 1e-3, 100.0 + g)
+    assert log.size == 5 and log.capacity == 8
+    np.testing.assert_array_equal(log.column(log.STEP), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(log.column(log.EPOCH), [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(log.column(log.STEP_IN_EPOCH), [0, 1, 0, 1, 0])
+    np.testing.assert_allclose(log.column(log.LOSS), [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    np.testing.assert_array_equal(log.column(log.SAMPLES_PER_SECOND), [100, 101, 102, 103, 104])
+    log.clear()
+    assert log.size == 0 and len(log.column(log.LOSS)) == 0 and log.capacity == 8
+
+
+def test_batches_on_the_epoch_axis():
+    log = BatchLog()
+    assert len(log.epoch_positions(4)) == 0
+    for g in range(6):
+        log.append(g, g // 3, g % 3, 0.5, 1e-3, 1.0)
+    # Batch k of epoch e ends at e + (k + 1) / steps.
+    np.testing.assert_allclose(log.epoch_positions(3), [1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
+    np.testing.assert_allclose(log.epoch_positions(0), log.epoch_positions(3))  # steps seen
+    np.testing.assert_allclose(log.epoch_positions(6), [1 / 6, 2 / 6, 3 / 6, 7 / 6, 8 / 6, 9 / 6])
+
+
+def test_metric_names():
+    assert metric_base_name("val_loss") == "loss" and metric_base_name("accuracy") == "accuracy"
+    assert metric_base_name("interval_loss") == "interval_loss"  # only a leading val_
+    assert is_validation("val_auc") and not is_validation("auc")
+    assert is_loss_metric("loss") and is_loss_metric("mean_absolute_error")
+    assert not is_loss_metric("accuracy")
+    assert metric_title("auc") == "AUC" and metric_title("top_k_accuracy") == "Top k accuracy"
+    assert "lr" in curves.LEARNING_RATE_KEYS and "learning_rate" in curves.LEARNING_RATE_KEYS
+    assert 0 < curves.DEFAULT_SMOOTHING < curves.MAX_SMOOTHING < 1
+
+
+def test_epoch_ticks_are_whole_numbers():
+    levels = [(0.5, [0.0, 0.5, 1.0, 1.5, 2.0]), (0.1, [0.1, 0.2, 1.0000000001])]
+    assert whole_number_ticks(levels) == [(1.0, [0.0, 1.0, 2.0]), (1.0, [1.0000000001])]
+    assert whole_number_ticks([(5.0, [0.0, 5.0])]) == [(5.0, [0.0, 5.0])]
+
+
+def test_log_ticks_label_1_2_and_5_of_each_decade():
+    shown = [k for k in range(1, 10) if shows_log_tick_label(math.log10(k))]
+    assert shown == [1, 2, 5]
+    assert shows_log_tick_label(math.log10(0.002)) and not shows_log_tick_label(math.log10(300))
+    assert shows_log_tick_label(math.log10(5), scale=10)  # 50
+    assert not shows_log_tick_label(math.log10(3), scale=10)  # 30
+
+
+def test_blend_opaque():
+    assert blend_opaque((1.0, 0.0, 0.0), 1.0, (0.0, 0.0, 1.0)) == (1.0, 0.0, 0.0)
+    assert blend_opaque((1.0, 0.0, 0.0), 0.0, (0.0, 0.0, 1.0)) == (0.0, 0.0, 1.0)
+    assert blend_opaque((1.0, 1.0, 1.0), 0.25, (0.0, 0.2, 1.0)) == pytest.approx((0.25, 0.4, 1.0))
+
+
+def test_format_duration():
+    assert format_duration(0) == "0:00"
+    assert format_duration(75.4) == "1:15"
+    assert format_duration(3725) == "1:02:05"
+    assert format_duration(-3) == "0:00"
+
+
+def test_time_left_from_the_runners_throughput():
+    left = TimeLeft()
+    # 100 steps of 32 samples left at 320 samples/s: 10 s.
+    assert left.estimate(900, 1000, seconds=5.0, batch_size=32, samples_per_second=320.0) == 10.0
+    assert left.estimate(1000, 1000, seconds=5.0, batch_size=32, samples_per_second=320.0) is None
+    assert left.estimate(5, 0, seconds=5.0, batch_size=32, samples_per_second=320.0) is None
+
+
+def test_time_left_from_the_steps_seen_over_a_window():
+    left = TimeLeft()
+    nan = math.nan
+    # Without samples/s, the first call has no rate yet.
+    assert left.estimate(0, 100, seconds=0.0, batch_size=0, samples_per_second=nan) is None
+    # 10 steps a second: 80 steps left take 8 s.
+    assert left.estimate(
+        20, 100, seconds=2.0, batch_size=0, samples_per_second=nan
+    ) == pytest.approx(8.0)
+    assert left.estimate(20, 100, seconds=nan, batch_size=0, samples_per_second=nan) is None
+    # Only the last WINDOW calls count: a slow start is forgotten.
+    for i in range(TimeLeft.WINDOW):
+        left.estimate(
+            20 + 2 * (i + 1), 1000, seconds=2.0 + (i + 1), batch_size=0, samples_per_second=nan
+        )
+    got = left.estimate(20 + 2 * 41, 1000, seconds=2.0 + 41, batch_size=0, samples_per_second=nan)
+    assert got == pytest.approx((1000 - 102) / 2.0)  # 2 steps a second
+    left.clear()
+    assert left.estimate(500, 1000, seconds=50.0, batch_size=0, samples_per_second=nan) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "number", "integer"),
+    [
+        (3, 3.0, 3),
+        ("2.5", 2.5, 2),
+        (None, math.nan, -1),
+        ("text", math.nan, -1),
+        (float("inf"), math.inf, -1),
+    ],
+)
+def test_event_fields_as_numbers(value, number, integer):
+    got = as_number(value)
+    assert got == number or (math.isnan(got) and math.isnan(number))
+    assert as_integer(value, -1) == integer

@@ -17,6 +17,8 @@ from builder_app.training.curves import (
     as_integer,
     as_number,
     blend_opaque,
+    constant_range,
+    finite_bounds,
     format_duration,
     is_loss_metric,
     is_validation,
@@ -133,6 +135,24 @@ def test_log_ticks_label_1_2_and_5_of_each_decade():
     assert shows_log_tick_label(math.log10(0.002)) and not shows_log_tick_label(math.log10(300))
     assert shows_log_tick_label(math.log10(5), scale=10)  # 50
     assert not shows_log_tick_label(math.log10(3), scale=10)  # 30
+
+
+def test_finite_bounds_on_linear_and_log_axes():
+    values = np.array([0.5, np.nan, -2.0, np.inf, 100.0, 0.0])
+    assert finite_bounds(values) == (-2.0, 100.0)
+    assert finite_bounds(values, log=True) == pytest.approx((math.log10(0.5), 2.0))
+    assert finite_bounds(np.array([np.nan, -np.inf])) is None
+    assert finite_bounds(np.array([-1.0, 0.0]), log=True) is None  # nothing a log axis shows
+    assert finite_bounds(np.array([])) is None
+
+
+def test_a_constant_series_gets_a_range_around_it():
+    assert constant_range(0.001, 0.001) == pytest.approx((0.0005, 0.0015))
+    assert constant_range(-4.0, -4.0) == (-6.0, -2.0)
+    assert constant_range(0.0, 0.0) == (-1.0, 1.0)
+    assert constant_range(0.001, 0.001 * (1 + 1e-12)) is not None  # rounding is no change
+    assert constant_range(0.001, 0.002) is None  # a schedule: auto-range
+    assert constant_range(1e-4, 1e-3) is None
 
 
 def test_blend_opaque():

@@ -210,6 +210,34 @@ def shows_log_tick_label(value: float, scale: float = 1.0) -> bool:
     return f"{10.0**value * scale:.0e}"[0] in "125"
 
 
+def finite_bounds(values: np.ndarray, log: bool = False) -> tuple[float, float] | None:
+    """The least and greatest finite value, or None when there is none.
+
+    Args:
+        values: The data along one axis.
+        log: Whether the axis is logarithmic: the bounds are then of ``log10`` of
+            the positive values, as a log axis places them.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.log10(values[values > 0])
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if len(values) else None
+
+
+def constant_range(low: float, high: float) -> tuple[float, float] | None:
+    """An axis range around a series that does not vary (bounds ``low``, ``high``); None when it varies.
+
+    Auto-range would put a constant 0.001 in the middle of -0.5 to 0.5; this gives
+    0.0005 to 0.0015 (half the value either side; 1 either side of 0).
+    """
+    if high - low > 1e-9 * max(abs(high), 1e-30):
+        return None
+    span = abs(high) * 0.5 or 1.0
+    return high - span, high + span
+
+
 def blend_opaque(
     color: tuple[float, float, float], alpha: float, background: tuple[float, float, float]
 ) -> tuple[float, float, float]:

@@ -37,6 +37,8 @@ from builder_app.training.curves import (
     as_integer,
     as_number,
     blend_opaque,
+    constant_range,
+    finite_bounds,
     format_duration,
     is_loss_metric,
     is_validation,
@@ -100,15 +102,8 @@ class _BatchCurve(pg.PlotDataItem):
         bounds = self._bounds.get(key)
         if bounds is None:
             values = self.getOriginalDataset()[ax]
-            if values is not None and log:
-                values = np.log10(values[values > 0])
-            if values is not None:
-                values = values[np.isfinite(values)]
-            bounds = (
-                (float(values.min()), float(values.max()))
-                if values is not None and len(values)
-                else (None, None)
-            )
+            found = finite_bounds(values, log) if values is not None else None
+            bounds = found if found is not None else (None, None)
             self._bounds[key] = bounds
         return bounds
 
@@ -772,14 +767,13 @@ class TrainingDashboard(QtWidgets.QWidget):
 
     def _frame_learning_rate(self, values: np.ndarray) -> None:
         """A constant rate gets an axis around it (auto-range would centre 0.001 in ±0.5)."""
-        finite = values[np.isfinite(values)]
+        bounds = finite_bounds(values)
         view = self.lr_plot.getPlotItem().getViewBox()
-        if not finite.size:
+        if bounds is None:
             return
-        low, high = float(finite.min()), float(finite.max())
-        if high - low <= 1e-9 * max(abs(high), 1e-30):
-            span = abs(high) * 0.5 or 1.0
-            view.setYRange(high - span, high + span, padding=0)
+        fixed = constant_range(*bounds)
+        if fixed is not None:
+            view.setYRange(*fixed, padding=0)
         elif not view.autoRangeEnabled()[1]:
             view.enableAutoRange(axis=pg.ViewBox.YAxis)
 

@@ -308,7 +308,9 @@ def test_a_running_window_is_not_a_crash_and_a_corrupt_recovery_file_is_set_asid
     assert found == [corrupt]
     assert not live.recover(corrupt)
     assert not corrupt.exists() and corrupt.with_suffix(".corrupt").exists()
-    assert "damaged" in live.statusBar().currentMessage() or "kproj" in live.statusBar().currentMessage()
+    message = live.statusBar().currentMessage()  # names the file, what is wrong, and where it went
+    assert message.startswith(f"{corrupt.name}: ") and "damaged" in message
+    assert message.endswith(f"(moved to {corrupt.with_suffix('.corrupt').name})")
 
 
 def test_closing_with_unsaved_changes_asks(qtbot, loader, monkeypatch):

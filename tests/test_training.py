@@ -12,6 +12,7 @@ import pytest
 from builder_app.cli import main
 from builder_app.core.catalog import default_config
 from builder_app.core.graph import ModelGraph
+from builder_app.core.keras_model import build_keras_model, copy_weights_to_graph
 from builder_app.core.ops import Connect, add_layer
 from builder_app.core.project import Project, load_project, save_project
 from builder_app.training.events import EventKind
@@ -44,6 +45,7 @@ def run_to_end(run: TrainingRun, timeout: float = 240) -> list[dict]:
 def test_a_run_streams_events_and_brings_the_weights_back():
     project = load_project(EXAMPLES / "iris_mlp.kproj")
     project.training["epochs"] = 3
+    copy_weights_to_graph(project.graph, build_keras_model(project.graph))  # known starting weights
     run = TrainingRun(project)
     try:
         seen = run_to_end(run)
@@ -71,10 +73,11 @@ def test_a_run_streams_events_and_brings_the_weights_back():
         assert run.status == "completed"
         assert len(run.result["history"]["val_loss"]) == 3
         trained = run.trained_weights()
-        before = [w.copy() for w in project.graph.layers["species"].weights or []]
+        before = [w.copy() for w in project.graph.layers["species"].weights]
         copy_trained_weights(project, trained)
         after = project.graph.layers["species"].weights
-        assert after is not None and (not before or not np.allclose(before[0], after[0]))
+        assert np.array_equal(after[0], trained.graph.layers["species"].weights[0])
+        assert after[0].shape == before[0].shape and not np.allclose(before[0], after[0])
         record = run_record(run)
         assert record["status"] == "completed" and record["device"] == "CPU"
         assert type(record["status"]) is str  # plain in the saved history

@@ -11,6 +11,7 @@ import pytest
 from PySide6 import QtCore
 
 from builder_app.core import training_settings
+from builder_app.core.keras_model import build_keras_model, copy_weights_to_graph
 from builder_app.core.project import load_project
 from builder_app.core.runs import record_run
 
@@ -32,7 +33,9 @@ def window(qtbot, tmp_path):
 def test_train_watch_and_keep_the_weights(window, qtbot, tmp_path):
     assert window.data.currentText() == "iris" and window.epochs.value() == 100
     window.epochs.setValue(5)
-    before = np.array(window.project.graph.layers["species"].weights[0]) if window.project.graph.layers["species"].weights else None
+    graph = window.project.graph
+    copy_weights_to_graph(graph, build_keras_model(graph))  # known starting weights
+    before = np.array(graph.layers["species"].weights[0])
     with qtbot.waitSignal(window.run_finished, timeout=180_000) as finished:
         qtbot.mouseClick(window.train_button, QtCore.Qt.MouseButton.LeftButton)
         assert not window.train_button.isEnabled() and window.stop_button.isEnabled()
@@ -41,7 +44,7 @@ def test_train_watch_and_keep_the_weights(window, qtbot, tmp_path):
     assert window.dashboard.epoch_count() == 5 and window.dashboard.batch_count() > 0
     assert window.history.count() == 1 and window.history.item(0).text().startswith("run 1: completed")
     after = window.project.graph.layers["species"].weights[0]
-    assert before is None or not np.allclose(before, after)
+    assert after.shape == before.shape and not np.allclose(before, after)
     assert window.save_button.isEnabled()
     qtbot.mouseClick(window.save_button, QtCore.Qt.MouseButton.LeftButton)
     saved = load_project(window.project.path)

@@ -157,6 +157,26 @@ def layout_ops(graph: ModelGraph, node_ids: Iterable[str] | None = None) -> ops.
     return ops.Batch(batch.ops, "Layout") if batch is not None else None
 
 
+def needs_layout(graph: ModelGraph) -> bool:
+    """True when the nodes have no positions of their own (all stacked on one point)."""
+    positions = {node.position for node in graph.nodes.values()}
+    return len(graph.nodes) > 1 and len(positions) == 1
+
+
+def place_if_unpositioned(graph: ModelGraph) -> bool:
+    """Lays out a graph that has no positions (an imported config, an old file); True if it did.
+
+    Applied directly, not as an edit: a file without positions is drawn laid out
+    from the start, and its project is not marked changed by it.
+    """
+    if not needs_layout(graph):
+        return False
+    batch = layout_ops(graph)
+    if batch is not None:
+        graph.apply(batch)
+    return True
+
+
 def outputs_op(graph: ModelGraph, engine: ShapeEngine | None, node_ids: Iterable[str]) -> ops.SetModelIO:
     """Makes every output tensor of the selected nodes a model output, in graph order."""
     chosen = set(node_ids)

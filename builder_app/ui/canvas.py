@@ -2,9 +2,10 @@
 
 Items are views. A :class:`GraphScene` follows one :class:`ModelGraph` (the model or
 a sub-model) through the graph's own change events and the document's
-``shapes_updated``; it never changes the graph itself except by pushing core
-operations through the :class:`~builder_app.ui.document.Document`, so every
-gesture is one undo step.
+``shapes_updated`` (refreshing only the nodes whose results changed); it never
+changes the graph itself: every gesture (move, wire, delete, layout) is handed to
+the document's :class:`~builder_app.ui.editor.controller.EditorController`, which
+makes it one undo step.
 
 Painting reads one description per node (:func:`node_face`); ``builder-app render``
 draws the same scene offscreen, so a diagram on disk looks exactly like the canvas.
@@ -18,17 +19,15 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from builder_app.core import ops
-from builder_app.core.calls import template_ports
-from builder_app.core.events import Change
+from builder_app.core.events import Change, ChangeKind
 from builder_app.core.graph import (
     INPUT_CLASS,
     SUBMODEL_CLASS,
     Edge,
     GraphError,
     ModelGraph,
-    PortRef,
 )
+from builder_app.core.ports import input_ports
 from builder_app.core.shapes import NodeResult, check_wire, is_operation
 from builder_app.core.text import format_shape
 from builder_app.ui import theme
@@ -81,50 +80,6 @@ def _category(class_name: str) -> str:
         return ""
 
 
-def _input_ports(graph: ModelGraph, node_id: str, class_name: str) -> tuple[str, ...]:
-    """Names of a node's input ports (empty names where Keras has none)."""
-    if graph.is_input(node_id):
-        return ()
-    node = graph.node(node_id)
-    connected = graph.inputs_of(node_id)
-    highest = max(connected, default=-1) + 1
-    names: tuple[str, ...] = ()
-    count = 1
-    if node.call is not None:
-        count = max(template_ports(node.call), default=-1) + 1
-    elif class_name == SUBMODEL_CLASS:
-        inner = graph.layer_of(node_id).submodel
-        names = tuple(inner.layer_of(n).name for n in inner.model_inputs()) if inner else ()
-        count = len(names)
-    elif not is_operation(class_name):
-        from builder_app.core import catalog
-
-        spec = None
-        if catalog.is_loaded():
-            try:
-                spec = catalog.layer_spec(class_name).ports
-            except KeyError:
-                spec = None
-        if spec is not None:
-            if spec.style == "none":
-                count = 0
-            elif spec.style == "single":
-                count = 1
-            elif spec.style == "positional":
-                names = spec.names
-                count = len(spec.names) if spec.max_inputs is None else spec.max_inputs
-            else:  # a list: one free port to grow it
-                count = max(spec.min_inputs, highest + 1)
-                if spec.max_inputs is not None:
-                    count = min(count, spec.max_inputs)
-        else:
-            count = max(1, highest + 1)
-    else:
-        count = max(2, highest + 1) if highest > 0 else max(1, highest + 1)
-    count = max(count, highest)
-    return tuple(names[i] if i < len(names) else "" for i in range(count))
-
-
 def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> NodeFace:
     node = graph.node(node_id)
     layer = graph.layer(node.layer)
@@ -153,7 +108,7 @@ def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> Nod
         category=_category(class_name),
         detail=detail,
         params=params,
-        inputs=_input_ports(graph, node_id, class_name),
+        inputs=input_ports(graph, node_id),
         outputs=outputs,
         errors=tuple(result.errors) if result else (),
         warnings=tuple(result.warnings) if result else (),
@@ -499,13 +454,18 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.setBackgroundBrush(self.colors.background)
         self.rebuild()
         self.graph.changed.connect(self._on_change)
-        document.shapes_updated.connect(self.refresh_all)
+        document.shapes_updated.connect(self._shapes_updated)
         self.selectionChanged.connect(self._on_selection)
+
+    @property
+    def controller(self):
+        """The document's editor controller: where every gesture of this scene goes."""
+        return self.document.controller
 
     def close(self) -> None:
         self.graph.changed.disconnect(self._on_change)
         try:
-            self.document.shapes_updated.disconnect(self.refresh_all)
+            self.document.shapes_updated.disconnect(self._shapes_updated)
         except (RuntimeError, TypeError):  # pragma: no cover - already gone
             pass
 
@@ -572,12 +532,12 @@ class GraphScene(QtWidgets.QGraphicsScene):
     def _on_change(self, change: Change) -> None:
         kind = change.kind
         graph = self.graph
-        if kind == "add_node":
+        if kind is ChangeKind.ADD_NODE:
             for node_id in change.nodes:
                 if node_id not in self.items_by_id:
                     self._add_node(node_id)
             self._refresh_layer(change.detail.get("layer"))
-        elif kind == "remove_node":
+        elif kind is ChangeKind.REMOVE_NODE:
             for node_id in change.nodes:
                 item = self.items_by_id.pop(node_id, None)
                 if item is not None:
@@ -585,15 +545,15 @@ class GraphScene(QtWidgets.QGraphicsScene):
                         self._remove_wire(wire.edge.dst, wire.edge.dst_port)
                     self.removeItem(item)
             self._refresh_layer(change.detail.get("layer"))
-        elif kind == "connect":
+        elif kind is ChangeKind.CONNECT:
             edge = change.detail["edge"]
             self._add_wire(edge)
             self._refresh_nodes((edge.src, edge.dst))
-        elif kind == "disconnect":
+        elif kind is ChangeKind.DISCONNECT:
             edge = change.detail["edge"]
             self._remove_wire(edge.dst, edge.dst_port)
             self._refresh_nodes((edge.src, edge.dst))
-        elif kind == "move":
+        elif kind is ChangeKind.MOVE:
             node_id = change.detail["node"]
             item = self.items_by_id.get(node_id)
             position = QtCore.QPointF(*graph.node(node_id).position)
@@ -601,7 +561,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
                 snap, self.snap = self.snap, False
                 item.setPos(position)
                 self.snap = snap
-        elif kind == "set_io":
+        elif kind is ChangeKind.SET_IO:
             self.refresh_all()
         else:
             touched = set(change.nodes)
@@ -621,6 +581,15 @@ class GraphScene(QtWidgets.QGraphicsScene):
             item = self.items_by_id.get(node_id)
             if item is not None:
                 item.refresh()
+
+    def _shapes_updated(self, changes) -> None:
+        """Repaints the nodes whose results changed, and the wires leaving them."""
+        for node_id in changes.get(self.graph, ()):
+            item = self.items_by_id.get(node_id)
+            if item is not None:
+                item.refresh()
+                for wire in item.wires:
+                    wire.refresh()
 
     def refresh_all(self) -> None:
         for item in self.items_by_id.values():
@@ -686,16 +655,12 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     # moving
     def commit_moves(self) -> None:
-        moves = []
-        for item in self.selectedItems():
-            if not isinstance(item, NodeItem) or item.node_id not in self.graph.nodes:
-                continue
-            position = (item.pos().x(), item.pos().y())
-            if position != self.graph.node(item.node_id).position:
-                moves.append(ops.MoveNode(item.node_id, position))
-        if moves:
-            text = "Move layer" if len(moves) == 1 else f"Move {len(moves)} layers"
-            self.document.push(ops.Batch(moves, text), text, graph=self.graph)
+        positions = {
+            item.node_id: (item.pos().x(), item.pos().y())
+            for item in self.selectedItems()
+            if isinstance(item, NodeItem)
+        }
+        self.controller.move(self.graph, positions)
 
     # wiring
     def begin_wire(self, item: NodeItem, kind: str, port: int, pos: QtCore.QPointF) -> None:
@@ -736,24 +701,8 @@ class GraphScene(QtWidgets.QGraphicsScene):
             edge = Edge(item.node_id, port, t_item.node_id, t_port)
         else:
             edge = Edge(t_item.node_id, t_port, item.node_id, port)
-        if edge == self._detached:
-            return edge, None
-        graph = self.graph
-        taken = graph.inputs_of(edge.dst).get(edge.dst_port)
-        if taken is not None and self._detached is not None and (edge.dst, edge.dst_port) == (self._detached.dst, self._detached.dst_port):
-            taken = None
-        problem = None
-        if taken is not None:
-            # Dropping on a connected input replaces its wire: legal unless it makes a cycle.
-            if edge.src == edge.dst:
-                problem = f"'{graph.label(edge.src)}' cannot take its own output"
-            elif graph.path_between(edge.dst, edge.src) is not None:
-                problem = ops.can_connect(graph, edge.src, edge.src_port, edge.dst, edge.dst_port)
-        else:
-            problem = ops.can_connect(graph, edge.src, edge.src_port, edge.dst, edge.dst_port)
-            if problem and self._detached is not None and "cycle" not in problem:
-                problem = None
-        return edge, problem
+        problem = self.controller.wire_problem(self.graph, edge, self._detached)
+        return edge, (str(problem) if problem is not None else None)
 
     def drag_wire(self, pos: QtCore.QPointF) -> None:
         if self._wire_from is None:
@@ -818,86 +767,18 @@ class GraphScene(QtWidgets.QGraphicsScene):
         if problem:
             self.hint.emit(f"Cannot connect: {problem}")
             return
-        steps: list[ops.Op] = []
-        if detached is not None:
-            if edge == detached:
-                return
-            steps.append(ops.Disconnect(detached.dst, detached.dst_port))
-        if edge is not None:
-            taken = self.graph.inputs_of(edge.dst).get(edge.dst_port)
-            if taken is not None and (detached is None or (edge.dst, edge.dst_port) != (detached.dst, detached.dst_port)):
-                steps.append(ops.Disconnect(edge.dst, edge.dst_port))
-            steps.append(ops.Connect(*edge))
-        if not steps:
+        if edge is None and detached is None:
             return
-        text = "Connect" if edge is not None else "Disconnect"
-        self.document.push(ops.Batch(steps, text), text, graph=self.graph)
-        self.hint.emit("")
+        if self.controller.rewire(self.graph, edge, detached):
+            self.hint.emit("")
 
     # editing helpers used by the view and the window
     def delete_selection(self) -> bool:
-        steps: list[ops.Op] = []
-        nodes = set(self.selected_ids())
-        for edge in self.selected_edges():
-            if edge.dst not in nodes and edge.src not in nodes:
-                steps.append(ops.Disconnect(edge.dst, edge.dst_port))
-        steps += [ops.RemoveNode(n) for n in self.graph.topological_order()[::-1] if n in nodes]
-        if not steps:
+        """Deletes the selected nodes and wires (one step); False when nothing was deleted."""
+        nodes, edges = self.selected_ids(), self.selected_edges()
+        if not nodes and not edges:
             return False
-        text = "Delete" if len(steps) == 1 else f"Delete {len(steps)} items"
-        return self.document.push(ops.Batch(steps, text), text, graph=self.graph)
+        return bool(self.controller.delete(self.graph, nodes, edges))
 
     def layout(self, node_ids: Iterable[str] | None = None) -> None:
-        from builder_app.core.layout import layered_positions
-
-        positions = layered_positions(self.graph)
-        wanted = set(node_ids) if node_ids is not None else set(positions)
-        moves = [ops.MoveNode(n, p) for n, p in positions.items() if n in wanted and p != self.graph.node(n).position]
-        if moves:
-            self.document.push(ops.Batch(moves, "Layout"), "Layout", graph=self.graph)
-
-
-def wire_into(graph: ModelGraph, source: str | None, target: str) -> list[ops.Op]:
-    """Connect output 0 of ``source`` to the first free input of ``target`` (if both exist)."""
-    if source is None or source not in graph.nodes:
-        return []
-    if ops.can_connect(graph, source, 0, target, 0) is None:
-        return [ops.Connect(source, 0, target, 0)]
-    return []
-
-
-def payload_ops(
-    graph: ModelGraph, payload: str, position: tuple[float, float], source: str | None = None
-) -> tuple[ops.Op, str, list[str]]:
-    """The operation that inserts a palette entry, its undo text and the new node ids.
-
-    ``payload`` is a class name (``"Conv2D"``, ``"InputLayer"``) or ``"block:NAME"``.
-    With ``source`` the new layer's first input is wired to that node's first output.
-
-    Raises:
-        GraphError: The payload names nothing the catalog offers.
-    """
-    from builder_app.core import catalog
-
-    if payload.startswith("block:"):
-        from builder_app.core.blocks import BLOCKS, added_nodes
-
-        block = BLOCKS.get(payload[len("block:"):])
-        if block is None:
-            raise GraphError(f"there is no block '{payload[6:]}'")
-        ref = PortRef(source, 0) if source is not None and source in graph.nodes else None
-        batch = block.build(graph, position, ref)
-        return batch, f"Add {block.name}", added_nodes(batch)
-    if payload == INPUT_CLASS:
-        config = {key: spec.default for key, spec in ((p.name, p) for p in catalog.input_spec().params)}
-        add = ops.add_layer(graph, INPUT_CLASS, config, position=position)
-        return add, "Add Input", [add.node.id]
-    try:
-        spec = catalog.layer_spec(payload)
-    except KeyError as exc:
-        raise GraphError(str(exc).strip("\"'")) from None
-    add = ops.add_layer(graph, spec.class_name, catalog.default_config(spec.class_name), position=position)
-    steps: list[ops.Op] = [add]
-    if source is not None and source in graph.nodes:
-        steps.append(ops.Connect(source, 0, add.node.id, 0))
-    return ops.Batch(steps, f"Add {spec.class_name}"), f"Add {spec.class_name}", [add.node.id]
+        self.controller.layout(self.graph, node_ids)

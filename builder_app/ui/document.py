@@ -2,8 +2,11 @@
 
 Every edit goes through :meth:`Document.push`, which applies one core operation
 (:mod:`builder_app.core.ops`) inside a ``QUndoCommand``; undo applies the inverse
-the operation returned. Views subscribe to :attr:`Document.graph_changed` (every
-change of the root graph or of a sub-model's graph) and :attr:`shapes_updated`.
+the operation returned. Only the editor controller
+(:mod:`builder_app.ui.editor.controller`) calls it. Views subscribe to
+:attr:`Document.graph_changed` (every change of the root graph or of a sub-model's
+graph; each change names its graph) and :attr:`shapes_updated` (which nodes of
+which graph have new results).
 
 Keras is imported in a background thread (:class:`KerasLoader`); until it is
 ready :attr:`Document.engine` is ``None`` and shapes are unknown. Shapes are
@@ -20,8 +23,9 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui
 
+from builder_app.core import editing
 from builder_app.core.events import Change
-from builder_app.core.graph import GraphError, ModelGraph
+from builder_app.core.graph import ModelGraph
 from builder_app.core.ops import Op
 from builder_app.core.project import Project
 from builder_app.core.shapes import NodeResult, ShapeEngine
@@ -117,22 +121,23 @@ class Document(QtCore.QObject):
 
     Signals:
         graph_changed(Change): after every change of the graph or of a sub-model's graph.
-        shapes_updated(): shapes, parameter counts or errors may have changed.
+        shapes_updated(dict): results changed: ``{graph: {node ids}}`` for the
+            nodes whose shapes, parameter counts or errors are new (model-wide
+            facts such as totals may have changed even when it is empty).
         computing(bool): a big model's first shape pass started (True) or ended (False).
-        refused(str): an edit was refused; the sentence says why.
         dirty_changed(bool): the project now differs (or no longer) from its file.
     """
 
     graph_changed = QtCore.Signal(object)
-    shapes_updated = QtCore.Signal()
+    shapes_updated = QtCore.Signal(object)
     computing = QtCore.Signal(bool)
     _engine_computed = QtCore.Signal(object, int)
-    refused = QtCore.Signal(str)
     dirty_changed = QtCore.Signal(bool)
 
     def __init__(self, project: Project | None = None, parent: QtCore.QObject | None = None):
         super().__init__(parent)
         self.project = project or Project(ModelGraph("model"))
+        editing.place_if_unpositioned(self.project.graph)
         self.undo_stack = QtGui.QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
         self.engine: ShapeEngine | None = None
@@ -143,11 +148,14 @@ class Document(QtCore.QObject):
         self._build_timer = QtCore.QTimer(self, singleShot=True, interval=150)
         self._build_timer.timeout.connect(self._update_builds)
         self._extra_dirty = False
-        self._inner_engines: dict[int, ShapeEngine] = {}
         self._changes = 0
         self._computing = False
         self._closed = False
         self._engine_computed.connect(self._adopt_engine)
+        from builder_app.ui.editor.controller import EditorController
+
+        #: The one door every editing gesture goes through.
+        self.controller = EditorController(self, self)
 
     # ------------------------------------------------------------------ state
     @property
@@ -186,21 +194,19 @@ class Document(QtCore.QObject):
         return name + (" *" if self.is_dirty else "")
 
     # ------------------------------------------------------------------ edits
-    def push(self, op: Op, text: str, merge_key: Hashable | None = None, graph: ModelGraph | None = None) -> bool:
-        """Applies ``op`` as one undoable step; False (and ``refused``) when refused.
+    def push(self, op: Op, text: str, merge_key: Hashable | None = None, graph: ModelGraph | None = None) -> None:
+        """Applies ``op`` to ``graph`` (default: the model) as one undoable step.
 
         Consecutive pushes with the same ``merge_key`` (e.g. keystrokes in one field)
         become one undo step.
+
+        Raises:
+            GraphError: The operation was refused; nothing changed, nothing was pushed.
         """
         target = graph if graph is not None else self.graph
         self._follow(target)
-        try:
-            inverse = target.apply(op)
-        except GraphError as exc:
-            self.refused.emit(str(exc))
-            return False
+        inverse = target.apply(op)
         self.undo_stack.push(_OpCommand(self, target, op, inverse, text, merge_key))
-        return True
 
     def _edited(self) -> None:
         self._shape_timer.start()
@@ -216,7 +222,7 @@ class Document(QtCore.QObject):
                 self._follow(layer.submodel)
 
     def _relay(self, change: Change) -> None:
-        if change.kind != "move":  # positions do not change shapes
+        if change.kind.changes_shapes:
             self._changes += 1
         for name in change.layers:
             for graph in list(self._followed.values()):
@@ -274,37 +280,38 @@ class Document(QtCore.QObject):
         self.computing.emit(False)
         self.update_shapes()
 
-    def _engines(self) -> list[ShapeEngine]:
-        if self.engine is None:
-            return []
-        return [self.engine, *self._inner_engines.values()]
-
     def update_shapes(self) -> None:
         """Output shapes now (fast); parameter counts and build checks when idle."""
         if self.engine is None:
             return
-        for engine in self._engines():
-            engine.update_shapes()
-        self.shapes_updated.emit()
+        self.engine.update_shapes()
+        self.shapes_updated.emit(self.engine.take_changes())
         self._build_timer.start()
 
     def _update_builds(self) -> None:
-        changed = False
-        for engine in self._engines():
-            changed |= bool(engine.update())
-        if changed:
-            self.shapes_updated.emit()
+        if self.engine is None:
+            return
+        self.engine.update()
+        self.flush_changes()
+
+    def flush_changes(self) -> None:
+        """Announces results that changed since the last announcement, if any.
+
+        Whatever brought the engine up to date (a panel reading the totals updates
+        it too), its changes reach the views here, once.
+        """
+        changes = self.engine.take_changes() if self.engine is not None else {}
+        if changes:
+            self.shapes_updated.emit(changes)
 
     def engine_for(self, graph: ModelGraph) -> ShapeEngine | None:
-        """The shape engine of the root graph or of a sub-model's graph (None before Keras)."""
+        """The shape engine of the model or of a sub-model's graph (None before Keras).
+
+        The model's engine owns its sub-models' engines: one set of results.
+        """
         if self.engine is None:
             return None
-        if graph is self.graph:
-            return self.engine
-        engine = self._inner_engines.get(id(graph))
-        if engine is None or engine.graph is not graph:
-            engine = self._inner_engines[id(graph)] = ShapeEngine(graph)
-        return engine
+        return self.engine.engine_for(graph)
 
     def result(self, node_id: str, graph: ModelGraph | None = None) -> NodeResult | None:
         """What shape inference last said about a node; None until known."""
@@ -313,10 +320,9 @@ class Document(QtCore.QObject):
 
     def close(self) -> None:
         self._closed = True
-        for engine in self._engines():
-            engine.close()
+        if self.engine is not None:
+            self.engine.close()
         self.engine = None
-        self._inner_engines.clear()
         for graph in self._followed.values():
             graph.changed.disconnect(self._relay)
         self._followed.clear()

@@ -2,9 +2,11 @@
 
 What a parameter is (its kind, default, choices, documentation) comes from the layer
 catalog (:mod:`builder_app.core.catalog`); the inspector knows no layer by hand. Every
-edit is one ``SetParam`` (or ``RenameLayer``) pushed through :meth:`Document.push`;
-the inspector never changes the graph itself, and it never pushes while it shows what
-the graph holds (``_refreshing``), so undo from anywhere just refreshes the editors.
+edit is handed to the editor controller (``set_param``, ``rename``), which checks it
+as a file's config is checked and pushes one undoable step, or answers with a typed
+refusal the inspector shows beside the field. The inspector never changes the graph
+itself, and it never edits while it shows what the graph holds (``_refreshing``), so
+undo from anywhere just refreshes the editors.
 
 Nested Keras objects (initializers, regularizers, constraints, dtype policies) are
 built by Keras and serialized by Keras, so that a config holds exactly what the
@@ -26,8 +28,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core import catalog
 from builder_app.core.events import Change
-from builder_app.core.graph import INPUT_CLASS, MISSING, SUBMODEL_CLASS, Layer, ModelGraph
-from builder_app.core.ops import RenameLayer, SetParam
+from builder_app.core.graph import (
+    INPUT_CLASS,
+    MISSING,
+    SUBMODEL_CLASS,
+    ConfigError,
+    Layer,
+    ModelGraph,
+)
 from builder_app.core.text import format_shape, json_plain
 from builder_app.ui.document import Document
 
@@ -776,7 +784,6 @@ class Inspector(QtWidgets.QWidget):
         self._refreshing = False
         self._waiting_for_keras = False
         self._advanced_open = False
-        self._last_refusal = ""
         self._shown_name: str | None = None
         self.setMinimumWidth(280)
 
@@ -852,7 +859,6 @@ class Inspector(QtWidgets.QWidget):
         layout.addLayout(status_row)
 
         self.advanced_toggle: QtWidgets.QToolButton | None = None
-        document.refused.connect(self._remember_refusal)
         document.graph_changed.connect(self._graph_changed)
         document.shapes_updated.connect(self._shapes_updated)
         self.show_node(None, None)
@@ -1168,34 +1174,16 @@ class Inspector(QtWidgets.QWidget):
         if self._node_id in change.nodes or layer.name in change.layers:
             self._refresh_values()
 
-    def _shapes_updated(self) -> None:
+    def _shapes_updated(self, changes) -> None:
         if self._waiting_for_keras and self.document.engine is not None:
             self._rebuild()
-        else:
+        elif self._graph is not None and self._node_id in changes.get(self._graph, ()):
             self._refresh_result()
 
     # ----------------------------------------------------------------- editing
-    def _remember_refusal(self, reason: str) -> None:
-        self._last_refusal = reason
-
-    def _push(self, op: Any, text: str, merge_key: Any = None) -> bool:
-        self._last_refusal = ""
-        if self.document.push(op, text, merge_key=merge_key, graph=self._graph):
-            return True
-        self._show_status(self._last_refusal or "The edit was refused.")
-        return False
-
     def _show_status(self, text: str) -> None:
         self.status_label.setText(text)
         self.status_label.setVisible(bool(text))
-
-    def _new_problems(self, layer: Layer, key: str, value: Any) -> str:
-        """Problems ``check_config`` finds with the new value that it did not before."""
-        if self._spec is None:
-            return ""
-        before = set(catalog.check_config(layer.class_name, layer.config))
-        after = catalog.check_config(layer.class_name, {**layer.config, key: value})
-        return "; ".join(p for p in after if p not in before)
 
     def _edited(self, name: str) -> None:
         if self._refreshing:
@@ -1230,19 +1218,15 @@ class Inspector(QtWidgets.QWidget):
         if _same(value, layer.config.get(key, default)):
             row.editor.mark_invalid(None)
             return
-        problems = self._new_problems(layer, key, value)
-        if problems:
-            if row.editor.is_text:
-                row.editor.mark_invalid(problems)
-            else:
-                self._show_status(problems)
-                self._refresh_values()
-            return
-        row.editor.mark_invalid(None)
-        merge_key = (id(self._graph), layer.name, key) if merge else None
-        if self._push(SetParam(layer.name, key, value), f"Set {key} of {layer.name}", merge_key):
+        outcome = self.document.controller.set_param(self._graph, layer.name, key, value, merge=merge)
+        if outcome:
+            row.editor.mark_invalid(None)
             self._show_status("")
+        elif isinstance(outcome.error, ConfigError) and row.editor.is_text:
+            # The text stays as typed, marked, so it can be corrected.
+            row.editor.mark_invalid(outcome.message)
         else:
+            self._show_status(outcome.message)
             self._refresh_values()
 
     def _rename(self) -> None:
@@ -1252,13 +1236,11 @@ class Inspector(QtWidgets.QWidget):
         new = self.name_edit.text()
         if new == layer.name:
             return
-        self._last_refusal = ""
-        if self.document.push(
-            RenameLayer(layer.name, new), f"Rename {layer.name} to {new}", graph=self._graph
-        ):
+        outcome = self.document.controller.rename(self._graph, layer.name, new)
+        if outcome:
             self.name_error.hide()
             return
-        self.name_error.setText(self._last_refusal or "The name was refused.")
+        self.name_error.setText(outcome.message)
         self.name_error.show()
         self.name_edit.setText(layer.name)
 

@@ -17,16 +17,15 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app import __version__
-from builder_app.core import ops
-from builder_app.core.clipboard import copy_nodes, paste_ops
-from builder_app.core.graph import SUBMODEL_CLASS, GraphError, ModelGraph, PortRef
+from builder_app.core.clipboard import copy_nodes
+from builder_app.core.editing import needs_layout
+from builder_app.core.graph import SUBMODEL_CLASS, ModelGraph
 from builder_app.core.project import (
     PROJECT_SUFFIX,
     Project,
@@ -34,14 +33,15 @@ from builder_app.core.project import (
     load_project,
     save_project,
 )
-from builder_app.core.text import format_shape
 from builder_app.exporters.registry import EXPORTERS, export
 from builder_app.ui import theme
 from builder_app.ui.canvas import GraphScene
 from builder_app.ui.document import Document, KerasLoader
+from builder_app.ui.editor.controller import EditorController, Refusal
+from builder_app.ui.editor.summary import SummaryModel
 from builder_app.ui.inspector import Inspector
 from builder_app.ui.palette import Palette, QuickAdd
-from builder_app.ui.render import needs_layout, render_scene
+from builder_app.ui.render import render_scene
 from builder_app.ui.view import GraphView
 
 AUTOSAVE_MS = 5_000
@@ -128,13 +128,17 @@ class MainWindow(QtWidgets.QMainWindow):
         summary = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(summary)
         column.setContentsMargins(4, 4, 4, 4)
-        self.summary_table = QtWidgets.QTableWidget(0, 4)
-        self.summary_table.setHorizontalHeaderLabels(["Layer (type)", "Output shape", "Param #", "Connected to"])
+        self.summary_model = SummaryModel(self)
+        self.summary_table = QtWidgets.QTableView()
+        self.summary_table.setModel(self.summary_model)
         self.summary_table.horizontalHeader().setStretchLastSection(True)
+        self.summary_table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
+        for index, width in enumerate((240, 180, 90)):
+            self.summary_table.setColumnWidth(index, width)
         self.summary_table.verticalHeader().hide()
         self.summary_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.summary_table.cellClicked.connect(self._summary_clicked)
+        self.summary_table.clicked.connect(self._summary_clicked)
         self.summary_totals = QtWidgets.QLabel()
         column.addWidget(self.summary_table)
         column.addWidget(self.summary_totals)
@@ -302,19 +306,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.document = document
         document.setParent(self)
         document.dirty_changed.connect(self._update_title)
-        document.refused.connect(self._refused)
+        document.controller.refused.connect(self._refused)
         document.computing.connect(self._computing)
-        document.shapes_updated.connect(self._summary_timer.start)
+        document.shapes_updated.connect(lambda _changes: self._summary_timer.start())
         document.graph_changed.connect(self._graph_changed)
         document.undo_stack.canUndoChanged.connect(self.actions_by_name["undo"].setEnabled)
         document.undo_stack.canRedoChanged.connect(self.actions_by_name["redo"].setEnabled)
         self.actions_by_name["undo"].setEnabled(False)
         self.actions_by_name["redo"].setEnabled(False)
-        if needs_layout(document.project):
-            from builder_app.core.layout import layered_positions
-
-            graph = document.graph
-            graph.apply(ops.Batch([ops.MoveNode(n, p) for n, p in layered_positions(graph).items()]))
         self.inspector = Inspector(document)
         if getattr(self, "_inspector_dock", None) is None:
             self._inspector_dock = self._dock("Inspector", self.inspector, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
@@ -401,6 +400,11 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.current_view().graph_scene
 
     @property
+    def controller(self) -> EditorController:
+        """Where every edit gesture of this window goes (the open document's controller)."""
+        return self.document.controller
+
+    @property
     def graph(self) -> ModelGraph:
         """The graph of the current tab."""
         return self.current_scene().graph
@@ -434,7 +438,8 @@ class MainWindow(QtWidgets.QMainWindow):
         else:  # the panels follow on shapes_updated
             self.statusBar().clearMessage()
 
-    def _refused(self, message: str) -> None:
+    def _refused(self, refusal: Refusal | str) -> None:
+        message = refusal.message if isinstance(refusal, Refusal) else refusal
         self.statusBar().showMessage(f"Not done: {message}", 8000)
 
     def _hint(self, text: str) -> None:
@@ -477,7 +482,7 @@ class MainWindow(QtWidgets.QMainWindow):
         graph = self.graph
         engine = document.engine_for(graph)
         self.problems.clear()
-        self.summary_table.setRowCount(0)
+        self.summary_model.show(graph, engine)
         if engine is None:
             self.status_params.setText("")
             waiting = "are being computed" if document.is_computing else "appear when Keras has loaded"
@@ -493,36 +498,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.problems_dock.setWindowTitle(f"Problems ({count})" if count else "Problems")
         if not count:
             self.problems.addItem("No problems: the model is valid.")
-        rows = graph.topological_order()
-        self.summary_table.setRowCount(len(rows))
-        for row, node_id in enumerate(rows):
-            result = engine.peek(node_id)
-            layer = graph.layer_of(node_id)
-            shapes = ", ".join(format_shape(s) for s in (result.output_shapes if result else [])) or "?"
-            params = "" if result is None or result.params is None else f"{result.params:,}"
-            sources = ", ".join(graph.label(ref.node) for ref in graph.inputs_of(node_id).values())
-            cells = [f"{graph.label(node_id)} ({layer.class_name.rpartition('.')[2]})", shapes, params, sources]
-            for column, text in enumerate(cells):
-                cell = QtWidgets.QTableWidgetItem(text)
-                cell.setData(QtCore.Qt.ItemDataRole.UserRole, node_id)
-                if result is not None and result.errors:
-                    cell.setForeground(theme.ERROR)
-                self.summary_table.setItem(row, column, cell)
-        self.summary_table.resizeColumnsToContents()
         total, trainable = engine.total_params(), engine.trainable_params()
         text = f"Total params: {total:,}   Trainable params: {trainable:,}   Non-trainable params: {total - trainable:,}"
         self.summary_totals.setText(text)
         self.status_params.setText(f"{total:,} params" + (f" · {count} problem{'s' * (count != 1)}" if count else ""))
+        # Reading the totals may have brought results up to date: the canvas hears of them now.
+        document.flush_changes()
 
     def _problem_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
         node_id = item.data(QtCore.Qt.ItemDataRole.UserRole)
         if node_id:
             self.focus_node(node_id)
 
-    def _summary_clicked(self, row: int, column: int) -> None:
-        item = self.summary_table.item(row, column)
-        if item is not None:
-            self.focus_node(item.data(QtCore.Qt.ItemDataRole.UserRole))
+    def _summary_clicked(self, index: QtCore.QModelIndex) -> None:
+        node_id = self.summary_model.node_at(index.row())
+        if node_id is not None:
+            self.focus_node(node_id)
 
     def focus_node(self, node_id: str) -> None:
         scene = self.current_scene()
@@ -561,24 +552,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if len(ids) != 1:
             self._refused("select the layer whose output feeds the block first")
             return None
-        source = ids[0]
-        node = self.graph.node(source)
-        stack = self.document.undo_stack
-        stack.beginMacro(f"Add {payload.partition(':')[2]} as a sub-model")
-        try:
-            new = self.current_view().insert(payload, QtCore.QPointF(node.position[0] + 330.0, node.position[1]), source)
-            self.document.update_shapes()
-            types = self._input_types(new) if new else None
-            if types is None:
-                return None
-            name = self.graph.unique_layer_name(payload.partition(":")[2].lower().replace(" ", "_").replace("-", "_"))
-            if self._push_built(lambda: ops.group_as_submodel(self.graph, new, types, name=name), "Group as sub-model") is None:
-                return None
-        finally:
-            stack.endMacro()
-        grouped = self.graph.nodes_of_layer(name)
-        scene.select_nodes(grouped)
-        return grouped[0] if grouped else None
+        x, y = self.graph.node(ids[0]).position
+        outcome = self.controller.insert_block_as_submodel(self.graph, payload, (x + 330.0, y), ids[0])
+        if not outcome:
+            return None
+        scene.select_nodes(outcome.nodes)
+        return outcome.nodes[0] if outcome.nodes else None
 
     def _open_quick_add(self, global_pos: QtCore.QPoint, scene_pos: QtCore.QPointF) -> None:
         self._quick_add_at = scene_pos
@@ -639,15 +618,11 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._paste_data(data)
 
     def _paste_data(self, data: Any, offset: tuple[float, float] = (40.0, 40.0)) -> list[str]:
-        try:
-            batch, new_ids = paste_ops(self.graph, data, offset)
-        except GraphError as exc:
-            self._refused(str(exc))
+        outcome = self.controller.paste(self.graph, data, offset)
+        if not outcome:
             return []
-        if self.document.push(batch, "Paste", graph=self.graph):
-            self.current_scene().select_nodes(new_ids)
-            return new_ids
-        return []
+        self.current_scene().select_nodes(outcome.nodes)
+        return list(outcome.nodes)
 
     def duplicate(self) -> list[str]:
         ids = self.current_scene().selected_ids()
@@ -655,55 +630,29 @@ class MainWindow(QtWidgets.QMainWindow):
             return []
         return self._paste_data(copy_nodes(self.graph, ids))
 
-    def _push_built(self, build: Callable[[], ops.Op], text: str) -> ops.Op | None:
-        """Builds an operation on the current graph and pushes it; a refusal goes to the status bar."""
-        try:
-            op = build()
-        except GraphError as exc:
-            self._refused(str(exc))
-            return None
-        return op if self.document.push(op, text, graph=self.graph) else None
-
     def call_again(self) -> None:
         ids = self.current_scene().selected_ids()
         if len(ids) != 1:
             return
         x, y = self.graph.node(ids[0]).position
-        op = self._push_built(lambda: ops.call_again(self.graph, ids[0], (x, y + 140.0)), "Call again")
-        if op is not None:
-            self.current_scene().select_nodes([op.node.id])
+        outcome = self.controller.call_again(self.graph, ids[0], (x, y + 140.0))
+        if outcome:
+            self.current_scene().select_nodes(outcome.nodes)
 
     def unshare(self) -> None:
         ids = self.current_scene().selected_ids()
         if len(ids) == 1:
-            self._push_built(lambda: ops.unshare(self.graph, ids[0]), "Unshare")
-
-    def _input_types(self, ids: list[str]) -> dict[PortRef, tuple[list[int | None], str]] | None:
-        graph = self.graph
-        chosen = set(ids)
-        types: dict[PortRef, tuple[list[int | None], str]] = {}
-        for node_id in ids:
-            for ref in graph.inputs_of(node_id).values():
-                if ref.node in chosen:
-                    continue
-                result = self.document.result(ref.node, graph)
-                if result is None or not result.outputs or ref.port >= len(result.outputs):
-                    self._refused(f"the shape of '{graph.label(ref.node)}' is unknown; fix it before grouping")
-                    return None
-                tensor = result.outputs[ref.port]
-                types[PortRef(*ref)] = (list(tensor.shape), tensor.dtype)
-        return types
+            self.controller.unshare(self.graph, ids[0])
 
     def group(self) -> None:
         ids = self.current_scene().selected_ids()
-        types = self._input_types(ids)
-        if types is not None:
-            self._push_built(lambda: ops.group_as_submodel(self.graph, ids, types), "Group as sub-model")
+        if ids:
+            self.controller.group(self.graph, ids)
 
     def ungroup(self) -> None:
         ids = self.current_scene().selected_ids()
         if len(ids) == 1:
-            self._push_built(lambda: ops.ungroup(self.graph, ids[0]), "Ungroup")
+            self.controller.ungroup(self.graph, ids[0])
 
     def open_selected_submodel(self) -> None:
         ids = self.current_scene().selected_ids()
@@ -716,7 +665,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if layer.submodel is not None:
             title = f"{self.tabs.tabText(self.tabs.currentIndex())} › {layer.name}"
             view = self.open_graph(layer.submodel, title)
-            if needs_layout(Project(layer.submodel)):
+            if needs_layout(layer.submodel):
                 view.graph_scene.layout()
         else:
             self._inspector_dock.show()
@@ -725,8 +674,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def extract_model(self) -> Path | None:
         """Saves the selected layers as a model of their own (asks where)."""
         ids = self.current_scene().selected_ids()
-        types = self._input_types(ids)
-        if types is None or not ids:
+        if not ids:
             return None
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Extract as model", "", PROJECT_FILTER)
         if not path:
@@ -734,18 +682,10 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.extract_to(ids, Path(path))
 
     def extract_to(self, ids: list[str], path: Path) -> Path | None:
-        types = self._input_types(ids)
-        if types is None:
-            return None
-        scratch = self.graph.clone()
-        try:
-            scratch.apply(ops.group_as_submodel(scratch, ids, types, name="extracted"))
-        except GraphError as exc:
-            self._refused(str(exc))
-            return None
-        model = scratch.layer("extracted").submodel
-        model.name = path.stem
         path = path.with_suffix(PROJECT_SUFFIX) if not path.suffix else path
+        model = self.controller.extract(self.graph, ids, path.stem)
+        if isinstance(model, Refusal):
+            return None
         try:
             save_project(Project(model), path)
         except (OSError, ValueError) as exc:
@@ -755,15 +695,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return path
 
     def set_outputs(self) -> None:
-        ids = self.current_scene().selected_ids()
-        graph = self.graph
-        outputs = []
-        for node_id in graph.topological_order():
-            if node_id in ids and not graph.is_input(node_id):
-                result = self.document.result(node_id, graph)
-                count = len(result.outputs) if result is not None and result.outputs else 1
-                outputs += [PortRef(node_id, p) for p in range(count)]
-        self.document.push(ops.SetModelIO(graph.explicit_inputs(), outputs), "Set model outputs", graph=graph)
+        self.controller.set_outputs(self.graph, self.current_scene().selected_ids())
 
     def auto_layout(self) -> None:
         self.current_scene().layout()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from builder_app.core.layout import layered_positions
 from builder_app.core.atomic import write_atomically
 from builder_app.core.project import Project
 
@@ -28,12 +27,6 @@ def ensure_application() -> QtWidgets.QApplication:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app = QtWidgets.QApplication(["builder-app"])
     return app  # type: ignore[return-value]
-
-
-def needs_layout(project: Project) -> bool:
-    """True when the nodes have no positions of their own (all stacked on one point)."""
-    positions = {node.position for node in project.graph.nodes.values()}
-    return len(project.graph.nodes) > 1 and len(positions) == 1
 
 
 def render_scene(scene, path: str | os.PathLike[str], scale: float = 1.0, fmt: str | None = None) -> QtCore.QSize:
@@ -110,15 +103,12 @@ def render_project(
 ) -> QtCore.QSize:
     """Draws ``project`` as the canvas shows it (shapes included) into ``path``."""
     ensure_application()
-    from builder_app.core.ops import Batch, MoveNode
     from builder_app.core.quiet import import_keras_quietly
     from builder_app.ui.canvas import GraphScene
     from builder_app.ui.document import Document
 
     import_keras_quietly()
-    if needs_layout(project):
-        project.graph.apply(Batch([MoveNode(n, p) for n, p in layered_positions(project.graph).items()]))
-    document = Document(project)
+    document = Document(project)  # lays out a project that has no positions
     document.attach_engine()
     document.engine.update()
     scene = GraphScene(document, dark=dark)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from builder_app.core.graph import GraphError
-from builder_app.ui.canvas import GraphScene, payload_ops
+from builder_app.ui.canvas import GraphScene
 from builder_app.ui.palette import LAYER_MIME, payload_from_mime
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 3.0
@@ -195,16 +194,12 @@ class GraphView(QtWidgets.QGraphicsView):
         """Adds a palette entry at a scene position; returns the new node ids ([] if refused)."""
         scene = self.graph_scene
         position = (round(scene_pos.x() / 10) * 10.0, round(scene_pos.y() / 10) * 10.0)
-        try:
-            op, text, new_ids = payload_ops(scene.graph, payload, position, source)
-        except GraphError as exc:
-            scene.document.refused.emit(str(exc))
+        outcome = scene.controller.insert(scene.graph, payload, position, source)
+        if not outcome:
             return []
-        if not scene.document.push(op, text, graph=scene.graph):
-            return []
-        scene.select_nodes(new_ids[-1:])
+        scene.select_nodes(outcome.nodes[-1:])
         self.minimap.refresh()
-        return new_ids
+        return list(outcome.nodes)
 
 
 class Minimap(QtWidgets.QFrame):

@@ -1,0 +1,247 @@
+"""The editor controller: the one door every editing gesture goes through.
+
+Widgets (the canvas, the view, the inspector, the window's menus) never build
+operations and never push them: they call a method here with what the user did
+(the graph of their tab, the payload dropped, the wire released, the value
+typed). The controller asks :mod:`builder_app.core.editing` and
+:mod:`builder_app.core.ops` for the operation, pushes it on the document's undo
+stack as one step, and answers with :class:`Applied` or a typed
+:class:`Refusal`, which it also announces on :attr:`EditorController.refused`
+for the status bar. Tests drive the same methods without a window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from PySide6 import QtCore
+
+from builder_app.core import editing, ops
+from builder_app.core.clipboard import paste_ops
+from builder_app.core.graph import MISSING, Edge, GraphError, GroupingError, ModelGraph, PortRef
+
+if TYPE_CHECKING:
+    from builder_app.ui.document import Document
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The gesture is done (one undo step); ``nodes`` are the nodes it added, if any."""
+
+    nodes: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The gesture was refused and nothing changed; ``error`` says why (its class, the kind of reason)."""
+
+    error: GraphError
+
+    def __bool__(self) -> bool:
+        return False
+
+    @property
+    def message(self) -> str:
+        return str(self.error)
+
+
+Outcome = Applied | Refusal
+
+
+class EditorController(QtCore.QObject):
+    """Turns gestures into undoable operations on a :class:`Document` (each document has one).
+
+    Every method takes the graph the gesture happened in (the model or one
+    sub-model's graph, as shown in the current tab).
+
+    Signals:
+        refused(Refusal): a gesture was refused.
+    """
+
+    refused = QtCore.Signal(object)
+
+    def __init__(self, document: Document, parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        self.document = document
+
+    # ------------------------------------------------------------ plumbing
+    def _push(
+        self,
+        graph: ModelGraph,
+        build: Callable[[], ops.Op | None],
+        text: str,
+        merge_key: Hashable | None = None,
+        nodes: Callable[[ops.Op], Iterable[str]] | None = None,
+    ) -> Outcome:
+        try:
+            op = build()
+            if op is None:
+                return Applied()
+            self.document.push(op, text, merge_key=merge_key, graph=graph)
+        except GraphError as error:
+            return self.refuse(error)
+        return Applied(tuple(nodes(op)) if nodes is not None else ())
+
+    def refuse(self, error: GraphError) -> Refusal:
+        """Announces a refusal (also for gestures refused before any operation is built)."""
+        refusal = Refusal(error)
+        self.refused.emit(refusal)
+        return refusal
+
+    def _engine(self, graph: ModelGraph):
+        return self.document.engine_for(graph)
+
+    # ------------------------------------------------------------ adding
+    def insert(
+        self, graph: ModelGraph, payload: str, position: tuple[float, float], source: str | None = None
+    ) -> Outcome:
+        """Adds a palette entry (a layer, an Input or a block) at ``position``.
+
+        With ``source``, the new layer's first input is wired to that node's first output.
+        """
+        built: dict[str, Any] = {}
+
+        def build() -> ops.Op:
+            op, built["text"], built["nodes"] = editing.palette_ops(graph, payload, position, source)
+            return op
+
+        try:
+            op = build()
+        except GraphError as error:
+            return self.refuse(error)
+        outcome = self._push(graph, lambda: op, built["text"])
+        return Applied(tuple(built["nodes"])) if outcome else outcome
+
+    def insert_block_as_submodel(
+        self, graph: ModelGraph, payload: str, position: tuple[float, float], source: str
+    ) -> Outcome:
+        """Inserts a block wired to ``source`` and groups it into one sub-model: one undo step.
+
+        Returns the sub-model's call as the added node.
+        """
+        try:
+            insert, _, added = editing.palette_ops(graph, payload, position, source)
+            name = editing.block_submodel_name(graph, payload)
+            # The group is built on the graph as it is with the block in it; the
+            # block comes out again at once, and both go on the stack as one step.
+            inverse = graph.apply(insert)
+            try:
+                group = editing.group_ops(graph, self._engine(graph), added, name=name)
+            finally:
+                graph.apply(inverse)
+        except GraphError as error:
+            return self.refuse(error)
+        text = f"Add {payload.partition(':')[2]} as a sub-model"
+        outcome = self._push(graph, lambda: ops.Batch([insert, group], text), text)
+        return Applied(tuple(graph.nodes_of_layer(name))) if outcome else outcome
+
+    def paste(self, graph: ModelGraph, data: Any, offset: tuple[float, float] = (40.0, 40.0)) -> Outcome:
+        """Pastes copied layers (plain JSON, checked like a project file)."""
+        try:
+            batch, new_ids = paste_ops(graph, data, offset)
+        except GraphError as error:
+            return self.refuse(error)
+        outcome = self._push(graph, lambda: batch, "Paste")
+        return Applied(tuple(new_ids)) if outcome else outcome
+
+    def call_again(self, graph: ModelGraph, node_id: str, position: tuple[float, float] | None = None) -> Outcome:
+        """A second call of a node's layer (shared weights)."""
+        return self._push(
+            graph, lambda: ops.call_again(graph, node_id, position), "Call again", nodes=lambda op: [op.node.id]
+        )
+
+    # ------------------------------------------------------------ wiring
+    def wire_problem(self, graph: ModelGraph, edge: Edge, detached: Edge | None = None) -> GraphError | None:
+        """Why dropping ``edge`` (after picking up ``detached``) would be refused, or None. Changes nothing."""
+        return ops.rewire_problem(graph, edge, detached)
+
+    def rewire(self, graph: ModelGraph, edge: Edge | None, detached: Edge | None = None) -> Outcome:
+        """Drops a wire: connects ``edge`` (replacing what its input held), removing ``detached``."""
+        batch: dict[str, ops.Batch | None] = {}
+
+        def build() -> ops.Op | None:
+            batch["op"] = ops.rewire(graph, edge, detached)
+            return batch["op"]
+
+        return self._push(graph, build, "Connect" if edge is not None else "Disconnect")
+
+    def connect(self, graph: ModelGraph, src: str, src_port: int, dst: str, dst_port: int) -> Outcome:
+        return self.rewire(graph, Edge(src, src_port, dst, dst_port))
+
+    # ------------------------------------------------------------ removing, moving
+    def delete(self, graph: ModelGraph, node_ids: Iterable[str], edges: Iterable[Edge] = ()) -> Outcome:
+        """Removes nodes (and their wires) and wires, as one step."""
+        batch = editing.delete_ops(graph, node_ids, edges)
+        if batch is None:
+            return Applied()
+        return self._push(graph, lambda: batch, batch.label)
+
+    def move(self, graph: ModelGraph, positions: Mapping[str, tuple[float, float]]) -> Outcome:
+        """Moves nodes (a drag of the selection is one step)."""
+        batch = editing.move_ops(graph, positions)
+        if batch is None:
+            return Applied()
+        return self._push(graph, lambda: batch, batch.label)
+
+    def layout(self, graph: ModelGraph, node_ids: Iterable[str] | None = None) -> Outcome:
+        """Lays the graph out automatically (one step)."""
+        return self._push(graph, lambda: editing.layout_ops(graph, node_ids), "Layout")
+
+    # ------------------------------------------------------------ layers
+    def set_param(self, graph: ModelGraph, layer: str, key: str, value: Any, *, merge: bool = False) -> Outcome:
+        """Sets one parameter of a layer; consecutive ``merge`` edits of one field are one step.
+
+        ``MISSING`` removes the parameter (Keras's default applies).
+        """
+        merge_key = (id(graph), layer, key) if merge else None
+        return self._push(graph, lambda: ops.SetParam(layer, key, value), f"Set {key} of {layer}", merge_key)
+
+    def reset_param(self, graph: ModelGraph, layer: str, key: str) -> Outcome:
+        return self.set_param(graph, layer, key, MISSING)
+
+    def rename(self, graph: ModelGraph, old: str, new: str) -> Outcome:
+        return self._push(graph, lambda: ops.RenameLayer(old, new), f"Rename {old} to {new}")
+
+    def unshare(self, graph: ModelGraph, node_id: str) -> Outcome:
+        return self._push(graph, lambda: ops.unshare(graph, node_id), "Unshare")
+
+    # ------------------------------------------------------------ sub-models, model I/O
+    def group(self, graph: ModelGraph, node_ids: list[str], name: str | None = None) -> Outcome:
+        """Groups the selection into one call of a new sub-model."""
+        engine = self._engine(graph)
+
+        def build() -> ops.Op:
+            return editing.group_ops(graph, engine, node_ids, name=name)
+
+        return self._push(graph, build, "Group as sub-model")
+
+    def ungroup(self, graph: ModelGraph, node_id: str) -> Outcome:
+        return self._push(graph, lambda: ops.ungroup(graph, node_id), "Ungroup")
+
+    def extract(self, graph: ModelGraph, node_ids: list[str], name: str) -> ModelGraph | Refusal:
+        """The selection as a model of its own (the graph is not changed)."""
+        if not node_ids:
+            return self.refuse(GroupingError("select the layers to extract first"))
+        try:
+            return editing.extracted_model(graph, self._engine(graph), node_ids, name)
+        except GraphError as error:
+            return self.refuse(error)
+
+    def set_outputs(self, graph: ModelGraph, node_ids: Iterable[str]) -> Outcome:
+        """Makes the selected nodes' tensors the model's outputs."""
+        return self._push(graph, lambda: editing.outputs_op(graph, self._engine(graph), node_ids), "Set model outputs")
+
+    def set_io(self, graph: ModelGraph, inputs: list[str], outputs: list[PortRef]) -> Outcome:
+        return self._push(graph, lambda: ops.SetModelIO(inputs, outputs), "Set model inputs and outputs")
+
+    # ------------------------------------------------------------ history
+    def undo(self) -> None:
+        self.document.undo_stack.undo()
+
+    def redo(self) -> None:
+        self.document.undo_stack.redo()

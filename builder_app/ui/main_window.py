@@ -39,7 +39,7 @@ from builder_app.ui.canvas import GraphScene
 from builder_app.ui.document import Document, KerasLoader
 from builder_app.ui.editor.controller import EditorController, Refusal
 from builder_app.ui.editor.summary import SummaryModel
-from builder_app.ui.inspector import Inspector
+from builder_app.ui.editor.inspector import Inspector
 from builder_app.ui.palette import Palette, QuickAdd
 from builder_app.ui.render import render_scene
 from builder_app.ui.view import GraphView

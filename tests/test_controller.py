@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from PySide6 import QtCore, QtWidgets
 
-from builder_app.core.graph import ConfigError, CycleError, Edge, GroupingError, LayerNameError, ModelGraph
+from builder_app.core.graph import (
+    ConfigError,
+    CycleError,
+    Edge,
+    GroupingError,
+    LayerNameError,
+    ModelGraph,
+)
 from builder_app.core.project import Project, load_project
 from builder_app.ui.canvas import node_face
 from builder_app.ui.document import KerasLoader

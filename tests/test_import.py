@@ -27,7 +27,7 @@ from builder_app.importers.keras_file import ModelImportError, import_model
 from tests.keras_compare import compare_with_keras
 from tests.test_keras_model import random_inputs, same_function
 from tests.test_python_code import assert_same_model, load_built, ops_model, write
-from tests.test_shapes import conv_zoo, recurrent_and_attention, shared_and_nested
+from tests.test_shapes import conv_zoo_to_run, recurrent_and_attention, shared_and_nested
 
 ROOT = Path(__file__).parents[1]
 
@@ -63,7 +63,7 @@ def attention_encoder():
 
 
 HAND_BUILT = {
-    "conv_zoo": conv_zoo,
+    "conv_zoo": conv_zoo_to_run,
     "shared_and_nested": shared_and_nested,
     "recurrent_and_attention": recurrent_and_attention,
     "masked_sequences": masked_sequences,

@@ -8,7 +8,12 @@ from builder_app.core.graph import ModelGraph
 from builder_app.core.keras_model import BuildError, build_keras_model
 from builder_app.core.ops import Connect, SetParam, add_layer
 from tests.keras_compare import graph_of
-from tests.test_shapes import conv_zoo, recurrent_and_attention, shared_and_nested, two_branches
+from tests.test_shapes import (
+    conv_zoo_to_run,
+    recurrent_and_attention,
+    shared_and_nested,
+    two_branches,
+)
 
 
 def random_inputs(model, seed=0):
@@ -32,7 +37,7 @@ def same_function(a, b, inputs):
 
 
 BUILDERS = [
-    conv_zoo,
+    conv_zoo_to_run,
     shared_and_nested,
     recurrent_and_attention,
     lambda: keras.applications.MobileNetV2(weights=None, input_shape=(64, 64, 3)),

@@ -15,9 +15,16 @@ from builder_app.core.project import load_project
 from builder_app.exporters.python_code import CodegenError, python_source
 from tests.keras_compare import graph_of
 from tests.test_keras_model import random_inputs, same_function
-from tests.test_shapes import conv_zoo, recurrent_and_attention, shared_and_nested, two_branches
+from tests.test_shapes import (
+    conv_zoo,
+    conv_zoo_to_run,
+    recurrent_and_attention,
+    shared_and_nested,
+    two_branches,
+)
 
 RUFF = Path(sys.executable).parent / "ruff"
+PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
 EXAMPLES = sorted((Path(__file__).parents[1] / "resources" / "examples").glob("*.kproj"))
 
 
@@ -52,7 +59,7 @@ def recurrent_cells_and_policies():
 
 
 BUILDERS = {
-    "conv_zoo": conv_zoo,
+    "conv_zoo": conv_zoo_to_run,
     "siamese": shared_and_nested,
     "recurrent": recurrent_and_attention,
     "ops": ops_model,
@@ -64,12 +71,21 @@ BUILDERS = {
 
 def write(source: str, path: Path) -> Path:
     path.write_text(source)
-    lint = subprocess.run(
-        [str(RUFF), "check", "--isolated", "--select", "E,F,W", "--line-length", "120", str(path)],
-        capture_output=True, text=True, check=False,
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert_ruff_clean(path)
     return path
+
+
+def assert_ruff_clean(path: Path) -> None:
+    """``ruff format --check`` and ``ruff check`` pass: with this project's config, and with ruff's defaults."""
+    for command in (
+        ["format", "--check", "--diff", "--config", str(PYPROJECT)],
+        ["check", "--no-cache", "--config", str(PYPROJECT)],
+        ["check", "--no-cache", "--isolated"],
+    ):
+        done = subprocess.run(
+            [str(RUFF), *command, str(path)], capture_output=True, text=True, check=False, cwd=path.parent
+        )
+        assert done.returncode == 0, f"ruff {' '.join(command[:2])}:\n{done.stdout}{done.stderr}"
 
 
 def load_built(path: Path) -> keras.Model:
@@ -105,11 +121,46 @@ def test_bundled_examples(example, tmp_path):
     assert_same_model(build_keras_model(graph), load_built(path))
 
 
-def test_without_ruff_the_code_is_formatted_by_construction(tmp_path):
+def test_the_code_is_formatted_by_construction_without_running_ruff(tmp_path, monkeypatch):
+    import shutil
+
+    def no_formatter(*args, **kwargs):
+        raise AssertionError(f"the exporter ran a program: {args[:1]}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_formatter)
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
     original = recurrent_and_attention()
-    source = python_source(graph_of(original), reformat=False)
-    assert all(len(line) < 100 for line in source.splitlines())
+    source = python_source(graph_of(original))
+    monkeypatch.undo()
+    assert all(len(line) <= 100 for line in source.splitlines())
     assert_same_model(original, load_built(write(source, tmp_path / "model.py")))
+
+
+def resnet_ish():
+    return keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3))
+
+
+RUFF_MODELS = {
+    "MobileNetV2": lambda: keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3)),
+    "ResNet50": resnet_ish,
+    "shared_and_nested": shared_and_nested,
+    "multi_output_recurrent": recurrent_and_attention,
+    "ops_and_states": recurrent_cells_and_policies,
+}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_passes_ruff(example, tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(python_source(load_project(example).graph))
+    assert_ruff_clean(path)
+
+
+@pytest.mark.parametrize("build", RUFF_MODELS.values(), ids=RUFF_MODELS.keys())
+def test_imported_models_pass_ruff(build, tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(python_source(graph_of(build())))
+    assert_ruff_clean(path)
 
 
 def test_runs_as_a_script_in_a_fresh_python(tmp_path):
@@ -121,7 +172,7 @@ def test_runs_as_a_script_in_a_fresh_python(tmp_path):
 
 def test_shared_layer_is_made_once_and_called_twice():
     source = python_source(graph_of(shared_and_nested()))
-    assert source.count('keras.layers.Dense(12, name="shared_proj")') == 1
+    assert source.count('layers.Dense(12, name="shared_proj")') == 1
     assert len(re.findall(r"= shared_proj\(", source)) == 2
     # The sub-model gets its own function, built once and called twice.
     assert "def build_tower() -> keras.Model:" in source
@@ -138,7 +189,9 @@ def test_defaults_are_left_out_and_objects_written_as_objects():
         assert default not in source
     conv = python_source(graph_of(conv_zoo()))
     assert 'padding="valid"' not in conv and 'padding="same"' in conv
-    assert "kernel_size=" not in conv and "(3, 3)" in conv
+    # keras.io style: leading arguments positional, a uniform kernel or stride as one number.
+    assert "kernel_size=" not in conv and 'layers.Conv2D(8, 3, strides=2, padding="same", name="c1")' in conv
+    assert "strides=(1, 2, 2)" in conv
 
 
 def test_operations_and_multiple_outputs_read_naturally():
@@ -148,11 +201,12 @@ def test_operations_and_multiple_outputs_read_naturally():
     assert "x[:, 0]" in ops and "x[..., 1:3]" in ops
     rnn = python_source(graph_of(recurrent_and_attention()))
     assert "lstm, lstm_state_h, lstm_state_c = " in rnn
-    assert "keras.layers.Bidirectional(\n        keras.layers.GRU(" in rnn
+    assert "layers.Bidirectional(\n        layers.GRU(" in rnn
     misc = python_source(graph_of(recurrent_cells_and_policies()))
-    assert "bi, bi_forward_h, bi_forward_c, bi_backward_h, bi_backward_c = " in misc
+    # The two states nothing reads are not named (ruff's RUF059).
+    assert "bi, bi_forward_h, _, _, bi_backward_c = " in misc
     assert 'dtype="mixed_float16"' in misc and "trainable=False" in misc
-    assert "keras.layers.LSTMCell(5, dropout=0.1" in misc
+    assert "layers.LSTMCell(5, dropout=0.1" in misc
 
 
 def test_awkward_layer_names_become_identifiers(tmp_path):

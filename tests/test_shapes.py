@@ -119,7 +119,7 @@ def test_every_catalog_layer_agrees_with_keras(class_name):
     assert accepted, f"no candidate input suits {class_name}; add one"
 
 
-def conv_zoo():
+def conv_zoo(cf_data_format="channels_first"):
     x = keras.Input((16, 16, 4), name="img")
     a = keras.layers.Conv2D(8, 3, strides=2, padding="same", dilation_rate=1, name="c1")(x)
     b = keras.layers.Conv2D(8, 3, dilation_rate=2, groups=4, name="c2")(x)
@@ -129,7 +129,7 @@ def conv_zoo():
     t2 = keras.layers.Conv2DTranspose(5, 4, strides=3, padding="same", name="t2")(a)
     t3 = keras.layers.Conv2DTranspose(5, 3, strides=2, dilation_rate=1, padding="valid", name="t3")(b)
     up = keras.layers.UpSampling2D((2, 3), interpolation="bilinear", name="up")(c)
-    cf = keras.layers.Conv2D(4, 3, data_format="channels_first", name="cf")(x)
+    cf = keras.layers.Conv2D(4, 3, data_format=cf_data_format, name="cf")(x)
     gn = keras.layers.GroupNormalization(groups=-1, name="instance_norm")(d)
     bn = keras.layers.BatchNormalization(momentum=0.9, name="bn")(gn)
     pools = [keras.layers.GlobalAveragePooling2D(name=f"g{i}")(t) for i, t in enumerate([t1, t2, t3, up, cf, bn])]
@@ -140,6 +140,35 @@ def conv_zoo():
     vol = keras.Input((6, 8, 8, 2), name="vol")
     c3 = keras.layers.Conv3DTranspose(3, 2, strides=(1, 2, 2), name="t3d")(vol)
     return keras.Model([x, seq, vol], [out, c1, c3])
+
+
+def conv_zoo_to_run():
+    """conv_zoo as this machine can run it.
+
+    Where TensorFlow has no channels_first convolution (no GPU, and a CPU build
+    without one, as on AMD processors), the app must say so on the 'cf' node and
+    refuse to run the model; checked here, the zoo is then run with 'cf'
+    convolving channels_last, so every other layer's outputs are still compared.
+    """
+    from builder_app.core import keras_compat
+    from builder_app.core.keras_model import (
+        BuildError,
+        build_keras_model,
+        refuse_if_it_cannot_run_here,
+    )
+
+    model = conv_zoo()
+    if keras_compat.channels_first_runs("conv", 2):
+        return model
+    graph = graph_of(model)
+    engine = ShapeEngine(graph)
+    [cf] = graph.nodes_of_layer("cf")
+    assert engine.result(cf).warnings == [keras_compat.CHANNELS_FIRST_ON_CPU]
+    assert engine.is_valid()  # the shapes are right: only running it here fails
+    with pytest.raises(BuildError) as refused:
+        refuse_if_it_cannot_run_here(build_keras_model(graph))
+    assert str(refused.value) == f"layer 'cf' cannot run here: {keras_compat.CHANNELS_FIRST_ON_CPU}"
+    return conv_zoo("channels_last")
 
 
 def shared_and_nested():

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from builder_app.core import keras_compat
+
 # --------------------------------------------------------------------------- #
 # Data types
 # --------------------------------------------------------------------------- #
@@ -363,10 +365,8 @@ def _serialized_name(cls: type, keras) -> str:
     if getattr(keras.layers, cls.__name__, None) is cls:
         return cls.__name__
     try:
-        from keras.src.api_export import get_name_from_symbol
-
-        exported = get_name_from_symbol(cls)
-    except ImportError:  # pragma: no cover - private API moved
+        exported = keras_compat.exported_name(cls)
+    except ImportError:  # pragma: no cover - private API moved (tests/test_keras_compat.py)
         exported = None
     if exported and exported.startswith("keras.layers."):
         return exported.rpartition(".")[2]
@@ -735,7 +735,7 @@ def _param_specs(name: str, cls: type, config: dict | None) -> tuple[ParamSpec, 
 
 
 def _module_part(cls: type) -> str:
-    """The package under ``keras.src.layers`` holding ``cls`` (``"convolutional"``)."""
+    """The package of Keras's layers holding ``cls`` (``"convolutional"``)."""
     parts = cls.__module__.split(".")
     if "layers" in parts:
         index = parts.index("layers")
@@ -988,11 +988,9 @@ def _identifiers(kind: str) -> frozenset[str]:
     names = set(classes)
     names |= {n for n in dir(module) if getattr(module, n) in classes.values()}
     try:  # Keras also resolves a few names it does not export ("uniform", "l1l2").
-        import importlib
-
-        private = importlib.import_module(f"keras.src.{module.__name__.rpartition('.')[2]}")
-        names |= {k for k, v in private.ALL_OBJECTS_DICT.items() if v in classes.values()}
-    except (ImportError, AttributeError):  # pragma: no cover - private API moved
+        registered = keras_compat.registered_objects(module.__name__.rpartition(".")[2])
+        names |= {k for k, v in registered.items() if v in classes.values()}
+    except (ImportError, AttributeError):  # pragma: no cover - private API moved (tests/test_keras_compat.py)
         pass
     return frozenset(names)
 
@@ -1014,10 +1012,8 @@ def activation_names() -> list[str]:
 @functools.cache
 def _dtype_names() -> tuple[str, ...]:
     try:
-        from keras.src.backend.common.dtypes import ALLOWED_DTYPES
-
-        names = list(ALLOWED_DTYPES)
-    except ImportError:  # pragma: no cover - private API moved
+        names = list(keras_compat.allowed_dtypes())
+    except ImportError:  # pragma: no cover - private API moved (tests/test_keras_compat.py)
         names = ["float16", "bfloat16", "float32", "float64", "int8", "int16", "int32",
                  "int64", "uint8", "uint16", "uint32", "uint64", "bool", "string"]
     return (*names, "mixed_float16", "mixed_bfloat16")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from builder_app.core import catalog
+from builder_app.core import catalog, keras_compat
 from builder_app.core.calls import call_arguments
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef
 from builder_app.core.shapes import (
@@ -58,6 +58,22 @@ def build_keras_model(graph: ModelGraph, *, with_weights: bool = True, validate:
     if problems:
         raise BuildError(problems_message(graph, problems))
     return _build(graph, graph.name, counts, with_weights)
+
+
+def refuse_if_it_cannot_run_here(model) -> None:
+    """Refuses, in one line naming the layer, a model this machine cannot run.
+
+    Building a model symbolically, exporting or saving it works anywhere; running
+    it (training, ``export --check``, inspecting activations) needs every kernel on
+    this machine. TensorFlow on some CPUs has no channels_first convolution.
+
+    Raises:
+        BuildError: A layer cannot run here.
+    """
+    names = keras_compat.layers_that_cannot_run_here(model)
+    if names:
+        more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+        raise BuildError(f"layer '{names[0]}' cannot run here: {keras_compat.CHANNELS_FIRST_ON_CPU}{more}")
 
 
 def _build(graph: ModelGraph, name: str, counts: dict[str, int] | None, with_weights: bool):

@@ -87,6 +87,7 @@ class _LayerState:
     real: bool = False  # built with real variables
     rebuilds: int = 0
     pristine_input_spec: Any = None
+    runs_here: bool | None = None  # None until asked (see _runs_here)
 
 
 class _Blocked(Exception):
@@ -429,6 +430,9 @@ class ShapeEngine:
             result.outputs = outputs
             if layer.class_name in _INTEGER_INPUT_LAYERS:
                 result.warnings = _warnings(graph, node_id, layer.class_name, inputs)
+            if not _runs_here(state, layer.config):
+                # The shapes are right and the model exports; only running it here fails.
+                result.warnings.append(keras_compat.CHANNELS_FIRST_ON_CPU)
         except _NodeError as exc:
             result.errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; all are node errors
@@ -684,6 +688,24 @@ def _instantiate(layer) -> _LayerState:
     return state
 
 
+def _runs_here(state: _LayerState, config: Mapping[str, Any]) -> bool:
+    """Whether this machine can run the layer (channels_first convolutions may not)."""
+    if state.runs_here is None:
+        state.runs_here = not _mentions_channels_first(config) or keras_compat.runs_here(state.instance)
+    return state.runs_here
+
+
+def _mentions_channels_first(value: Any) -> bool:
+    """Whether a config (nested layers included) may make a layer channels_first."""
+    if isinstance(value, Mapping):
+        if "data_format" in value and value["data_format"] in (None, "channels_first"):
+            return True
+        return any(isinstance(v, Mapping | list) and _mentions_channels_first(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_channels_first(v) for v in value)
+    return False
+
+
 def _unknown_class_message(class_name: str) -> str:
     reason = catalog.EXCLUDED.get(class_name)
     if reason:
@@ -793,21 +815,20 @@ def _plain_outputs(instance, input_spec, call, ports, inputs) -> list[TensorType
     The common case (one tensor in, ``compute_output_shape`` overridden) skips
     creating KerasTensors, which is most of the cost of a symbolic call.
     """
-    assert_input_compatibility = keras_compat.assert_input_compatibility
     if input_spec is _OPERATION:  # keras.ops operations check their own arguments
         args, kwargs = _call_arguments(call, ports, inputs)
         return _outputs(instance, args, kwargs)
     if len(inputs) == 1 and _single_tensor_call(call, ports) and _is_fast(type(instance)):
         ((_, tensor),) = inputs.values()
-        assert_input_compatibility(input_spec, _Spec(tensor), instance.name)
+        keras_compat.assert_input_compatibility(input_spec, _Spec(tensor), instance.name)
         return _shape_outputs(instance, tensor.shape)
     if call is None and ports.style == "list" and _is_merge(type(instance)):
         tensors = [t for _, t in (inputs[p] for p in sorted(inputs))]
-        assert_input_compatibility(input_spec, [_Spec(t) for t in tensors], instance.name)
+        keras_compat.assert_input_compatibility(input_spec, [_Spec(t) for t in tensors], instance.name)
         shape = instance.compute_output_shape([t.shape for t in tensors])
         return [TensorType(_shape(shape), instance.compute_dtype)]
     args, kwargs = _call_arguments(call, ports, inputs)
-    assert_input_compatibility(input_spec, args[0] if args else None, instance.name)
+    keras_compat.assert_input_compatibility(input_spec, args[0] if args else None, instance.name)
     return _outputs(instance, args, kwargs)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from builder_app.core.graph import ModelGraph
-from builder_app.core.keras_model import build_keras_model
+from builder_app.core.keras_model import BuildError, build_keras_model, refuse_if_it_cannot_run_here
 
 #: Outputs that differ by more than this fail the check.
 TOLERANCE = 1e-4
@@ -75,9 +75,14 @@ def check_export(
         seed: Seed of the random inputs.
 
     Raises:
-        CheckError: The artifact did not load or run in a fresh Python.
+        CheckError: The artifact did not load or run in a fresh Python, or the
+            model cannot run on this machine.
     """
     model = model or build_keras_model(graph)
+    try:
+        refuse_if_it_cannot_run_here(model)  # here, and in the fresh Python on this machine
+    except BuildError as exc:
+        raise CheckError(str(exc)) from None
     inputs = _random_inputs(model, seed)
     expected = [np.asarray(o) for o in _flatten(model(inputs if len(inputs) > 1 else inputs[0], training=False))]
     with tempfile.TemporaryDirectory(prefix="builder-app-check-") as scratch:

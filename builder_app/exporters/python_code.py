@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from builder_app.core import catalog
+from builder_app.core import catalog, keras_compat
 from builder_app.core.calls import call_arguments
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snake_case
 from builder_app.core.shapes import ShapeEngine, is_operation, make_keras_layer, problems_message
@@ -65,14 +65,7 @@ _LAYER_ARGS = {"layer", "backward_layer", "cell"}
 # Single-strength regularizers read best as ``L2(0.01)``, default or not.
 _POSITIONAL_STRENGTH = {"L1", "L2"}
 # Public keras.ops namespaces for the private modules operations live in.
-_OPS_NAMESPACES = {
-    "keras.src.ops.numpy": "numpy",
-    "keras.src.ops.nn": "nn",
-    "keras.src.ops.math": "math",
-    "keras.src.ops.core": "core",
-    "keras.src.ops.linalg": "linalg",
-    "keras.src.ops.image": "image",
-}
+_OPS_NAMESPACES = keras_compat.OPERATION_MODULES
 
 
 class CodegenError(ValueError):

@@ -27,11 +27,11 @@ def export_keras(graph: ModelGraph, path: str | os.PathLike[str], *, model=None)
     Returns:
         The Keras model written (``model`` when given: the caller's build).
     """
-    from keras.src.saving import saving_lib
+    from builder_app.core import keras_compat
 
     model = model or build_keras_model(graph)
     # Keras writes a .keras archive to an open file too: the atomic writer's.
-    write_atomically(path, lambda handle: saving_lib.save_model(model, handle))
+    write_atomically(path, lambda handle: keras_compat.save_model(model, handle))
     return model
 
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from builder_app.core import keras_compat
 from builder_app.core.graph import INPUT_CLASS, GraphError, Layer, ModelGraph, Node, PortRef
 from builder_app.core.ops import AddNode, Connect, SetModelIO
 
@@ -119,7 +120,7 @@ def _layer_record(item: Mapping[str, Any], where: str) -> tuple[str, str, dict[s
     if not isinstance(name, str):
         raise ConfigError(f"{where}: a {class_name} layer has no name")
     module = item.get("module")
-    if isinstance(module, str) and module not in ("keras.layers", "keras", "keras.models", "keras.src.models.functional", "keras.src.models.sequential"):
+    if isinstance(module, str) and module not in ("keras.layers", "keras", "keras.models", *keras_compat.MODEL_MODULES):
         # Keep where it came from, so the unknown class is named fully.
         if class_name not in MODEL_CLASSES and not module.startswith("keras.layers"):
             class_name = f"{module}.{class_name}"
@@ -468,7 +469,7 @@ def _from_tf_op_lambda(config: dict[str, Any], inbound: Any) -> tuple[str, dict[
         if kwargs:
             return unchanged
         calls.append({"args": args, "kwargs": {}, _KERAS2: True})
-    return f"keras.src.ops.{operation}", {}, calls
+    return keras_compat.operation_class_name(*operation.split(".", 1)), {}, calls
 
 
 def _keras3_tensor(history: list[Any]) -> dict[str, Any]:

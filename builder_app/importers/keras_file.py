@@ -271,28 +271,15 @@ def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[st
     model = _rebuilt(graph, warnings)
     if model is None:
         return
-    from keras.src.saving import saving_lib
+    from builder_app.core import keras_compat
 
-    store = saving_lib.H5IOStore(weights_path, mode="r")
-    try:
+    with keras_compat.weights_store(weights_path) as store:
         for layer, obj, path in _saved_paths(graph, model, "layers"):
-            errors: dict[int, Any] = {}
-            saving_lib._load_state(
-                obj,
-                weights_store=store,
-                assets_store=None,
-                inner_path=path,
-                visited_saveables=set(),
-                failed_saveables=set(),
-                error_msgs=errors,
-            )
-            if errors:
-                _, exc = next(iter(errors.values()))
+            exc = keras_compat.load_saved_state(obj, store, path)
+            if exc is not None:
                 warnings.append(f"layer '{layer.name}': its weights were not imported ({_one_line(exc)})")
             elif obj.weights:
                 layer.weights = [np.array(w) for w in obj.get_weights()]
-    finally:
-        store.close()
 
 
 def _rebuilt(graph: ModelGraph, warnings: list[str]):
@@ -345,9 +332,9 @@ def _unique(name: str, used: dict[str, int]) -> str:
 
 
 def _snake_case(name: str) -> str:
-    from keras.src.utils.naming import to_snake_case
+    from builder_app.core import keras_compat
 
-    return to_snake_case(name)
+    return keras_compat.to_snake_case(name)
 
 
 def _is_operation(layer: Layer) -> bool:

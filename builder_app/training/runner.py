@@ -332,7 +332,11 @@ def _one_line(text: str, limit: int = 400) -> str:
 def _train(job: _Job, queue, stop, pause) -> None:
     import keras
 
-    from builder_app.core.keras_model import build_keras_model, copy_weights_to_graph
+    from builder_app.core.keras_model import (
+        build_keras_model,
+        copy_weights_to_graph,
+        refuse_if_it_cannot_run_here,
+    )
     from builder_app.core.project import project_from_bytes, save_project
     from builder_app.core.training_settings import resolve
     from builder_app.training import data as data_module
@@ -352,6 +356,7 @@ def _train(job: _Job, queue, stop, pause) -> None:
     strategy = _strategy(devices)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_keras_model(project.graph)
+        refuse_if_it_cannot_run_here(model)
         model.compile(
             optimizer=_optimizer(settings),
             loss=settings["loss"][0] if len(settings["loss"]) == 1 else settings["loss"],

@@ -30,7 +30,7 @@ import sys, time
 t0 = time.perf_counter()
 from PySide6 import QtCore, QtWidgets
 app = QtWidgets.QApplication([])
-from builder_app.ui.main_window import MainWindow
+from builder_app.ui.editor.window import MainWindow
 window = MainWindow()
 window.show()
 def first_event():
@@ -113,7 +113,7 @@ def _big_model() -> list[tuple[str, str]]:
     from builder_app.core.ops import Batch, MoveNode
     from builder_app.core.project import load_project
     from builder_app.ui.document import Document, KerasLoader
-    from builder_app.ui.main_window import MainWindow
+    from builder_app.ui.editor.window import MainWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     loader = KerasLoader()

@@ -154,7 +154,7 @@ def _gui(path: Path | None) -> int:
             file=sys.stderr,
         )
         return EXIT_UNREADABLE
-    from builder_app.ui.main_window import run_app
+    from builder_app.ui.editor.window import run_app
 
     return run_app(path)
 

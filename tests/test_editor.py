@@ -17,7 +17,7 @@ from builder_app.core.graph import ModelGraph
 from builder_app.core.project import Project, load_project
 from builder_app.ui.canvas import NodeItem, WireItem, port_y
 from builder_app.ui.document import KerasLoader
-from builder_app.ui.main_window import MainWindow
+from builder_app.ui.editor.window import MainWindow
 from builder_app.ui.palette import mime_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"
@@ -274,7 +274,7 @@ def test_recover_after_a_crash(qtbot, loader, tmp_path):
         from builder_app.core.project import load_project
         from builder_app.core import ops
         from builder_app.ui.document import KerasLoader
-        from builder_app.ui.main_window import MainWindow
+        from builder_app.ui.editor.window import MainWindow
         window = MainWindow(load_project({str(EXAMPLES / "iris_mlp.kproj")!r}), loader=KerasLoader())
         graph = window.document.graph
         node = next(n for n in graph.nodes if graph.layer_of(n).class_name == "Dense")

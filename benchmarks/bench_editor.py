@@ -112,7 +112,7 @@ def _big_model() -> list[tuple[str, str]]:
     from builder_app.core.layout import layered_positions
     from builder_app.core.ops import Batch, MoveNode
     from builder_app.core.project import load_project
-    from builder_app.ui.document import Document, KerasLoader
+    from builder_app.ui.editor.document import Document, KerasLoader
     from builder_app.ui.editor.window import MainWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])

@@ -20,9 +20,9 @@ from builder_app.core.graph import (
     ModelGraph,
 )
 from builder_app.core.project import Project, load_project
-from builder_app.ui.canvas import node_face
-from builder_app.ui.document import KerasLoader
+from builder_app.ui.editor.canvas import node_face
 from builder_app.ui.editor.controller import Applied, Refusal
+from builder_app.ui.editor.document import KerasLoader
 from builder_app.ui.editor.window import MainWindow
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"

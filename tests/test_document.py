@@ -9,8 +9,8 @@ import pytest
 from builder_app.core import ops
 from builder_app.core.project import load_project
 from builder_app.core.shapes import ShapeEngine
-from builder_app.ui import document as document_module
-from builder_app.ui.document import Document
+from builder_app.ui.editor import document as document_module
+from builder_app.ui.editor.document import Document
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"
 

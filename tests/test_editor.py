@@ -15,10 +15,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from builder_app.core import ops
 from builder_app.core.graph import ModelGraph
 from builder_app.core.project import Project, load_project
-from builder_app.ui.canvas import NodeItem, WireItem, port_y
-from builder_app.ui.document import KerasLoader
+from builder_app.ui.editor.canvas import NodeItem, WireItem, port_y
+from builder_app.ui.editor.document import KerasLoader
+from builder_app.ui.editor.palette import mime_data
 from builder_app.ui.editor.window import MainWindow
-from builder_app.ui.palette import mime_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"
 ROOT = Path(__file__).resolve().parents[1]
@@ -273,7 +273,7 @@ def test_recover_after_a_crash(qtbot, loader, tmp_path):
         app = QtWidgets.QApplication([])
         from builder_app.core.project import load_project
         from builder_app.core import ops
-        from builder_app.ui.document import KerasLoader
+        from builder_app.ui.editor.document import KerasLoader
         from builder_app.ui.editor.window import MainWindow
         window = MainWindow(load_project({str(EXAMPLES / "iris_mlp.kproj")!r}), loader=KerasLoader())
         graph = window.document.graph

@@ -16,7 +16,7 @@ from builder_app.core.keras_model import build_keras_model
 from builder_app.core.layout import layered_positions
 from builder_app.core.project import Project, load_project
 from builder_app.core.shapes import ShapeEngine
-from builder_app.ui.document import KerasLoader
+from builder_app.ui.editor.document import KerasLoader
 from builder_app.ui.editor.window import MainWindow
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"

@@ -12,7 +12,7 @@ from builder_app.core import catalog, ops
 from builder_app.core.graph import ModelGraph
 from builder_app.core.project import load_project
 from builder_app.core.shapes import ShapeEngine
-from builder_app.ui.document import Document
+from builder_app.ui.editor.document import Document
 from builder_app.ui.editor.inspector import EMPTY_TEXT, LOADING_TEXT, Inspector
 
 EXAMPLES = Path(__file__).parents[1] / "resources" / "examples"

@@ -6,7 +6,7 @@ import pytest
 from PySide6 import QtCore
 
 from builder_app.core import catalog
-from builder_app.ui.palette import (
+from builder_app.ui.editor.palette import (
     LAYER_MIME,
     LOADING_TEXT,
     Palette,

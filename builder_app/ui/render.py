@@ -104,8 +104,8 @@ def render_project(
     """Draws ``project`` as the canvas shows it (shapes included) into ``path``."""
     ensure_application()
     from builder_app.core.quiet import import_keras_quietly
-    from builder_app.ui.canvas import GraphScene
-    from builder_app.ui.document import Document
+    from builder_app.ui.editor.canvas import GraphScene
+    from builder_app.ui.editor.document import Document
 
     import_keras_quietly()
     document = Document(project)  # lays out a project that has no positions

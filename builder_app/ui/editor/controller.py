@@ -23,7 +23,7 @@ from builder_app.core.clipboard import paste_ops
 from builder_app.core.graph import MISSING, Edge, GraphError, GroupingError, ModelGraph, PortRef
 
 if TYPE_CHECKING:
-    from builder_app.ui.document import Document
+    from builder_app.ui.editor.document import Document
 
 
 @dataclass(frozen=True)

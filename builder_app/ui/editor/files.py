@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from builder_app.core.project import PROJECT_SUFFIX, ProjectLoadError, load_project, save_project
-from builder_app.ui.document import Document
+from builder_app.ui.editor.document import Document
 
 MAX_RECENT = 10
 PROJECT_FILTER = f"builder-app projects (*{PROJECT_SUFFIX})"

@@ -33,7 +33,7 @@ from builder_app.core.graph import (
 )
 from builder_app.core.text import format_shape
 from builder_app.core.values import InvalidValue, same, short_text
-from builder_app.ui.document import Document
+from builder_app.ui.editor.document import Document
 from builder_app.ui.editor.param_editors import (
     ERROR_RED,
     Editor,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from builder_app.ui.canvas import GraphScene
-from builder_app.ui.palette import LAYER_MIME, payload_from_mime
+from builder_app.ui.editor.canvas import GraphScene
+from builder_app.ui.editor.palette import LAYER_MIME, payload_from_mime
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 3.0
 

@@ -1,7 +1,7 @@
 """The editor window: palette, canvas tabs, inspector, problems, summary, files and recovery.
 
 Widgets are touched from the GUI thread only. Keras loads on a background thread
-(:class:`~builder_app.ui.document.KerasLoader`) and announces itself with a queued
+(:class:`~builder_app.ui.editor.document.KerasLoader`) and announces itself with a queued
 signal; until then the canvas works and shapes say nothing.
 
 Autosave writes the project (a project file, never a pickle) to a recovery file
@@ -30,12 +30,13 @@ from builder_app.core.project import (
 )
 from builder_app.exporters.registry import EXPORTERS
 from builder_app.ui import theme
-from builder_app.ui.canvas import GraphScene
-from builder_app.ui.document import Document, KerasLoader
+from builder_app.ui.editor.canvas import GraphScene
 from builder_app.ui.editor.controller import EditorController, Refusal
+from builder_app.ui.editor.document import Document, KerasLoader
 from builder_app.ui.editor.exporting import DIAGRAM_EXPORTS, Exports, export_kinds
 from builder_app.ui.editor.files import PROJECT_FILTER, ProjectFiles, settings
 from builder_app.ui.editor.inspector import Inspector
+from builder_app.ui.editor.palette import Palette, QuickAdd
 from builder_app.ui.editor.recovery import (
     RecoverySlot,
     discard,
@@ -44,8 +45,7 @@ from builder_app.ui.editor.recovery import (
     recovery_key,
 )
 from builder_app.ui.editor.summary import SummaryModel
-from builder_app.ui.palette import Palette, QuickAdd
-from builder_app.ui.view import GraphView
+from builder_app.ui.editor.view import GraphView
 
 AUTOSAVE_MS = 5_000
 CLIPBOARD_MIME = "application/x-builder-app-layers"

@@ -23,7 +23,7 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -31,6 +31,7 @@ from builder_app.core import catalog, keras_compat
 from builder_app.core.calls import call_arguments, template_ports
 from builder_app.core.events import Change, ChangeKind
 from builder_app.core.graph import INPUT_CLASS, ModelGraph, PortRef
+from builder_app.core.text import format_shape
 
 Shape = tuple[int | None, ...]
 
@@ -220,11 +221,6 @@ class ShapeEngine:
             if layer.submodel is not None and _holds(layer.submodel, graph):
                 return self._subengine(name).engine_for(graph)
         return None
-
-    def model_errors(self) -> list[str]:
-        """Problems of the model as a whole (no input, no output...)."""
-        self.update()
-        return list(self._model_errors)
 
     def errors(self) -> list[tuple[str | None, str]]:
         """Every error as (node id or None for the model, message), in graph order."""
@@ -990,11 +986,6 @@ def _input_result(name: str, config: Mapping[str, Any]) -> NodeResult:
     except Exception:  # noqa: BLE001
         return NodeResult(errors=[f"Input '{name}': unknown dtype {dtype!r}"])
     return NodeResult(outputs=[TensorType(_shape(shape), dtype)], params=0, trainable_params=0)
-
-
-def format_shape(shape: Iterable[int | None]) -> str:
-    dims = [("None" if d is None else str(d)) for d in shape]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def _clean_message(exc: BaseException) -> str:

@@ -44,6 +44,7 @@ from builder_app.core.layout import layered_positions
 from builder_app.core.ops import Batch, MoveNode
 from builder_app.core.project import Project
 from builder_app.core.safe_io import GIB, MIB, Refused, size_text
+from builder_app.core.text import one_line
 from builder_app.importers.keras_config import ConfigError, graph_from_model_config
 
 # Limits on what importing accepts (read at call time, so tests can lower them).
@@ -111,7 +112,7 @@ def import_model(path: str | os.PathLike[str]) -> ImportResult:
         problem = "not enough memory to read it"
     except Exception as exc:  # the contract: one error type, one line
         problem = f"cannot be read ({type(exc).__name__}: {exc})"
-    raise ModelImportError(f"{name}: {' '.join(problem.split())[:300]}") from None
+    raise ModelImportError(f"{name}: {one_line(problem)}") from None
 
 
 def _import(path: Path) -> ImportResult:
@@ -277,7 +278,7 @@ def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[st
         for layer, obj, path in _saved_paths(graph, model, "layers"):
             exc = keras_compat.load_saved_state(obj, store, path)
             if exc is not None:
-                warnings.append(f"layer '{layer.name}': its weights were not imported ({_one_line(exc)})")
+                warnings.append(f"layer '{layer.name}': its weights were not imported ({one_line(exc, 200)})")
             elif obj.weights:
                 layer.weights = [np.array(w) for w in obj.get_weights()]
 
@@ -492,9 +493,3 @@ def _finish(graph: ModelGraph, warnings: list[str]) -> ImportResult:
     positions = layered_positions(graph)
     graph.apply(Batch([MoveNode(node, position) for node, position in positions.items()]))
     return ImportResult(Project(graph), warnings)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-

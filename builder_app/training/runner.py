@@ -31,6 +31,7 @@ from typing import Any
 
 from builder_app.core.project import Project, load_project, project_to_bytes
 from builder_app.core.runs import record_run
+from builder_app.core.text import one_line
 from builder_app.training import events
 from builder_app.training.events import Event, EventKind, FinalEvent, FinishStatus, Started
 
@@ -311,9 +312,9 @@ def _describe_failure(exc: BaseException) -> dict[str, str]:
     from builder_app.training.data import DataError
 
     if isinstance(exc, (DataError, SettingsError, BuildError)):
-        return {"message": _one_line(str(exc)), "hint": getattr(exc, "hint", "")}
+        return {"message": one_line(str(exc), 400), "hint": getattr(exc, "hint", "")}
     name = type(exc).__name__
-    text = _one_line(str(exc))
+    text = one_line(str(exc), 400)
     if name == "ResourceExhaustedError" or "out of memory" in text.lower() or isinstance(exc, MemoryError):
         return {"message": f"out of memory while training ({name})", "hint": "try a smaller batch size"}
     where = ""
@@ -322,11 +323,6 @@ def _describe_failure(exc: BaseException) -> dict[str, str]:
         last = frames[-1]
         where = f" (in {Path(last.filename).name}, line {last.lineno})"
     return {"message": f"training failed: {name}: {text}{where}", "hint": ""}
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _train(job: _Job, queue, stop, pause) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from builder_app.core import keras_compat
 from builder_app.core.docstrings import arg_docs, first_sentence
+from builder_app.core.text import json_plain
 
 # --------------------------------------------------------------------------- #
 # Data types
@@ -448,31 +449,6 @@ def _describable(name: str) -> bool:
 
 
 # --------------------------------------------------------------------------- #
-# JSON helpers
-# --------------------------------------------------------------------------- #
-
-
-def _json_safe(value: Any) -> Any:
-    """Tuples to lists, numpy scalars to Python numbers, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return _json_safe(item())
-        except (TypeError, ValueError):
-            pass
-    tolist = getattr(value, "tolist", None)  # numpy arrays
-    if callable(tolist):
-        return _json_safe(tolist())
-    return value
-
-
-# --------------------------------------------------------------------------- #
 # Default configs
 # --------------------------------------------------------------------------- #
 
@@ -507,7 +483,7 @@ def _default_config(name: str) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             instance = cls(**_starting_kwargs(name, cls))
-    config = _json_safe(instance.get_config())
+    config = json_plain(instance.get_config())
     config.pop("name", None)
     return config
 
@@ -650,11 +626,11 @@ def _param_specs(name: str, cls: type, config: dict | None) -> tuple[ParamSpec, 
             continue
         seen.add(param.name)
         required = param.default is inspect.Parameter.empty
-        sig_default = None if required else _json_safe(param.default)
+        sig_default = None if required else json_plain(param.default)
         if config is not None and param.name in config and (name, param.name) not in _VOLATILE:
             value = config[param.name]
         elif required:
-            value = _json_safe(_STARTING.get(param.name))
+            value = json_plain(_STARTING.get(param.name))
         else:
             value = sig_default
         specs.append(_make_param(name, cls, param.name, value, sig_default, required, docs))
@@ -851,7 +827,7 @@ def _object_params(cls: type) -> tuple[ParamSpec, ...]:
     specs = []
     for param in _signature_params(cls):
         required = param.default is inspect.Parameter.empty
-        value = None if required else _json_safe(param.default)
+        value = None if required else json_plain(param.default)
         choices = None
         if param.name == "mode" and cls.__name__ == "VarianceScaling":
             choices = ("fan_in", "fan_out", "fan_avg")

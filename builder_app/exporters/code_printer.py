@@ -137,9 +137,15 @@ def literal(value: Any, *, as_tuple: bool = False) -> Expr:
         return string(value)
     if isinstance(value, list | tuple):
         items = [literal(v, as_tuple=as_tuple) for v in value]
-        return Seq("(", items, ")") if as_tuple or isinstance(value, tuple) else Seq("[", items, "]")
+        return (
+            Seq("(", items, ")") if as_tuple or isinstance(value, tuple) else Seq("[", items, "]")
+        )
     if isinstance(value, Mapping):
-        return Seq("{", [Pair(string(str(k)), literal(v, as_tuple=as_tuple)) for k, v in value.items()], "}")
+        return Seq(
+            "{",
+            [Pair(string(str(k)), literal(v, as_tuple=as_tuple)) for k, v in value.items()],
+            "}",
+        )
     raise TypeError(f"cannot write {type(value).__name__} values")
 
 
@@ -197,7 +203,9 @@ def _flat_trailer(trailer: _Trailer) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def statement(target: str | Sequence[str] | None, expr: Expr, depth: int = 1, width: int = LINE_LENGTH) -> list[str]:
+def statement(
+    target: str | Sequence[str] | None, expr: Expr, depth: int = 1, width: int = LINE_LENGTH
+) -> list[str]:
     """The lines of ``target = expr`` (``target`` "return": ``return expr``; None: ``expr``).
 
     ``target`` may be several names (``a, b = expr``); ``depth`` is the indentation level.
@@ -244,18 +252,36 @@ def _layout(expr: Expr, depth: int, prefix: str, suffix: str, width: int, rhs: b
     if not trailers or not trailers[-1].items:
         # A name or ``f()``: in parentheses when that makes it fit, else as it is.
         inner = pad + INDENT + flat(expr)
-        return [pad + prefix + "(", inner, pad + ")" + suffix] if opening and len(inner) <= width else own
+        return (
+            [pad + prefix + "(", inner, pad + ")" + suffix]
+            if opening and len(inner) <= width
+            else own
+        )
     first = next(i for i, t in enumerate(trailers) if t.items)
-    first_line = pad + prefix + head + "".join(_flat_trailer(t) for t in trailers[:first]) + trailers[first].open
+    first_line = (
+        pad
+        + prefix
+        + head
+        + "".join(_flat_trailer(t) for t in trailers[:first])
+        + trailers[first].open
+    )
     if len(first_line) <= width or not opening:
         return own
     exploded = [pad + prefix + "(", *_exploded(expr, depth + 1, "", ""), pad + ")" + suffix]
-    return _parenthesized(expr, depth, prefix, suffix, width) if all(len(x) <= width for x in exploded) else own
+    return (
+        _parenthesized(expr, depth, prefix, suffix, width)
+        if all(len(x) <= width for x in exploded)
+        else own
+    )
 
 
 def _parenthesized(expr: Expr, depth: int, prefix: str, suffix: str, width: int) -> list[str]:
     pad = INDENT * depth
-    return [pad + prefix + "(", *_layout(expr, depth + 1, "", "", width, rhs=False), pad + ")" + suffix]
+    return [
+        pad + prefix + "(",
+        *_layout(expr, depth + 1, "", "", width, rhs=False),
+        pad + ")" + suffix,
+    ]
 
 
 def _exploded(expr: Expr, depth: int, prefix: str, suffix: str) -> list[str]:
@@ -284,7 +310,9 @@ def _exploded(expr: Expr, depth: int, prefix: str, suffix: str) -> list[str]:
     return [*lines, current + suffix]
 
 
-def _split_chain(head: str, trailers: list[_Trailer], depth: int, prefix: str, suffix: str, width: int) -> list[str]:
+def _split_chain(
+    head: str, trailers: list[_Trailer], depth: int, prefix: str, suffix: str, width: int
+) -> list[str]:
     """``head(...)(...)`` split bracket by bracket, from the left.
 
     A bracket stays on the line when the line up to the next bracket's opening

@@ -101,7 +101,9 @@ def _write_onnx(project: Project, path: Path, model: Any) -> None:
 def _onnx_unavailable() -> str | None:
     from builder_app.exporters.onnx_export import INSTALL_HINT, onnx_available
 
-    return None if onnx_available() else f"ONNX export needs tf2onnx and onnxruntime: {INSTALL_HINT}"
+    return (
+        None if onnx_available() else f"ONNX export needs tf2onnx and onnxruntime: {INSTALL_HINT}"
+    )
 
 
 def _write_train_script(project: Project, path: Path, model: Any) -> None:
@@ -114,18 +116,56 @@ def _write_train_script(project: Project, path: Path, model: Any) -> None:
 EXPORTERS: dict[str, Exporter] = {
     e.kind: e
     for e in (
-        Exporter("python", "Keras functional code", "F.py", "Python Code…", ".py", "Python (*.py)", _write_python, True),
         Exporter(
-            "keras", "a .keras model with weights", "F.keras", ".keras Model…", ".keras", "Keras model (*.keras)",
-            _write_keras, True,
+            kind="python",
+            help="Keras functional code",
+            metavar="F.py",
+            label="Python Code…",
+            suffix=".py",
+            file_filter="Python (*.py)",
+            write=_write_python,
+            checkable=True,
         ),
-        Exporter("savedmodel", "a TensorFlow SavedModel", "DIR", "SavedModel…", "", None, _write_savedmodel, True),
         Exporter(
-            "onnx", "an ONNX model", "F.onnx", "ONNX…", ".onnx", "ONNX (*.onnx)", _write_onnx, True, _onnx_unavailable
+            kind="keras",
+            help="a .keras model with weights",
+            metavar="F.keras",
+            label=".keras Model…",
+            suffix=".keras",
+            file_filter="Keras model (*.keras)",
+            write=_write_keras,
+            checkable=True,
         ),
         Exporter(
-            "train-script", "a training script", "F.py", "Training Script…", "_train.py", "Python (*.py)",
-            _write_train_script, False,
+            kind="savedmodel",
+            help="a TensorFlow SavedModel",
+            metavar="DIR",
+            label="SavedModel…",
+            suffix="",
+            file_filter=None,
+            write=_write_savedmodel,
+            checkable=True,
+        ),
+        Exporter(
+            kind="onnx",
+            help="an ONNX model",
+            metavar="F.onnx",
+            label="ONNX…",
+            suffix=".onnx",
+            file_filter="ONNX (*.onnx)",
+            write=_write_onnx,
+            checkable=True,
+            unavailable=_onnx_unavailable,
+        ),
+        Exporter(
+            kind="train-script",
+            help="a training script",
+            metavar="F.py",
+            label="Training Script…",
+            suffix="_train.py",
+            file_filter="Python (*.py)",
+            write=_write_train_script,
+            checkable=False,
         ),
     )
 }

@@ -1,4 +1,4 @@
-"""Keras's verdict on a wire before it is made (core.shapes.check_wire)."""
+"""Keras's verdict on a wire before it is made (core.wire_check.check_wire)."""
 
 from pathlib import Path
 
@@ -6,7 +6,8 @@ from builder_app.core import ops
 from builder_app.core.catalog import default_config
 from builder_app.core.graph import Edge, ModelGraph
 from builder_app.core.project import load_project
-from builder_app.core.shapes import ShapeEngine, check_wire
+from builder_app.core.shapes import ShapeEngine
+from builder_app.core.wire_check import check_wire
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"
 

@@ -3,7 +3,7 @@
 Every exporter that needs a real model (``.keras``, SavedModel, ONNX), the
 importer (which loads weights into it) and the training runner start here.
 Keras is imported only when a model is built. Layers are made through the same
-safe path as shape inference (:func:`builder_app.core.shapes.make_keras_layer`),
+safe path as shape inference (:func:`builder_app.core.keras_build.make_keras_layer`),
 calls through the same call templates, so the model Keras builds is the graph
 the user sees.
 """
@@ -15,13 +15,9 @@ from typing import Any
 from builder_app.core import catalog, keras_compat
 from builder_app.core.calls import call_arguments
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef
-from builder_app.core.shapes import (
-    LayerError,
-    ShapeEngine,
-    is_operation,
-    make_keras_layer,
-    problems_message,
-)
+from builder_app.core.keras_build import LayerError, is_operation, make_keras_layer
+from builder_app.core.messages import problems_message
+from builder_app.core.shapes import ShapeEngine
 
 
 class BuildError(ValueError):

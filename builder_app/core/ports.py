@@ -25,7 +25,7 @@ def layer_ports(class_name: str):
 
 
 def _is_operation(class_name: str) -> bool:
-    from builder_app.core.shapes import is_operation
+    from builder_app.core.keras_build import is_operation
 
     return is_operation(class_name)
 

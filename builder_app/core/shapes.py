@@ -12,40 +12,54 @@ needs real variables falls back to a real build. After an edit, only nodes whose
 inputs or layer changed recompute, and propagation stops where outputs are
 unchanged.
 
-Keras is imported lazily (on the first :meth:`ShapeEngine.update`); this module
-never imports Qt.
+This module is the incremental engine: what to recompute, when, and what each
+node's result is. Making and calling the Keras objects is
+:mod:`builder_app.core.keras_build`; the sentences it puts on nodes are
+:mod:`builder_app.core.messages`; the check of a wire being dragged is
+:mod:`builder_app.core.wire_check`. Keras is imported lazily (on the first
+:meth:`ShapeEngine.update`); this module never imports Qt.
 """
 
 from __future__ import annotations
 
 import gc
 import json
-import math
-import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from builder_app.core import catalog, keras_compat
-from builder_app.core.calls import call_arguments, template_ports
 from builder_app.core.events import Change, ChangeKind
 from builder_app.core.graph import INPUT_CLASS, ModelGraph, PortRef
-from builder_app.core.text import format_shape
+from builder_app.core.keras_build import (
+    OPERATION,
+    LayerState,
+    Ports,
+    Shape,
+    TensorType,
+    as_shape,
+    build_layer,
+    call_facts,
+    call_key,
+    call_outputs,
+    import_keras,
+    instantiate,
+    is_operation,
+    keras_call_arguments,
+    plain_outputs,
+    runs_here,
+)
+from builder_app.core.messages import (
+    INTEGER_INPUT_LAYERS,
+    NodeError,
+    clean_message,
+    count_of,
+    describe_failure,
+    node_warnings,
+)
 
-Shape = tuple[int | None, ...]
-
-#: Layers that look up integer ids (a float input is cast, and worth a warning).
-_INTEGER_INPUT_LAYERS = {"Embedding", "ReversibleEmbedding"}
-#: Layers whose messages say "merge": their inputs must agree in shape.
-_ELEMENTWISE_MERGES = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
-
-
-class TensorType(NamedTuple):
-    """A symbolic tensor: its shape (batch dimension first) and dtype."""
-
-    shape: Shape
-    dtype: str
+#: The usual call: one tensor, nothing else.
+_SINGLE_CALL: dict[str, Any] = {"args": [{"port": 0}], "kwargs": {}}
 
 
 @dataclass
@@ -74,23 +88,6 @@ class NodeResult:
         return [t.shape for t in self.outputs or []]
 
 
-@dataclass
-class _LayerState:
-    """The Keras instance standing for one graph layer."""
-
-    instance: Any = None
-    error: str | None = None
-    build_key: Any = None
-    build_error: Exception | None = None
-    build_outputs: list[TensorType] | None = None
-    params: int | None = None
-    trainable_params: int | None = None
-    real: bool = False  # built with real variables
-    rebuilds: int = 0
-    pristine_input_spec: Any = None
-    runs_here: bool | None = None  # None until asked (see _runs_here)
-
-
 class _Blocked(Exception):
     """An input is unknown because of an error upstream."""
 
@@ -113,7 +110,7 @@ class ShapeEngine:
         self.graph = graph
         self.version = 0
         self._results: dict[str, NodeResult] = {}
-        self._states: dict[str, _LayerState] = {}
+        self._states: dict[str, LayerState] = {}
         self._subengines: dict[str, tuple[ShapeEngine, int]] = {}
         self._dirty: set[str] = set(graph.nodes)
         self._stale_layers: set[str] = set(graph.layers)
@@ -310,7 +307,7 @@ class ShapeEngine:
             if self._model_stale:
                 self._check_model()
             return set()
-        _keras()
+        import_keras()
         for name in self._stale_layers:
             self._states.pop(name, None)
             self._pending_builds.discard(name)
@@ -381,7 +378,7 @@ class ShapeEngine:
             # Unknown inputs: nothing is known here (a count from an earlier
             # build could be stale), and the error belongs upstream.
             return NodeResult(blocked_by=blocked.nodes)
-        except _NodeError as exc:
+        except NodeError as exc:
             return NodeResult(errors=[str(exc)])
         if layer.submodel is not None:
             return self._compute_submodel_call(node_id, inputs)
@@ -401,13 +398,13 @@ class ShapeEngine:
             else:
                 _check_template(graph, node_id, call, inputs)
             if first == node_id:
-                key = (tuple(t for _, t in inputs.values()), _call_key(call))
+                key = (tuple(t for _, t in inputs.values()), call_key(call))
                 if state.build_key == key and state.build_error is None:
                     outputs = state.build_outputs
                 elif self._defer_builds and state.build_key is not None and state.build_error is None:
                     # Built before for other inputs: shapes now, rebuild later.
                     self._pending_builds.add(layer.name)
-                    outputs = _plain_outputs(state.instance, state.pristine_input_spec, call, ports, inputs)
+                    outputs = plain_outputs(state.instance, state.pristine_input_spec, call, ports, inputs)
                 else:
                     if state.build_key != key:
                         state.build_key = key
@@ -417,22 +414,22 @@ class ShapeEngine:
                     outputs = state.build_outputs
             else:
                 if state.build_key is None or state.build_error is not None:
-                    raise _NodeError(
+                    raise NodeError(
                         f"'{graph.label(node_id)}' calls the shared layer '{layer.name}', "
                         f"which its first call '{graph.label(first)}' could not build"
                     )
-                outputs = _plain_outputs(state.instance, state.instance.input_spec, call, ports, inputs)
+                outputs = plain_outputs(state.instance, state.instance.input_spec, call, ports, inputs)
             result.params, result.trainable_params = state.params, state.trainable_params
             result.outputs = outputs
-            if layer.class_name in _INTEGER_INPUT_LAYERS:
-                result.warnings = _warnings(graph, node_id, layer.class_name, inputs)
-            if not _runs_here(state, layer.config):
+            if layer.class_name in INTEGER_INPUT_LAYERS:
+                result.warnings = node_warnings(graph, node_id, layer.class_name, inputs)
+            if not runs_here(state, layer.config):
                 # The shapes are right and the model exports; only running it here fails.
                 result.warnings.append(keras_compat.CHANNELS_FIRST_ON_CPU)
-        except _NodeError as exc:
+        except NodeError as exc:
             result.errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; all are node errors
-            result.errors.append(self._describe(node_id, layer.class_name, inputs, exc))
+            result.errors.append(describe_failure(self.graph, node_id, layer.class_name, inputs, exc))
         return result
 
     def _ports_of(self, class_name: str):
@@ -451,7 +448,7 @@ class ShapeEngine:
                 blocked.extend(source.blocked_by if source and source.blocked_by else [ref.node])
                 continue
             if ref.port >= len(source.outputs):
-                raise _NodeError(
+                raise NodeError(
                     f"input {port} comes from output {ref.port} of "
                     f"'{self.graph.label(ref.node)}', which has only "
                     f"{len(source.outputs)} output(s)"
@@ -461,38 +458,20 @@ class ShapeEngine:
             raise _Blocked(list(dict.fromkeys(blocked)))
         return found
 
-    def _state(self, layer_name: str) -> _LayerState:
+    def _state(self, layer_name: str) -> LayerState:
         state = self._states.get(layer_name)
         if state is None:
-            state = self._states[layer_name] = _instantiate(self.graph.layers[layer_name])
+            state = self._states[layer_name] = instantiate(self.graph.layers[layer_name])
         return state
 
-    def _build(self, state: _LayerState, call, ports, inputs) -> None:
+    def _build(self, state: LayerState, call, ports, inputs) -> None:
         state.build_error = None
         try:
-            args, kwargs = _call_arguments(call, ports, inputs)
-            state.build_outputs = _build_layer(state, args, kwargs)
+            args, kwargs = keras_call_arguments(call, ports, inputs)
+            state.build_outputs = build_layer(state, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure to build is the node's error
             state.params = state.trainable_params = state.build_outputs = None
             state.build_error = exc
-
-    def _describe(self, node_id: str, class_name: str, inputs, exc: Exception) -> str:
-        graph = self.graph
-        message = _clean_message(exc)
-        sources = [(graph.label(ref.node), t.shape) for _, (ref, t) in sorted(inputs.items())]
-        if class_name in _ELEMENTWISE_MERGES and len({s for _, s in sources}) > 1:
-            listed = " vs ".join(f"{format_shape(s)} from '{name}'" for name, s in sources)
-            return f"{class_name} needs inputs of one shape: {listed}"
-        if class_name == "Concatenate" and sources:
-            listed = ", ".join(f"{format_shape(s)} from '{name}'" for name, s in sources)
-            return f"Concatenate needs inputs that match except on the concatenation axis: {listed}"
-        if len(sources) == 1:
-            name, shape = sources[0]
-            return f"{message} (input {format_shape(shape)} from '{name}')"
-        if sources:
-            listed = ", ".join(f"{format_shape(s)} from '{name}'" for name, s in sources)
-            return f"{message} (inputs {listed})"
-        return message
 
     def _compute_operation(self, node_id: str, inputs) -> NodeResult:
         """A ``keras.ops`` call recorded in a functional model (e.g. ``x + 1``)."""
@@ -503,13 +482,13 @@ class ShapeEngine:
         node = self.graph.node(node_id)
         try:
             _check_template(self.graph, node_id, node.call or _SINGLE_CALL, inputs)
-            ports = _Ports("single", ("x",), 1, None if node.call is not None else 1)
-            args, kwargs = _call_arguments(node.call, ports, inputs)
-            outputs = _outputs(state.instance, args, kwargs)
-        except _NodeError as exc:
+            ports = Ports("single", ("x",), 1, None if node.call is not None else 1)
+            args, kwargs = keras_call_arguments(node.call, ports, inputs)
+            outputs = call_outputs(state.instance, args, kwargs)
+        except NodeError as exc:
             return NodeResult(errors=[str(exc)])
         except Exception as exc:  # noqa: BLE001 - Keras's own refusal, on the node
-            return NodeResult(errors=[self._describe(node_id, layer.class_name, inputs, exc)])
+            return NodeResult(errors=[describe_failure(self.graph, node_id, layer.class_name, inputs, exc)])
         return NodeResult(outputs=outputs, params=0, trainable_params=0)
 
     # ------------------------------------------------------------ sub-models
@@ -562,7 +541,7 @@ class ShapeEngine:
                 result.outputs = engine.run(given)
         except Exception as exc:  # noqa: BLE001 - reported on the calling node
             result.errors.append(
-                f"sub-model '{layer.name}' cannot take these inputs: {_clean_message(exc)}"
+                f"sub-model '{layer.name}' cannot take these inputs: {clean_message(exc)}"
             )
         return result
 
@@ -592,376 +571,15 @@ class ShapeEngine:
             else:
                 state = self._state(layer.name)
                 ports = (
-                    _Ports("single", ("x",), 1, None)
+                    Ports("single", ("x",), 1, None)
                     if is_operation(layer.class_name)
                     else self._ports_of(layer.class_name)
                 )
-                spec = _OPERATION if is_operation(layer.class_name) else state.instance.input_spec
-                outputs = _plain_outputs(state.instance, spec, graph.node(node_id).call, ports, node_inputs)
+                spec = OPERATION if is_operation(layer.class_name) else state.instance.input_spec
+                outputs = plain_outputs(state.instance, spec, graph.node(node_id).call, ports, node_inputs)
             for port, tensor in enumerate(outputs):
                 values[PortRef(node_id, port)] = tensor
         return [values[ref] for ref in self._model_output_refs()]
-
-
-class _NodeError(Exception):
-    """A problem already phrased for the user."""
-
-
-# --------------------------------------------------------------------- Keras
-def _keras():
-    """Imports Keras once (with the weight recorder, see keras_compat)."""
-    return keras_compat.import_keras()
-
-
-def problems_message(graph: ModelGraph, problems: list[tuple[str | None, str]]) -> str:
-    """One line for a model with errors: the first, where it is, and how many more."""
-    node, message = problems[0]
-    where = f"'{graph.label(node)}': " if node else ""
-    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-    return f"the model is not valid: {where}{message}{more}"
-
-
-def is_operation(class_name: str) -> bool:
-    """Whether a class name is a ``keras.ops`` operation (module-qualified)."""
-    return keras_compat.operation_module(class_name) is not None
-
-
-class _Ports(NamedTuple):
-    style: str
-    names: tuple[str, ...]
-    min_inputs: int
-    max_inputs: int | None
-
-
-class LayerError(ValueError):
-    """A graph layer cannot become a Keras object; the message says why."""
-
-
-def make_keras_layer(layer):
-    """The Keras object for a graph layer (not a sub-model), made safely.
-
-    Only classes of the catalog (or keras.ops operations) are made, and only
-    after every nested object in the config was checked against Keras's own
-    classes: ``from_config`` would otherwise import whatever a file names.
-
-    Raises:
-        LayerError: Unknown class, unsafe or invalid config.
-    """
-    if is_operation(layer.class_name):
-        try:
-            cls = keras_compat.operation_class(layer.class_name)
-        except KeyError:
-            raise LayerError(_unknown_class_message(layer.class_name)) from None
-        try:
-            return cls(**{k: v for k, v in layer.config.items() if k != "name"}, name=layer.name)
-        except Exception as exc:  # noqa: BLE001 - bad arguments, in Keras's words
-            raise LayerError(
-                f"{layer.class_name.rpartition('.')[2]} '{layer.name}': {_clean_message(exc)}"
-            ) from None
-    try:
-        cls = catalog.keras_class(layer.class_name)
-    except KeyError:
-        raise LayerError(_unknown_class_message(layer.class_name)) from None
-    problems = catalog.check_config(layer.class_name, layer.config)
-    if problems:
-        raise LayerError(f"{layer.class_name} '{layer.name}': {problems[0]}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return cls.from_config({**layer.config, "name": layer.name})
-    except Exception as exc:  # noqa: BLE001 - bad parameters, in Keras's words
-        raise LayerError(f"{layer.class_name} '{layer.name}': {_clean_message(exc)}") from None
-
-
-def _instantiate(layer) -> _LayerState:
-    state = _LayerState()
-    try:
-        state.instance = make_keras_layer(layer)
-    except LayerError as exc:
-        state.error = str(exc)
-        return state
-    state.pristine_input_spec = getattr(state.instance, "input_spec", None)
-    return state
-
-
-def _runs_here(state: _LayerState, config: Mapping[str, Any]) -> bool:
-    """Whether this machine can run the layer (channels_first convolutions may not)."""
-    if state.runs_here is None:
-        state.runs_here = not _mentions_channels_first(config) or keras_compat.runs_here(state.instance)
-    return state.runs_here
-
-
-def _mentions_channels_first(value: Any) -> bool:
-    """Whether a config (nested layers included) may make a layer channels_first."""
-    if isinstance(value, Mapping):
-        if "data_format" in value and value["data_format"] in (None, "channels_first"):
-            return True
-        return any(isinstance(v, Mapping | list) and _mentions_channels_first(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_mentions_channels_first(v) for v in value)
-    return False
-
-
-def _unknown_class_message(class_name: str) -> str:
-    reason = catalog.EXCLUDED.get(class_name)
-    if reason:
-        return f"{class_name} is shown but not run: {reason}"
-    return f"unknown layer {class_name}"
-
-
-def _build_layer(state: _LayerState, args, kwargs) -> list[TensorType]:
-    """Builds the layer for these inputs, recording weight shapes, not creating them.
-
-    Returns:
-        The outputs of the call that built it.
-    """
-    instance = state.instance
-    if instance.built:
-        if state.real or state.rebuilds >= 20:
-            # Rebuilding in place leaves stale sub-layers behind; start afresh.
-            fresh = type(instance).from_config(instance.get_config())
-            state.instance, state.real, state.rebuilds = fresh, False, 0
-            instance = fresh
-        else:
-            keras_compat.unbuild(instance)
-            instance.input_spec = state.pristine_input_spec
-            state.rebuilds += 1
-    call_spec = keras_compat.call_spec(instance, args, kwargs)
-    keras_compat.assert_input_compatibility(instance.input_spec, call_spec.first_arg, instance.name)
-    with keras_compat.recording_weights() as records:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                keras_compat.maybe_build(instance, call_spec)
-            outputs = _outputs(instance, args, kwargs)
-            recorded = True
-        except Exception:  # noqa: BLE001 - retried below with real weights
-            recorded = False
-    if recorded:
-        existing = instance.weights  # created outside build (in __init__), real
-        state.params = sum(n for n, _ in records) + sum(math.prod(w.shape) for w in existing)
-        state.trainable_params = sum(n for n, t in records if t) + sum(
-            math.prod(w.shape) for w in instance.trainable_weights
-        )
-        return outputs
-    # The layer needs real variables to build (or the inputs are wrong): build a
-    # fresh instance for real, which also yields Keras's own error message.
-    fresh = type(instance).from_config(instance.get_config())
-    state.instance, state.real, state.rebuilds = fresh, True, 0
-    state.pristine_input_spec = fresh.input_spec
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fresh(*args, **kwargs)
-    state.params = fresh.count_params()
-    state.trainable_params = sum(math.prod(w.shape) for w in fresh.trainable_weights)
-    return _outputs(fresh, args, kwargs)
-
-
-#: The usual call: one tensor, nothing else.
-_SINGLE_CALL: dict[str, Any] = {"args": [{"port": 0}], "kwargs": {}}
-#: Stands for the input spec of a keras.ops operation (they have none to check).
-_OPERATION = object()
-
-
-def _single_tensor_call(call, ports) -> bool:
-    """Whether the call passes one tensor first and only constants besides.
-
-    Keras then gives ``compute_output_shape`` that tensor's shape alone (constant
-    arguments such as ``training=False`` or ``mask=None`` never reach it).
-    """
-    if call is None:
-        return ports.style == "single"
-    return _call_facts(call)[1]
-
-
-# Facts about call templates, by identity: a node's template is replaced, never
-# mutated, so the object itself is the key (and is kept alive by the entry).
-_call_cache: dict[int, tuple[dict[str, Any], str, bool, frozenset[int]]] = {}
-
-
-def _call_facts(call: dict[str, Any]) -> tuple[str, bool, frozenset[int]]:
-    """(a key for the call, whether it passes one tensor first, its ports)."""
-    entry = _call_cache.get(id(call))
-    if entry is None or entry[0] is not call:
-        args = call.get("args") or []
-        ports = frozenset(template_ports(call))
-        single = bool(args) and args[0] == {"port": 0} and ports == {0}
-        if len(_call_cache) > 100_000:
-            _call_cache.clear()
-        entry = _call_cache[id(call)] = (call, json.dumps(call, sort_keys=True), single, ports)
-    return entry[1], entry[2], entry[3]
-
-
-def _call_key(call: dict[str, Any] | None) -> str | None:
-    return None if call is None else _call_facts(call)[0]
-
-
-class _Spec:
-    """What ``assert_input_compatibility`` reads of a tensor, without a KerasTensor."""
-
-    __slots__ = ("shape", "dtype")
-
-    def __init__(self, tensor: TensorType):
-        self.shape, self.dtype = tensor.shape, tensor.dtype
-
-
-def _plain_outputs(instance, input_spec, call, ports, inputs) -> list[TensorType]:
-    """Outputs of calling an already built layer, checked against ``input_spec``.
-
-    The common case (one tensor in, ``compute_output_shape`` overridden) skips
-    creating KerasTensors, which is most of the cost of a symbolic call.
-    """
-    if input_spec is _OPERATION:  # keras.ops operations check their own arguments
-        args, kwargs = _call_arguments(call, ports, inputs)
-        return _outputs(instance, args, kwargs)
-    if len(inputs) == 1 and _single_tensor_call(call, ports) and _is_fast(type(instance)):
-        ((_, tensor),) = inputs.values()
-        keras_compat.assert_input_compatibility(input_spec, _Spec(tensor), instance.name)
-        return _shape_outputs(instance, tensor.shape)
-    if call is None and ports.style == "list" and _is_merge(type(instance)):
-        tensors = [t for _, t in (inputs[p] for p in sorted(inputs))]
-        keras_compat.assert_input_compatibility(input_spec, [_Spec(t) for t in tensors], instance.name)
-        shape = instance.compute_output_shape([t.shape for t in tensors])
-        return [TensorType(_shape(shape), instance.compute_dtype)]
-    args, kwargs = _call_arguments(call, ports, inputs)
-    keras_compat.assert_input_compatibility(input_spec, args[0] if args else None, instance.name)
-    return _outputs(instance, args, kwargs)
-
-
-_merge_classes: dict[type, bool] = {}
-
-
-def _is_merge(cls: type) -> bool:
-    """Whether the class computes its output spec exactly as Keras's Merge does.
-
-    That is: ``compute_output_shape`` of the list of shapes, in the compute dtype.
-    """
-    merge = _merge_classes.get(cls)
-    if merge is None:
-        merge = _merge_classes[cls] = cls.compute_output_spec is keras_compat.merge_class().compute_output_spec
-    return merge
-
-
-# Layers for which Keras's compute_output_spec reduces to compute_output_shape
-# with the single input's shape and the layer's compute dtype.
-_fast_classes: dict[type, bool] = {}
-
-
-def _is_fast(cls: type) -> bool:
-    fast = _fast_classes.get(cls)
-    if fast is None:
-        Layer = _keras().layers.Layer  # noqa: N806 - the class
-
-        fast = (
-            cls.compute_output_spec is Layer.compute_output_spec
-            and cls.compute_output_shape is not Layer.compute_output_shape
-        )
-        _fast_classes[cls] = fast
-    return fast
-
-
-def _outputs(instance, args, kwargs) -> list[TensorType]:
-    keras = _keras()
-    if not kwargs and len(args) == 1 and isinstance(args[0], keras.KerasTensor) and _is_fast(type(instance)):
-        return _shape_outputs(instance, args[0].shape)
-    spec = instance.compute_output_spec(*args, **kwargs)
-    return [
-        TensorType(_shape(t.shape), keras.backend.standardize_dtype(t.dtype))
-        for t in keras.tree.flatten(spec)
-        if t is not None
-    ]
-
-
-def _shape_outputs(instance, input_shape: Shape) -> list[TensorType]:
-    """What Layer.compute_output_spec makes of compute_output_shape (see Keras)."""
-    shape = instance.compute_output_shape(input_shape)
-    if isinstance(shape, list) and shape and isinstance(shape[0], int | type(None)):
-        shape = tuple(shape)
-    dtype = instance.compute_dtype
-    if isinstance(shape, tuple) and (not shape or isinstance(shape[0], int | type(None))):
-        return [TensorType(_shape(shape), dtype)]
-    return [TensorType(_shape(s), dtype) for s in _flatten_shapes(shape)]
-
-
-def _flatten_shapes(structure) -> list[Shape]:
-    if isinstance(structure, dict):
-        return [s for v in structure.values() for s in _flatten_shapes(v)]
-    if isinstance(structure, list | tuple) and (
-        not structure or isinstance(structure[0], int | type(None))
-    ):
-        return [tuple(structure)]
-    return [s for v in structure for s in _flatten_shapes(v)]
-
-
-def _shape(shape) -> Shape:
-    return tuple(None if d is None else int(d) for d in shape)
-
-
-def _tensor(t: TensorType):
-    # A name skips Keras's automatic naming, a regex per tensor.
-    return _keras().KerasTensor(t.shape, dtype=t.dtype, name="input")
-
-
-def _call_arguments(call, ports, inputs) -> tuple[list[Any], dict[str, Any]]:
-    """The call's arguments, with KerasTensors standing for the inputs."""
-    return call_arguments(call, ports, {port: _tensor(t) for port, (_, t) in inputs.items()})
-
-
-def _check_template(graph: ModelGraph, node_id: str, call, inputs) -> None:
-    """A recorded call needs exactly the ports its template names."""
-    wanted = _call_facts(call)[2]
-    missing = sorted(wanted - set(inputs))
-    if missing:
-        raise _NodeError(f"input {missing[0]} of '{graph.label(node_id)}' is not connected")
-    extra = sorted(set(inputs) - wanted)
-    if extra:
-        source = graph.label(inputs[extra[0]][0].node)
-        raise _NodeError(
-            f"'{graph.label(node_id)}' takes {_count(len(wanted), 'input')}, "
-            f"but input {extra[0]} is connected to '{source}'"
-        )
-
-
-def _check_arity(graph: ModelGraph, node_id: str, class_name: str, ports, inputs) -> None:
-    if len(inputs) == 1 and 0 in inputs and ports.min_inputs <= 1:
-        return  # the common case: one tensor into port 0
-    label = graph.label(node_id)
-    connected = sorted(inputs)
-    n = len(connected)
-    if ports.max_inputs is not None:
-        extra = [p for p in connected if p >= ports.max_inputs]
-        if extra:
-            source = graph.label(inputs[extra[0]][0].node)
-            raise _NodeError(
-                f"{class_name} '{label}' takes {_count(ports.max_inputs, 'input')}, "
-                f"but input {extra[0]} is connected to '{source}'"
-            )
-    if n < ports.min_inputs:
-        need = "needs" if ports.max_inputs == ports.min_inputs else "needs at least"
-        have = "none is" if n == 0 else f"{n} {'is' if n == 1 else 'are'}"
-        names = f" ({', '.join(ports.names[: ports.min_inputs])})" if ports.style == "positional" else ""
-        raise _NodeError(
-            f"{class_name} '{label}' {need} {_count(ports.min_inputs, 'input')}{names}; {have} connected"
-        )
-    gaps = [p for p in range(max(connected, default=-1)) if p not in inputs]
-    if gaps and ports.style != "positional":
-        raise _NodeError(f"input {gaps[0]} of '{label}' is not connected, but input {connected[-1]} is")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _warnings(graph: ModelGraph, node_id: str, class_name: str, inputs) -> list[str]:
-    found = []
-    if class_name in ("Embedding", "ReversibleEmbedding"):
-        for _, (ref, tensor) in inputs.items():
-            if not re.match(r"u?int", tensor.dtype):
-                found.append(
-                    f"Embedding expects integer token ids but gets {tensor.dtype} from "
-                    f"'{graph.label(ref.node)}'; Keras casts it to int32 (set that Input's dtype to int32)"
-                )
-    return found
 
 
 def _input_result(name: str, config: Mapping[str, Any]) -> NodeResult:
@@ -982,78 +600,10 @@ def _input_result(name: str, config: Mapping[str, Any]) -> NodeResult:
     if isinstance(dtype, dict):
         dtype = (dtype.get("config") or {}).get("name", "float32")
     try:
-        dtype = _keras().backend.standardize_dtype(dtype)
+        dtype = import_keras().backend.standardize_dtype(dtype)
     except Exception:  # noqa: BLE001
         return NodeResult(errors=[f"Input '{name}': unknown dtype {dtype!r}"])
-    return NodeResult(outputs=[TensorType(_shape(shape), dtype)], params=0, trainable_params=0)
-
-
-def _clean_message(exc: BaseException) -> str:
-    """Keras's message on one line, without the boilerplate around it."""
-    text = str(exc) or type(exc).__name__
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # terminal bold/reset codes
-    text = re.split(r"\n\s*(?:Arguments received by|Received arguments|Call arguments received)", text)[0]
-    text = re.sub(r"Exception encountered when calling [^\n]*\n", "", text)
-    text = re.sub(r"^Error when deserializing class '\w+' using config=.*?Exception encountered: ", "", text, flags=re.S)
-    text = re.sub(r"^Exception encountered: ", "", text)
-    text = text.replace(" with name 'None'", "")
-    text = re.sub(r"\s+", " ", text).strip()
-    if len(text) > 400:
-        text = text[:397] + "..."
-    return text
-
-
-def check_wire(graph: ModelGraph, engine: ShapeEngine, edge, detached=None) -> str | None:
-    """What Keras would say about the node a proposed wire feeds, or None if it is fine.
-
-    Only the receiving layer is computed, on a scratch graph of Inputs holding the
-    shapes its inputs would have: cheap enough to ask while a wire is being dragged.
-    ``detached`` is a wire being moved (it no longer counts). Returns None when a
-    verdict needs more than is known (an input's shape is unknown,
-    the layer still lacks inputs it requires, or it is a sub-model).
-    """
-    from builder_app.core.graph import Layer, Node, PortRef
-    from builder_app.core.ops import AddNode, Connect
-
-    dst = graph.node(edge.dst)
-    layer = graph.layer(dst.layer)
-    if layer.submodel is not None or layer.class_name == INPUT_CLASS:
-        return None
-    sources = dict(graph.inputs_of(edge.dst))
-    if detached is not None and detached.dst == edge.dst:
-        sources.pop(detached.dst_port, None)  # the wire being moved leaves its old port
-    sources[edge.dst_port] = PortRef(edge.src, edge.src_port)
-    if dst.call is None and not is_operation(layer.class_name):
-        from builder_app.core import catalog
-
-        try:
-            ports = catalog.layer_spec(layer.class_name).ports
-        except KeyError:
-            return None
-        if len(sources) < ports.min_inputs:
-            return None
-    scratch = ModelGraph("wire_check")
-    taken: set[str] = {layer.name}
-    for port in sorted(sources):
-        ref = sources[port]
-        result = engine.peek(ref.node)
-        if result is None or not result.outputs or ref.port >= len(result.outputs):
-            return None
-        tensor = result.outputs[ref.port]
-        name = scratch.unique_layer_name(graph.label(ref.node).split(" ")[0], taken)
-        taken.add(name)
-        config = {"batch_shape": list(tensor.shape), "dtype": tensor.dtype, "sparse": False, "ragged": False}
-        node_id = f"i{port}"
-        scratch.apply(AddNode(Node(node_id, name), Layer(name, INPUT_CLASS, config)))
-    scratch.apply(AddNode(Node("target", layer.name, call=dst.call), Layer(layer.name, layer.class_name, dict(layer.config))))
-    for port in sorted(sources):
-        scratch.apply(Connect(f"i{port}", 0, "target", port))
-    probe = ShapeEngine(scratch)
-    try:
-        errors = probe.result("target").errors
-    finally:
-        probe.close()
-    return errors[0] if errors else None
+    return NodeResult(outputs=[TensorType(as_shape(shape), dtype)], params=0, trainable_params=0)
 
 
 def _holds(graph: ModelGraph, wanted: ModelGraph) -> bool:
@@ -1063,3 +613,47 @@ def _holds(graph: ModelGraph, wanted: ModelGraph) -> bool:
     return any(
         layer.submodel is not None and _holds(layer.submodel, wanted) for layer in graph.layers.values()
     )
+
+
+def _check_template(graph: ModelGraph, node_id: str, call, inputs) -> None:
+    """A recorded call needs exactly the ports its template names."""
+    wanted = call_facts(call)[2]
+    missing = sorted(wanted - set(inputs))
+    if missing:
+        raise NodeError(f"input {missing[0]} of '{graph.label(node_id)}' is not connected")
+    extra = sorted(set(inputs) - wanted)
+    if extra:
+        source = graph.label(inputs[extra[0]][0].node)
+        raise NodeError(
+            f"'{graph.label(node_id)}' takes {count_of(len(wanted), 'input')}, "
+            f"but input {extra[0]} is connected to '{source}'"
+        )
+
+
+def _check_arity(graph: ModelGraph, node_id: str, class_name: str, ports, inputs) -> None:
+    if len(inputs) == 1 and 0 in inputs and ports.min_inputs <= 1:
+        return  # the common case: one tensor into port 0
+    label = graph.label(node_id)
+    connected = sorted(inputs)
+    n = len(connected)
+    if ports.max_inputs is not None:
+        extra = [p for p in connected if p >= ports.max_inputs]
+        if extra:
+            source = graph.label(inputs[extra[0]][0].node)
+            raise NodeError(
+                f"{class_name} '{label}' takes {count_of(ports.max_inputs, 'input')}, "
+                f"but input {extra[0]} is connected to '{source}'"
+            )
+    if n < ports.min_inputs:
+        need = "needs" if ports.max_inputs == ports.min_inputs else "needs at least"
+        have = "none is" if n == 0 else f"{n} {'is' if n == 1 else 'are'}"
+        names = f" ({', '.join(ports.names[: ports.min_inputs])})" if ports.style == "positional" else ""
+        raise NodeError(
+            f"{class_name} '{label}' {need} {count_of(ports.min_inputs, 'input')}{names}; {have} connected"
+        )
+    gaps = [p for p in range(max(connected, default=-1)) if p not in inputs]
+    if gaps and ports.style != "positional":
+        raise NodeError(f"input {gaps[0]} of '{label}' is not connected, but input {connected[-1]} is")
+
+
+__all__ = ["NodeResult", "ShapeEngine", "TensorType"]

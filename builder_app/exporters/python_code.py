@@ -33,7 +33,9 @@ from typing import Any
 from builder_app.core import catalog, keras_compat
 from builder_app.core.calls import call_arguments
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snake_case
-from builder_app.core.shapes import ShapeEngine, is_operation, make_keras_layer, problems_message
+from builder_app.core.keras_build import is_operation, make_keras_layer
+from builder_app.core.messages import problems_message
+from builder_app.core.shapes import ShapeEngine
 
 #: Lines are wrapped to stay within this width.
 LINE_LENGTH = 99

@@ -339,7 +339,7 @@ def _snake_case(name: str) -> str:
 
 
 def _is_operation(layer: Layer) -> bool:
-    from builder_app.core.shapes import is_operation
+    from builder_app.core.keras_build import is_operation
 
     return is_operation(layer.class_name)
 

@@ -27,9 +27,11 @@ from builder_app.core.graph import (
     GraphError,
     ModelGraph,
 )
+from builder_app.core.keras_build import is_operation
 from builder_app.core.ports import input_ports
-from builder_app.core.shapes import NodeResult, check_wire, is_operation
+from builder_app.core.shapes import NodeResult
 from builder_app.core.text import format_shape
+from builder_app.core.wire_check import check_wire
 from builder_app.ui import theme
 
 NODE_WIDTH = 184.0

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+#: The editor window's fixtures (``loader``, ``isolated``), for every module that drives it.
+pytest_plugins = ["tests.editor_support"]
+
 #: Every test of these modules drives the editor window.
 GUI_MODULES = {"test_editor.py", "test_editor_actions.py"}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6 import QtCore, QtWidgets
 
 from builder_app.core.graph import (
     ConfigError,
@@ -19,36 +18,15 @@ from builder_app.core.graph import (
     LayerNameError,
     ModelGraph,
 )
-from builder_app.core.project import Project, load_project
+from builder_app.core.project import load_project
 from builder_app.ui.editor.canvas import node_face
 from builder_app.ui.editor.controller import Applied, Refusal
-from builder_app.ui.editor.document import KerasLoader
 from builder_app.ui.editor.window import MainWindow
+from tests.editor_support import open_window
+
+pytestmark = pytest.mark.usefixtures("isolated")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"
-
-
-@pytest.fixture(scope="module")
-def loader():
-    ready = KerasLoader()
-    ready._load()
-    assert ready.is_ready, ready.error
-    return ready
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("BUILDER_APP_RECOVERY_DIR", str(tmp_path / "recovery"))
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.NativeFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "settings"))
-
-
-def open_window(qtbot, loader, project: Project) -> MainWindow:
-    window = MainWindow(project, loader=loader)
-    window.ask_unsaved = lambda: QtWidgets.QMessageBox.StandardButton.Discard
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.document.engine is not None, timeout=10_000)
-    return window
 
 
 def stale_faces(window: MainWindow) -> list[str]:
@@ -74,7 +52,7 @@ def layer_of_class(graph: ModelGraph, class_name: str) -> str:
 
 
 def test_parameter_counts_on_the_canvas_follow_edits_undo_and_redo(qtbot, loader):
-    window = open_window(qtbot, loader, load_project(EXAMPLES / "digits_cnn.kproj"))
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "digits_cnn.kproj"), settled=False)
     wait_faces(qtbot, window)
     graph = window.document.graph
     conv = layer_of_class(graph, "Conv2D")
@@ -95,7 +73,7 @@ def test_parameter_counts_on_the_canvas_follow_edits_undo_and_redo(qtbot, loader
 
 
 def test_every_gesture_keeps_the_faces_exact(qtbot, loader):
-    window = open_window(qtbot, loader, load_project(EXAMPLES / "unet_groupnorm.kproj"))
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "unet_groupnorm.kproj"), settled=False)
     controller, graph = window.controller, window.document.graph
     stack = window.document.undo_stack
     convs = [n for n in graph.topological_order() if graph.layer_of(n).class_name == "Conv2D"]
@@ -126,7 +104,7 @@ def test_every_gesture_keeps_the_faces_exact(qtbot, loader):
 
 
 def test_refusals_are_typed_and_change_nothing(qtbot, loader):
-    window = open_window(qtbot, loader, load_project(EXAMPLES / "iris_mlp.kproj"))
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "iris_mlp.kproj"), settled=False)
     controller, graph = window.controller, window.document.graph
     heard: list[Refusal] = []
     controller.refused.connect(heard.append)
@@ -151,7 +129,7 @@ def test_refusals_are_typed_and_change_nothing(qtbot, loader):
 
 
 def test_a_wire_dropped_on_a_taken_input_replaces_it_unless_it_makes_a_cycle(qtbot, loader):
-    window = open_window(qtbot, loader, load_project(EXAMPLES / "iris_mlp.kproj"))
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "iris_mlp.kproj"), settled=False)
     controller, graph = window.controller, window.document.graph
     order = graph.topological_order()
     source, a, b = order[0], order[1], order[2]
@@ -175,7 +153,7 @@ def test_a_wire_dropped_on_a_taken_input_replaces_it_unless_it_makes_a_cycle(qtb
 
 
 def test_a_sub_model_tab_reads_the_models_own_engine(qtbot, loader):
-    window = open_window(qtbot, loader, load_project(EXAMPLES / "siamese_digits.kproj"))
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "siamese_digits.kproj"), settled=False)
     graph = window.document.graph
     call = next(n for n in graph.nodes if graph.layer_of(n).submodel is not None)
     inner = graph.layer_of(call).submodel

@@ -16,45 +16,13 @@ from builder_app.core import ops
 from builder_app.core.graph import ModelGraph
 from builder_app.core.project import Project, load_project
 from builder_app.ui.editor.canvas import NodeItem, WireItem, port_y
-from builder_app.ui.editor.document import KerasLoader
 from builder_app.ui.editor.palette import mime_data
-from builder_app.ui.editor.window import MainWindow
+from tests.editor_support import open_window, settle
+
+pytestmark = pytest.mark.usefixtures("isolated")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def loader():
-    """Keras, loaded once for the module (synchronously: the window finds it ready)."""
-    ready = KerasLoader()
-    ready._load()
-    assert ready.is_ready, ready.error
-    return ready
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("BUILDER_APP_RECOVERY_DIR", str(tmp_path / "recovery"))
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.NativeFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "settings"))
-
-
-def open_window(qtbot, loader, project: Project | None = None) -> MainWindow:
-    window = MainWindow(project, loader=loader)
-    # Closing at teardown must not wait on a modal "save changes?" box.
-    window.ask_unsaved = lambda: QtWidgets.QMessageBox.StandardButton.Discard
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.document.engine is not None, timeout=10_000)
-    settle(qtbot, window)
-    return window
-
-
-def settle(qtbot, window: MainWindow) -> None:
-    """Lets the document compute shapes and the panels catch up."""
-    window.document.update_shapes()
-    window.document._update_builds()
-    qtbot.wait(20)
 
 
 def drop(view, payload: str, scene_pos: QtCore.QPointF) -> None:

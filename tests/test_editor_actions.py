@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtGui
 
 from builder_app.core import ops
 from builder_app.core.catalog import default_config
@@ -16,40 +16,12 @@ from builder_app.core.keras_model import build_keras_model
 from builder_app.core.layout import layered_positions
 from builder_app.core.project import Project, load_project
 from builder_app.core.shapes import ShapeEngine
-from builder_app.ui.editor.document import KerasLoader
 from builder_app.ui.editor.window import MainWindow
+from tests.editor_support import open_window, settle
+
+pytestmark = pytest.mark.usefixtures("isolated")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"
-
-
-@pytest.fixture(scope="module")
-def loader():
-    """Keras, loaded once for the module (synchronously: the window finds it ready)."""
-    ready = KerasLoader()
-    ready._load()
-    assert ready.is_ready, ready.error
-    return ready
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("BUILDER_APP_RECOVERY_DIR", str(tmp_path / "recovery"))
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.NativeFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "settings"))
-
-
-def open_window(qtbot, loader, project: Project | None = None) -> MainWindow:
-    window = MainWindow(project, loader=loader)
-    window.ask_unsaved = lambda: QtWidgets.QMessageBox.StandardButton.Discard
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.document.engine is not None, timeout=10_000)
-    settle(qtbot, window)
-    return window
-
-
-def settle(qtbot, window: MainWindow) -> None:
-    window.document.update_shapes()
-    qtbot.wait(20)
 
 
 def named(graph: ModelGraph, layer_name: str) -> str:

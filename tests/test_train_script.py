@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +14,12 @@ import keras
 import numpy as np
 import pytest
 
+from builder_app.core import portable_data as portable
 from builder_app.core.datasets import BUILTIN
 from builder_app.core.project import Project, load_project, save_project
 from builder_app.core.training_settings import SettingsError, resolve
 from builder_app.exporters.train_script import training_script
+from builder_app.training import data as app_data
 from tests.test_import import run_cli
 from tests.test_python_code import write
 
@@ -160,15 +165,76 @@ def test_schedules_callbacks_and_csv_data_reach_the_script(tmp_path):
             "csv_logger": {"filename": "log.csv"},
         },
     }
-    unformatted = training_script(project, reformat=False)
-    assert (
+    source = training_script(project)
+    # The calls as written, whatever the line breaks: each function's return value.
+    returned = {
+        node.name: ast.unparse(node.body[-1].value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef) and node.name in ("make_optimizer", "make_callbacks")
+    }
+    assert returned["make_optimizer"] == (
         "keras.optimizers.Adam(learning_rate=keras.optimizers.schedules.CosineDecay("
         "initial_learning_rate=0.02, decay_steps=100, warmup_steps=5, warmup_target=0.05))"
-    ) in unformatted
-    assert 'keras.callbacks.EarlyStopping(monitor="val_loss", patience=2)' in unformatted
-    script = write(training_script(project), tmp_path / "train.py")
+    )
+    assert "keras.callbacks.EarlyStopping(monitor='val_loss', patience=2)" in returned["make_callbacks"]
+    script = write(source, tmp_path / "train.py")
     done = run_script(script)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (tmp_path / "log.csv").read_text().splitlines()
-    assert log[0] == "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss" or log[0].startswith("epoch,")
+    # One column per metric and its validation twin (a learning rate column only where Keras logs
+    # the schedule's value: not Keras 3.15).
+    columns = log[0].split(",")
+    assert columns[0] == "epoch" and sorted(columns[1:]) == columns[1:]
+    assert set(columns[1:]) - {"learning_rate"} == {"accuracy", "loss", "val_accuracy", "val_loss"}
     assert len(log) == 4  # a header and three epochs
+
+
+def test_the_script_carries_the_apps_own_data_code():
+    source = training_script(load_project(EXAMPLES / "digits_cnn.kproj"))
+    for part in portable.SCRIPT_PARTS:
+        assert inspect.getsource(part).strip() in source, part.__name__
+    # What the copied functions import is what the script imports.
+    module_imports = [
+        ast.unparse(node)
+        for node in ast.parse(inspect.getsource(portable)).body
+        if isinstance(node, ast.Import | ast.ImportFrom) and getattr(node, "module", None) != "__future__"
+    ]
+    assert sorted(module_imports) == sorted(portable.SCRIPT_IMPORTS)
+    assert all(line in source.splitlines() for line in portable.SCRIPT_IMPORTS)
+
+
+@pytest.mark.parametrize(
+    ("n", "fraction", "shuffle", "seed"),
+    [(150, 0.2, True, 0), (1797, 0.1, True, 42), (101, 0.33, False, 7), (64, 0.25, True, 3), (10, 0.0, True, 1)],
+)
+def test_the_app_and_the_script_set_the_same_samples_aside(n, fraction, shuffle, seed, tmp_path):
+    script = write(training_script(load_project(EXAMPLES / "iris_mlp.kproj")), tmp_path / "train.py")
+    namespace = runpy.run_path(str(script), run_name="not_main")  # the script's own functions
+    train, held = namespace["split_indices"](n, fraction, shuffle, seed)
+    samples = app_data.Arrays([np.arange(n)], [np.arange(n) * 10], "rows")
+    app_train, app_held = app_data.split(samples, fraction, shuffle=shuffle, seed=seed)
+    np.testing.assert_array_equal(app_train.x[0], train)
+    np.testing.assert_array_equal(app_train.y[0], train * 10)
+    if fraction == 0:
+        assert held is None and app_held is None
+    else:
+        np.testing.assert_array_equal(app_held.x[0], held)
+        assert len(held) == max(1, round(n * fraction)) and not set(held) & set(train)
+    if not shuffle:
+        np.testing.assert_array_equal(np.concatenate([train, held]), np.arange(n))
+
+
+def test_the_script_reads_data_files_as_the_app_does(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "pairs.npz", x0=rng.normal(size=(20, 3)), x1=rng.normal(size=(20, 2)), y=np.arange(20))
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n5,6,cat\n")
+    script = write(training_script(load_project(EXAMPLES / "iris_mlp.kproj")), tmp_path / "train.py")
+    namespace = runpy.run_path(str(script), run_name="not_main")
+    for text in ("pairs.npz", "t.csv:label", "digits"):
+        spec = app_data.parse_spec(str(tmp_path / text) if text != "digits" else text)
+        assert namespace["parse_spec"](str(tmp_path / text) if text != "digits" else text, namespace["BUILTIN"]) == spec
+        xs, ys, name, classes = namespace["load_arrays"](spec, 0, [], namespace["BUILTIN"])
+        app = app_data.load(spec, seed=0)
+        assert (name, classes) == (app.name, app.classes)
+        for a, b in zip([*xs, *ys], [*app.x, *app.y], strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -1,10 +1,19 @@
 """Graph -> Python source: the functional Keras code a careful engineer would write.
 
 The source defines ``build_model() -> keras.Model``, keeps every layer name of the
-graph, imports only ``keras`` and prints the model's summary when run as a script.
-It must never import anything from ``builder_app``: it is meant to live on without
-this app. Each layer call is one statement; a shared layer is made once and called
-several times; a sub-model gets its own ``build_<name>()`` function.
+graph, imports only ``keras`` (and ``from keras import layers``) and prints the
+model's summary when run as a script. It must never import anything from
+``builder_app``: it is meant to live on without this app. Each layer call is one
+statement; a shared layer is made once and called several times; a sub-model gets
+its own ``build_<name>()`` function.
+
+It reads like the keras.io guides: ``layers.Conv2D(32, 3, activation="relu")``, the
+leading arguments whose meaning is plain written positionally (a uniform kernel
+size or stride as one number), keywords where a bare value would hide what it is
+(``layers.Dot(axes=1)``). The text is laid out by
+:mod:`builder_app.exporters.code_printer` exactly as ``ruff format`` would lay it
+out, so it passes ``ruff format --check`` and ``ruff check`` with no formatter run
+at export time.
 
 Only arguments that differ from Keras's defaults are written. Defaults come from
 the catalog, and every shortened config is checked by building the layer from it
@@ -17,17 +26,14 @@ Keras is imported lazily (inside functions), as everywhere outside ``ui``.
 
 from __future__ import annotations
 
+import ast
 import builtins
-import importlib.util
 import inspect
 import json
 import keyword
-import math
 import re
-import shutil
-import subprocess
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from builder_app.core import catalog, keras_compat
@@ -36,10 +42,13 @@ from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snak
 from builder_app.core.keras_build import is_operation, make_keras_layer
 from builder_app.core.messages import problems_message
 from builder_app.core.shapes import ShapeEngine
+from builder_app.core.text import json_plain
+from builder_app.exporters import code_printer
+from builder_app.exporters.code_printer import Call, Index, Kw, Pair, Seq, flat, literal, string
 
-#: Lines are wrapped to stay within this width.
-LINE_LENGTH = 99
-_INDENT = "    "
+#: Lines are wrapped to stay within this width (``ruff format``'s, in pyproject.toml).
+LINE_LENGTH = code_printer.LINE_LENGTH
+_INDENT = code_printer.INDENT
 
 # Names of the extra outputs of layers that return several tensors (port 0 keeps
 # the layer's own variable name).
@@ -64,6 +73,18 @@ _NESTED_OBJECT_MODULES = {
 }
 # Config keys holding a nested layer (Bidirectional, TimeDistributed, RNN).
 _LAYER_ARGS = {"layer", "backward_layer", "cell"}
+# Leading required arguments that a bare value would not explain: always keywords
+# (``layers.Dot(axes=1)``, ``layers.MultiHeadAttention(num_heads=2, key_dim=16)``).
+_KEYWORD_ARGUMENTS = {
+    "Dot": {"axes"},
+    "EinsumDense": {"output_shape"},
+    "MultiHeadAttention": {"num_heads", "key_dim"},
+    "GroupQueryAttention": {"head_dim", "num_query_heads", "num_key_value_heads"},
+    "Hashing": {"num_bins"},
+}
+# Leading arguments with a default that the guides still write first when given:
+# ``layers.MaxPooling2D(3)``, ``layers.UpSampling2D(2)``.
+_POSITIONAL_WHEN_GIVEN = {"pool_size", "size"}
 # Single-strength regularizers read best as ``L2(0.01)``, default or not.
 _POSITIONAL_STRENGTH = {"L1", "L2"}
 # Public keras.ops namespaces for the private modules operations live in.
@@ -77,9 +98,8 @@ class CodegenError(ValueError):
 def python_source(
     graph: ModelGraph,
     *,
-    reformat: bool = True,
     docstring: str | None = None,
-    imports: Sequence[str] = ("import keras",),
+    imports: Sequence[str] = (),
     after: Sequence[str] = (),
     main: str = 'if __name__ == "__main__":\n    build_model().summary()',
 ) -> str:
@@ -87,12 +107,11 @@ def python_source(
 
     Args:
         graph: A valid graph (see :class:`ShapeEngine`); invalid ones are refused.
-        reformat: Polish the result with ``ruff format`` when ruff is installed.
-            The code is formatted by construction either way; ruff is optional.
-        docstring: The module's docstring (default: what it builds).
-        imports: The module's import lines (``keras`` must be among them).
+        docstring: The module's docstring, without quotes (default: what it builds).
+        imports: Import lines besides Keras's (``import numpy as np``); they are
+            sorted in with those the code needs, as ruff's isort rules want.
         after: Top-level blocks written after ``build_model`` (a training
-            script's functions, say).
+            script's functions, say), already laid out.
         main: The ``if __name__ == "__main__":`` block.
 
     Returns:
@@ -103,22 +122,42 @@ def python_source(
             express faithfully (the message names the layer).
     """
     results = _checked_results(graph)
-    ruff = _ruff_binary() if reformat else None
-    # With ruff at hand, statements are written on one line each and ruff lays
-    # them out; wrapping first would leave trailing commas that ruff keeps.
-    writer = _ModuleWriter(10_000 if ruff else LINE_LENGTH)
+    writer = _ModuleWriter(LINE_LENGTH)
     built = writer.function("build_model", graph, graph.name, results)
     if docstring is None:
-        docstring = f"Builds the Keras model {json.dumps(graph.name)} with the functional API."
-    parts = [
-        f'"""{docstring}"""\n\n' + "\n".join(imports),
-        *writer.functions,
-        built,
-        *after,
-        main,
-    ]
-    source = "\n\n\n".join(parts) + "\n"
-    return _ruff_format(source, ruff) if ruff else source
+        name = f' "{graph.name}"' if _plain_text(graph.name) else ""
+        docstring = f"Builds the Keras model{name} with the functional API."
+    body = [*writer.functions, built]
+    uses_layers = any(
+        isinstance(n, ast.Name) and n.id == "layers" for n in ast.walk(ast.parse("\n\n".join(body)))
+    )
+    needed = ["import keras", *(["from keras import layers"] if uses_layers else [])]
+    return code_printer.module(
+        f'"""{docstring}"""', sort_imports([*needed, *imports]), [*body, *after, main]
+    )
+
+
+def sort_imports(lines: Sequence[str]) -> list[str]:
+    """Import lines as ruff's isort rules order them: standard library, then the rest.
+
+    Within a group ``import x`` lines come first, then ``from x import y``, each
+    sorted by module; a blank line separates the groups.
+    """
+    groups: dict[bool, list[str]] = {True: [], False: []}
+    for line in dict.fromkeys(line.strip() for line in lines if line.strip()):
+        module = line.split()[1].split(".")[0]
+        groups[module in sys.stdlib_module_names].append(line)
+
+    def key(line: str) -> tuple[bool, str, str]:
+        return (line.startswith("from "), line.split()[1].lower(), line)
+
+    blocks = [sorted(groups[True], key=key), sorted(groups[False], key=key)]
+    return [line for block in (b for b in blocks if b) for line in [*block, ""]][:-1]
+
+
+def _plain_text(text: str) -> bool:
+    """Whether ``text`` can go into a docstring as it is (no quotes, backslashes, controls)."""
+    return text.isprintable() and not any(c in text for c in "\"\\")
 
 
 # --------------------------------------------------------------------------- #
@@ -140,123 +179,8 @@ def _checked_results(graph: ModelGraph):
 
 
 # --------------------------------------------------------------------------- #
-# Expressions and their layout
-# --------------------------------------------------------------------------- #
-
-
-@dataclass
-class _Call:
-    """``func(args)``; ``func`` may itself be a call (``Dense(3)(x)``)."""
-
-    func: Any
-    args: list[Any]
-
-
-@dataclass
-class _Seq:
-    """A bracketed sequence: a list or tuple literal."""
-
-    open: str
-    items: list[Any]
-    close: str
-
-
-@dataclass
-class _Kw:
-    """``name=value`` inside a call."""
-
-    name: str
-    value: Any
-
-
-def _flat(expr: Any) -> str:
-    if isinstance(expr, str):
-        return expr
-    if isinstance(expr, _Kw):
-        return f"{expr.name}={_flat(expr.value)}"
-    if isinstance(expr, _Call):
-        return f"{_flat(expr.func)}({', '.join(_flat(a) for a in expr.args)})"
-    inner = ", ".join(_flat(i) for i in expr.items)
-    if expr.open == "(" and len(expr.items) == 1:
-        inner += ","  # a one-element tuple
-    return f"{expr.open}{inner}{expr.close}"
-
-
-def _lines(expr: Any, width: int) -> list[str]:
-    """Black-style layout: one line, else contents on one indented line, else one a line."""
-    flat = _flat(expr)
-    if len(flat) <= width or isinstance(expr, str):
-        return [flat]
-    if isinstance(expr, _Kw):
-        head = f"{expr.name}="
-        lines = _lines(expr.value, width - len(head))
-        return [head + lines[0], *lines[1:]]
-    if isinstance(expr, _Call):
-        if isinstance(expr.func, _Call) and len(_flat(expr.func)) + 1 > width:
-            # Dense(...)(x): break the constructor, keep the call on its closing line.
-            lines = _lines(expr.func, width)
-            tail = _lines(_Seq("(", expr.args, ")"), width)
-            if len(tail) == 1:
-                return [*lines[:-1], lines[-1] + tail[0]]
-            return [*lines[:-1], lines[-1] + tail[0], *tail[1:]]
-        open_, items, close = _flat(expr.func) + "(", expr.args, ")"
-    else:
-        open_, items, close = expr.open, expr.items, expr.close
-    inner = ", ".join(_flat(i) for i in items)
-    if len(inner) + len(_INDENT) <= width:
-        return [open_, _INDENT + inner, close]
-    body = []
-    for item in items:
-        item_lines = _lines(item, width - len(_INDENT))
-        item_lines[-1] += ","
-        body += [_INDENT + line for line in item_lines]
-    return [open_, *body, close]
-
-
-def _statement(target: str, expr: Any, width: int, indent: int = 1) -> list[str]:
-    pad = _INDENT * indent
-    prefix = "return " if target == "return" else f"{target} = "
-    lines = _lines(expr, width - len(pad) - len(prefix))
-    return [pad + prefix + lines[0], *(pad + line for line in lines[1:])]
-
-
-# --------------------------------------------------------------------------- #
 # Values
 # --------------------------------------------------------------------------- #
-
-
-def _literal(value: Any, as_tuple: bool = False) -> Any:
-    """A plain JSON value as a Python expression."""
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return 'float("nan")'
-        if math.isinf(value):
-            return 'float("inf")' if value > 0 else '-float("inf")'
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # JSON escapes are valid Python string escapes
-    if isinstance(value, list | tuple):
-        items = [_literal(v, as_tuple) for v in value]
-        return _Seq("(", items, ")") if as_tuple else _Seq("[", items, "]")
-    if isinstance(value, dict):
-        return _Seq("{", [f"{json.dumps(str(k))}: {_flat(_literal(v))}" for k, v in value.items()], "}")
-    raise TypeError(f"cannot write {type(value).__name__} values")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-plain form (tuples to lists, numpy scalars to numbers), for comparing configs."""
-
-    def convert(obj: Any) -> Any:
-        for method in ("tolist", "item"):  # numpy arrays and scalars
-            if callable(getattr(obj, method, None)):
-                return getattr(obj, method)()
-        return repr(obj)  # compares unequal to any config value: the key is written
-
-    return json.loads(json.dumps(value, default=convert))
 
 
 def _dtype_name(value: Any) -> Any:
@@ -269,7 +193,8 @@ def _dtype_name(value: Any) -> Any:
 def _same(a: Any, b: Any, key: str) -> bool:
     if key == "dtype" or key.endswith("_dtype"):
         return _dtype_name(a) == _dtype_name(b)
-    return _plain(a) == _plain(b)
+    # Any other object as its repr, which compares unequal to any config value: the key is written.
+    return json_plain(a, other=repr) == json_plain(b, other=repr)
 
 
 class _ValueWriter:
@@ -282,20 +207,20 @@ class _ValueWriter:
         if key == "dtype" or key.endswith("_dtype") or kind == catalog.DTYPE:
             name = _dtype_name(value)
             if isinstance(name, str | type(None)):
-                return _literal(name)
+                return literal(name)
         if isinstance(value, dict) and "class_name" in value and "config" in value:
             return self.serialized(key, value)
         if isinstance(value, list):
             as_tuple = kind in (catalog.INT_TUPLE, catalog.SHAPE)
-            return _literal(value, as_tuple=as_tuple) if _is_plain(value) else _Seq(
+            return literal(value, as_tuple=as_tuple) if _is_plain(value) else Seq(
                 "[", [self.value(key, v, None) for v in value], "]"
             )
         if isinstance(value, dict):
-            return _Seq(
-                "{", [f"{json.dumps(str(k))}: {_flat(self.value(k, v, None))}" for k, v in value.items()], "}"
+            return Seq(
+                "{", [Pair(string(str(k)), self.value(k, v, None)) for k, v in value.items()], "}"
             )
         try:
-            return _literal(value)
+            return literal(value)
         except TypeError:
             raise CodegenError(f"{self.where}: cannot write the value of '{key}'") from None
 
@@ -308,7 +233,7 @@ class _ValueWriter:
         if (isinstance(module, str) and module.startswith("keras.layers")) or key in _LAYER_ARGS:
             return _layer_constructor(class_name, config, config.get("name"), self.where)
         if key == "dtype" or key.endswith("_dtype"):
-            return _literal(_dtype_name(value))
+            return literal(_dtype_name(value))
         raise CodegenError(
             f"{self.where}: '{key}' holds a {class_name} object, which has no Python form here"
         )
@@ -328,13 +253,13 @@ class _ValueWriter:
             elif param.default is inspect.Parameter.empty or not _same(
                 written, param.default, param.name
             ):
-                args.append(_Kw(param.name, self.value(param.name, written, _object_kind(param.name))))
+                args.append(Kw(param.name, self.value(param.name, written, _object_kind(param.name))))
         unknown = [k for k in config if k not in {p.name for p in params} and config[k] is not None]
         if unknown:
             raise CodegenError(
                 f"{self.where}: {class_name} in '{key}' has arguments Keras does not take: {unknown}"
             )
-        return _Call(f"keras.{namespace}.{class_name}", args)
+        return Call(f"keras.{namespace}.{class_name}", args)
 
 
 def _object_kind(name: str) -> str | None:
@@ -381,7 +306,7 @@ def _reference_defaults(class_name: str, cls: type, config: Mapping) -> dict[str
         instance = cls(**required)
     except Exception:  # noqa: BLE001 - without defaults every argument is written
         return {}
-    return {k: v for k, v in _plain(instance.get_config()).items() if k not in required}
+    return {k: v for k, v in json_plain(instance.get_config(), other=repr).items() if k not in required}
 
 
 def _kept_keys(class_name: str, cls: type, config: Mapping, name: str, top: bool) -> list[str]:
@@ -405,7 +330,7 @@ def _kept_keys(class_name: str, cls: type, config: Mapping, name: str, top: bool
                 instance = make_keras_layer(Layer(name, class_name, short))
             else:
                 instance = cls.from_config({**short, "name": name})
-            rebuilt = _plain(instance.get_config())
+            rebuilt = json_plain(instance.get_config(), other=repr)
         except Exception:  # noqa: BLE001 - LayerError or Keras's refusal: write everything
             return list(config)
         missing = [k for k in config if k not in kept and not _same(rebuilt.get(k), config[k], k)]
@@ -417,55 +342,85 @@ def _kept_keys(class_name: str, cls: type, config: Mapping, name: str, top: bool
     return kept
 
 
-def _layer_constructor(class_name: Any, config: Any, name: Any, where: str, top: bool = False) -> _Call:
-    """``keras.layers.Class(required..., non_default=..., name="...")``."""
+def _layer_constructor(class_name: Any, config: Any, name: Any, where: str, top: bool = False) -> Call:
+    """``layers.Class(leading..., non_default=..., name="...")``, as the keras.io guides write it."""
     if not isinstance(class_name, str) or not isinstance(config, dict):
         raise CodegenError(f"{where}: a nested layer without class or config")
     where = where if top else f"{where} ({class_name} {name!r})"
     cls = _layer_class(class_name, where)
     config = {k: v for k, v in config.items() if k != "name"}
-    kept = set(_kept_keys(class_name, cls, config, name if isinstance(name, str) else class_name, top))
+    layer_name = name if isinstance(name, str) else class_name
+    kept = _kept_keys(class_name, cls, config, layer_name, top)
     try:
         kinds = {p.name: p.kind for p in catalog.layer_spec(class_name).params}
     except KeyError:
         kinds = {}
+    written = _short_tuples(cls, config, kept, kinds, layer_name)
     signature = _signature(cls)
     order = [p.name for p in signature] + [k for k in config if k not in {p.name for p in signature}]
+    hidden = _KEYWORD_ARGUMENTS.get(class_name, ())
     writer = _ValueWriter(where)
     args: list[Any] = []
     positional = True
-    for key in sorted(kept, key=lambda k: order.index(k) if k in order else len(order)):
+    for key in sorted(written, key=lambda k: order.index(k) if k in order else len(order)):
         param = next((p for p in signature if p.name == key), None)
-        value = writer.value(key, config[key], kinds.get(key))
+        value = writer.value(key, written[key], kinds.get(key))
         positional = (
             positional
             and param is not None
-            and param.default is param.empty
             and param.kind is param.POSITIONAL_OR_KEYWORD
             and order.index(key) == len(args)
+            and (
+                (param.default is param.empty and key not in hidden)
+                or key in _POSITIONAL_WHEN_GIVEN
+            )
         )
-        args.append(value if positional else _Kw(key, value))
+        args.append(value if positional else Kw(key, value))
     if isinstance(name, str):
-        args.append(_Kw("name", _literal(name)))
-    return _Call(f"keras.layers.{class_name}", args)
+        args.append(Kw("name", string(name)))
+    return Call(f"layers.{class_name}", args)
 
 
-def _input_constructor(layer: Layer) -> _Call:
+def _short_tuples(cls: type, config: Mapping, kept: Sequence[str], kinds: Mapping, name: str) -> dict[str, Any]:
+    """The kept arguments, a uniform tuple of ints as one int (``kernel_size=3``) where Keras reads it so.
+
+    The layer is built from the shortened arguments and must give back the very config.
+    """
+    written = {k: config[k] for k in kept}
+    uniform = [
+        k
+        for k in kept
+        if kinds.get(k) == catalog.INT_TUPLE
+        and isinstance(config[k], list)
+        and config[k]
+        and all(type(v) is int and v == config[k][0] for v in config[k])
+    ]
+    if not uniform:
+        return written
+    short = {**written, **{k: config[k][0] for k in uniform}}
+    try:
+        rebuilt = json_plain(cls.from_config({**short, "name": name}).get_config(), other=repr)
+    except Exception:  # noqa: BLE001 - Keras wants the tuple: write it
+        return written
+    return short if all(_same(rebuilt.get(k), v, k) for k, v in config.items()) else written
+
+
+def _input_constructor(layer: Layer) -> Call:
     config = layer.config
     shape = config.get("batch_shape") or config.get("batch_input_shape")
     if shape is None:
         shape = [config.get("batch_size"), *config.get("shape", [])]
-    args: list[Any] = [_Kw("shape", _literal(list(shape[1:]), as_tuple=True))]
+    args: list[Any] = [Kw("shape", literal(list(shape[1:]), as_tuple=True))]
     if shape and shape[0] is not None:
-        args.append(_Kw("batch_size", _literal(shape[0])))
+        args.append(Kw("batch_size", literal(shape[0])))
     dtype = _dtype_name(config.get("dtype")) or "float32"
     if dtype != "float32":
-        args.append(_Kw("dtype", _literal(dtype)))
+        args.append(Kw("dtype", literal(dtype)))
     for flag in ("sparse", "ragged", "optional"):
         if config.get(flag):
-            args.append(_Kw(flag, "True"))
-    args.append(_Kw("name", _literal(layer.name)))
-    return _Call("keras.Input", args)
+            args.append(Kw(flag, "True"))
+    args.append(Kw("name", literal(layer.name)))
+    return Call("keras.Input", args)
 
 
 # --------------------------------------------------------------------------- #
@@ -477,8 +432,8 @@ class _Names:
     """Unique Python identifiers derived from layer names."""
 
     def __init__(self, reserved: set[str] = frozenset(), reserved_prefix: str | None = None):
-        # Builtins and module-level names are not shadowed: ``max_``, ``keras_``.
-        self.reserved = set(reserved) | set(dir(builtins)) | {"keras"}
+        # Builtins and module-level names are not shadowed: ``max_``, ``keras_``, ``layers_``.
+        self.reserved = set(reserved) | set(dir(builtins)) | {"keras", "layers"}
         self.reserved_prefix = reserved_prefix
         self.taken: set[str] = set()
 
@@ -531,6 +486,8 @@ class _FunctionWriter:
 
     def write(self, fn_name: str, model_name: str) -> str:
         graph = self.graph
+        # Tensors nothing reads get no name (ruff: F841, RUF059): ``_`` or no assignment.
+        self.used = {PortRef(e.src, e.src_port) for e in graph.edges()} | set(graph.model_outputs(self.counts))
         for node_id in graph.topological_order():
             layer = graph.layer_of(node_id)
             where = f"layer '{layer.name}'"
@@ -544,16 +501,17 @@ class _FunctionWriter:
                 self.layer_call(node_id, layer, where)
         inputs = [self.tensors[PortRef(n, 0)] for n in graph.model_inputs()]
         outputs = [self.tensors[ref] for ref in graph.model_outputs(self.counts)]
-        model = _Call(
+        model = Call(
             "keras.Model",
             [
-                _Kw("inputs", inputs[0] if len(inputs) == 1 else _Seq("[", inputs, "]")),
-                _Kw("outputs", outputs[0] if len(outputs) == 1 else _Seq("[", outputs, "]")),
-                _Kw("name", _literal(model_name)),
+                Kw("inputs", inputs[0] if len(inputs) == 1 else Seq("[", inputs, "]")),
+                Kw("outputs", outputs[0] if len(outputs) == 1 else Seq("[", outputs, "]")),
+                Kw("name", literal(model_name)),
             ],
         )
         self.lines += self.statement("return", model)
-        doc = f'    """Builds the functional model {json.dumps(model_name)}."""'
+        name = f' "{model_name}"' if _plain_text(model_name) else ""
+        doc = f'    """Builds the functional model{name}."""'
         return "\n".join([f"def {fn_name}() -> keras.Model:", doc, *self.lines])
 
     # ---------------------------------------------------------------- layers
@@ -564,7 +522,7 @@ class _FunctionWriter:
         if layer.submodel is not None:
             if obj is None:
                 obj = self.objects[layer.name] = self.names.make(layer.name)
-                self.lines += self.statement(obj, _Call(self.submodel_function(layer), []))
+                self.lines += self.statement(obj, Call(self.submodel_function(layer), []))
                 if not layer.config.get("trainable", True):
                     self.lines.append(f"{_INDENT}{obj}.trainable = False")
             callee: Any = obj
@@ -583,7 +541,7 @@ class _FunctionWriter:
             base = f"{layer.name}{suffix}"
         else:
             base = layer.name
-        self.assign(node_id, layer, base, _Call(callee, args))
+        self.assign(node_id, layer, base, Call(callee, args))
 
     def submodel_function(self, layer: Layer) -> str:
         name = self.module.function_names.make(f"build_{layer.name}")
@@ -599,14 +557,14 @@ class _FunctionWriter:
         if layer.submodel is not None:
             if len(inputs) == 1:
                 return [next(iter(inputs.values()))]
-            return [_Seq("[", [inputs[p] for p in sorted(inputs)], "]")]
+            return [Seq("[", [inputs[p] for p in sorted(inputs)], "]")]
         ports = catalog.layer_spec(layer.class_name).ports
         ordered = [inputs[p] for p in sorted(inputs)]
         if ports.style == "list":
-            return [_Seq("[", ordered, "]")]
+            return [Seq("[", ordered, "]")]
         if ports.style == "positional":
             args: list[Any] = [inputs[i] for i in range(min(len(ports.names), 2)) if i in inputs]
-            args += [_Kw(n, inputs[i]) for i, n in enumerate(ports.names) if i >= 2 and i in inputs]
+            args += [Kw(n, inputs[i]) for i, n in enumerate(ports.names) if i >= 2 and i in inputs]
             return args
         return ordered[:1]
 
@@ -616,7 +574,7 @@ class _FunctionWriter:
         for key, value in (call.get("kwargs") or {}).items():
             if value is None and (key == "mask" or defaults.get(key, inspect.Parameter.empty) is None):
                 continue  # mask=None and the like: the call's own default
-            args.append(_Kw(key, self.call_value(value, inputs, where)))
+            args.append(Kw(key, self.call_value(value, inputs, where)))
         return args
 
     def call_defaults(self, layer: Layer) -> dict[str, Any]:
@@ -637,15 +595,15 @@ class _FunctionWriter:
                 return inputs[value["port"]]
             if "class_name" in value:
                 return self.constant(value, inputs, where, subscript)
-            return _Seq(
+            return Seq(
                 "{",
-                [f"{json.dumps(str(k))}: {_flat(self.call_value(v, inputs, where))}" for k, v in value.items()],
+                [Pair(string(str(k)), self.call_value(v, inputs, where)) for k, v in value.items()],
                 "}",
             )
         if isinstance(value, list):
-            return _Seq("[", [self.call_value(v, inputs, where) for v in value], "]")
+            return Seq("[", [self.call_value(v, inputs, where) for v in value], "]")
         try:
-            return _literal(value)
+            return literal(value)
         except TypeError:
             raise CodegenError(f"{where}: its call holds a {type(value).__name__}") from None
 
@@ -654,13 +612,13 @@ class _FunctionWriter:
         if kind == "__slice__":
             parts = [config.get("start"), config.get("stop"), config.get("step")]
             if subscript:
-                text = ":".join("" if p is None else _flat(_literal(p)) for p in parts[:2])
-                return text if parts[2] is None else f"{text}:{_flat(_literal(parts[2]))}"
-            return _flat(_Call("slice", [_literal(p) for p in parts]))
+                text = ":".join("" if p is None else flat(literal(p)) for p in parts[:2])
+                return text if parts[2] is None else f"{text}:{flat(literal(parts[2]))}"
+            return flat(Call("slice", [literal(p) for p in parts]))
         if kind == "__ellipsis__":
             return "..."
         if kind == "__tuple__":
-            return _flat(_literal(list(config.get("value", [])), as_tuple=True))
+            return flat(literal(list(config.get("value", [])), as_tuple=True))
         raise CodegenError(f"{where}: its call holds an object with no Python form ({str(kind)[:60]})")
 
     # ------------------------------------------------------------ operations
@@ -673,9 +631,10 @@ class _FunctionWriter:
             # x[:, 0] reads better than keras.ops.get_item(x, [slice(None), 0]).
             target, key = call["args"]
             keys = key if isinstance(key, list) else [key]
-            items = [_flat(self.call_value(k, inputs, where, subscript=True)) for k in keys]
-            index = ", ".join(items) + ("," if isinstance(key, list) and len(keys) == 1 else "")
-            expr = f"{_flat(self.call_value(target, inputs, where))}[{index}]"
+            items = [flat(self.call_value(k, inputs, where, subscript=True)) for k in keys]
+            if isinstance(key, list) and len(keys) == 1:
+                items[0] += ","  # x[0,]: a tuple of one
+            expr = Index(self.call_value(target, inputs, where), items)
             self.check_operation(node_id, layer, where, "get_item", call, {})
         else:
             path, fn = _operation_function(layer.class_name, where)
@@ -683,11 +642,11 @@ class _FunctionWriter:
             args = self.recorded_call(call, inputs, layer, where)
             prefix = _operation_prefix(fn, kwargs)
             writer = _ValueWriter(where)
-            expr = _Call(
+            expr = Call(
                 path,
                 [writer.value(k, kwargs.pop(k), None) for k in prefix]
                 + args
-                + [_Kw(k, writer.value(k, v, None)) for k, v in kwargs.items()],
+                + [Kw(k, writer.value(k, v, None)) for k, v in kwargs.items()],
             )
             self.check_operation(node_id, layer, where, path, call, layer.config)
         self.assign(node_id, layer, layer.name, expr)
@@ -722,11 +681,14 @@ class _FunctionWriter:
             )
 
     # --------------------------------------------------------------- results
-    def statement(self, target: str, expr: Any) -> list[str]:
-        return _statement(target, expr, self.module.width)
+    def statement(self, target: str | list[str], expr: Any) -> list[str]:
+        return code_printer.statement(target, expr, 1, self.module.width)
 
     def assign(self, node_id: str, layer: Layer, base: str, expr: Any) -> None:
         count = self.counts.get(node_id, 1)
+        if not any(PortRef(node_id, port) in self.used for port in range(count)):
+            self.lines += self.statement(None, expr)  # a dead end: called, its result unused
+            return
         if count == 1:
             var = self.names.make(base)
             self.lines += self.statement(var, expr)
@@ -737,13 +699,16 @@ class _FunctionWriter:
         )
         targets = []
         for port in range(count):
+            if PortRef(node_id, port) not in self.used:
+                targets.append("_")
+                continue
             suffix = suffixes[port] if port < len(suffixes) else str(port) if port else ""
             var = self.names.make(f"{base}_{suffix}" if suffix else base)
             self.tensors[PortRef(node_id, port)] = var
             targets.append(var)
         if layer.class_name not in _FLAT_OUTPUTS and layer.submodel is None:
-            expr = _Call("keras.tree.flatten", [expr])
-        self.lines += self.statement(", ".join(targets), expr)
+            expr = Call("keras.tree.flatten", [expr])
+        self.lines += self.statement(targets, expr)
 
 
 # --------------------------------------------------------------------------- #
@@ -790,31 +755,3 @@ def _operation_prefix(fn: Any, kwargs: Mapping) -> list[str]:
     if star is None:
         return []
     return [p.name for p in params[:star] if p.name in kwargs]
-
-
-# --------------------------------------------------------------------------- #
-# Formatting
-# --------------------------------------------------------------------------- #
-
-
-def _ruff_binary() -> str | None:
-    if importlib.util.find_spec("ruff") is not None:
-        try:
-            from ruff.__main__ import find_ruff_bin
-
-            return str(find_ruff_bin())
-        except (ImportError, FileNotFoundError):
-            pass
-    return shutil.which("ruff")
-
-
-def _ruff_format(source: str, binary: str) -> str:
-    """``ruff format`` (a dev tool, used when installed); the source as is if it fails."""
-    try:
-        done = subprocess.run(
-            [binary, "format", "--isolated", "--line-length", str(LINE_LENGTH + 1), "-"],
-            input=source, capture_output=True, text=True, timeout=30, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return source
-    return done.stdout if done.returncode == 0 and done.stdout.strip() else source

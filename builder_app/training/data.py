@@ -20,23 +20,28 @@ training starts and says exactly what does not fit, with the obvious fix
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from builder_app.core import portable_data as portable
 from builder_app.core.datasets import BUILTIN
-from builder_app.core.text import format_shape, one_line
+from builder_app.core.portable_data import KERAS_DATASETS, DataError
+from builder_app.core.text import format_shape
 
-KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
-
-
-class DataError(ValueError):
-    """The data cannot be loaded or does not fit the model; the message says what and where."""
+__all__ = [
+    "KERAS_DATASETS",
+    "Arrays",
+    "DataError",
+    "Problem",
+    "apply_fixes",
+    "check_fit",
+    "load",
+    "parse_spec",
+    "split",
+]
 
 
 @dataclass
@@ -71,28 +76,11 @@ def parse_spec(text: str) -> dict[str, Any]:
     ``digits`` (a built-in), ``mnist`` (Keras), ``train.npz``, ``x.npy,y.npy``,
     ``table.csv:target_column``, ``photos/`` (an image folder).
     """
-    if text in BUILTIN:
-        return {"source": "builtin", "name": text}
-    if text in KERAS_DATASETS:
-        return {"source": "keras", "name": text}
-    if "," in text and all(part.endswith(".npy") for part in text.split(",")):
-        x, y = text.split(",", 1)
-        return {"source": "npy", "x": x, "y": y}
-    if text.endswith(".npz"):
-        return {"source": "npz", "path": text}
-    path, _, target = text.rpartition(":")
-    if path.endswith(".csv"):
-        return {"source": "csv", "path": path, "target": target}
-    if text.endswith(".csv"):
-        raise DataError(f"{text}: say which column is the target: --data {text}:COLUMN")
-    if os.path.isdir(text):
-        return {"source": "images", "path": text}
-    known = ", ".join([*BUILTIN, *KERAS_DATASETS])
-    raise DataError(f"unknown data {text!r}: give one of {known}, an .npz/.npy/.csv file or an image folder")
+    return portable.parse_spec(text, BUILTIN)
 
 
 def load(spec: dict[str, Any], *, seed: int = 0, input_shapes: Sequence[tuple] = ()) -> Arrays:
-    """Loads the data a setting names.
+    """Loads the data a setting names (as an exported training script does: :mod:`builder_app.core.portable_data`).
 
     Args:
         spec: A data setting (see the module docstring).
@@ -103,134 +91,9 @@ def load(spec: dict[str, Any], *, seed: int = 0, input_shapes: Sequence[tuple] =
     Raises:
         DataError: The data cannot be read; the message names the file.
     """
-    source = spec.get("source")
-    try:
-        if source == "builtin":
-            x, y = BUILTIN[spec["name"]].load(seed)
-            return Arrays([x], [y], spec["name"])
-        if source == "keras":
-            return _keras_dataset(spec["name"])
-        if source == "npz":
-            return _npz(Path(spec["path"]))
-        if source == "npy":
-            return Arrays([_npy(Path(spec["x"]))], [_npy(Path(spec["y"]))], Path(spec["x"]).name)
-        if source == "csv":
-            return _csv(Path(spec["path"]), spec.get("target"))
-        if source == "images":
-            return _images(Path(spec["path"]), spec.get("image_size"), input_shapes)
-    except OSError as exc:
-        raise DataError(f"cannot read {exc.filename or spec}: {exc.strerror or exc}") from None
-    raise DataError(f"unknown data source {source!r}")
-
-
-def _keras_dataset(name: str) -> Arrays:
-    import keras
-
-    module = getattr(keras.datasets, name)
-    try:
-        (x, y), (x_test, y_test) = module.load_data()
-    except Exception as exc:  # noqa: BLE001 - no network, a broken cache: urllib, OSError, ...
-        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-        raise DataError(
-            f"Keras's {name} is not in the Keras cache ({cache}) and cannot be downloaded "
-            f"({one_line(exc, 120)}); use a built-in dataset ({', '.join(BUILTIN)}) or your own files"
-        ) from None
-    x = np.concatenate([x, x_test]).astype("float32") / 255.0
-    if x.ndim == 3:
-        x = x[..., None]
-    y = np.concatenate([y, y_test]).reshape(-1).astype("int64")
-    return Arrays([x], [y], name)
-
-
-def _npz(path: Path) -> Arrays:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return Arrays(_numbered(data, "x", path), _numbered(data, "y", path), path.name)
-    except ValueError as exc:  # object arrays (pickles), damaged files
-        raise DataError(f"{path.name}: {exc}") from None
-
-
-def _numbered(data, key: str, path: Path) -> list[np.ndarray]:
-    if key in data.files:
-        return [data[key]]
-    found = []
-    while f"{key}{len(found)}" in data.files:
-        found.append(data[f"{key}{len(found)}"])
-    if not found:
-        raise DataError(f"{path.name}: no array named {key} (or {key}0, {key}1, ...); it holds {', '.join(data.files)}")
-    return found
-
-
-def _npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise DataError(f"{path.name}: {exc}") from None
-
-
-def _csv(path: Path, target: str | None) -> Arrays:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    if len(rows) < 2:
-        raise DataError(f"{path.name}: needs a header line and at least one row")
-    header = [name.strip() for name in rows[0]]
-    if not target or target not in header:
-        raise DataError(f"{path.name}: no column {target!r}; the columns are {', '.join(header)}")
-    t = header.index(target)
-    features: list[list[float]] = []
-    labels: list[str] = []
-    for line, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise DataError(f"{path.name} line {line}: {len(row)} values for {len(header)} columns")
-        try:
-            features.append([float(v) for i, v in enumerate(row) if i != t])
-        except ValueError:
-            bad = next(header[i] for i, v in enumerate(row) if i != t and not _is_number(v))
-            raise DataError(f"{path.name} line {line}: column {bad!r} is not a number") from None
-        labels.append(row[t].strip())
-    x = np.asarray(features, dtype="float32")
-    if all(_is_number(v) for v in labels):
-        y = np.asarray([float(v) for v in labels])
-        y = y.astype("int64") if np.all(y == np.round(y)) else y.astype("float32")
-        return Arrays([x], [y], path.name)
-    classes = sorted(set(labels))
-    return Arrays([x], [np.asarray([classes.index(v) for v in labels], dtype="int64")], path.name, classes)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _images(path: Path, image_size: Sequence[int] | None, input_shapes: Sequence[tuple]) -> Arrays:
-    import keras
-
-    if not path.is_dir():
-        raise DataError(f"{path}: not a folder")
-    shape = input_shapes[0] if input_shapes else ()
-    if image_size is None:
-        image_size = [d for d in shape[1:3]] if len(shape) == 4 and None not in shape[1:3] else [64, 64]
-    channels = shape[3] if len(shape) == 4 else 3
-    color_mode = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels, "rgb")
-    try:
-        dataset = keras.utils.image_dataset_from_directory(
-            path, image_size=tuple(image_size), color_mode=color_mode, shuffle=False, batch_size=None, verbose=False
-        )
-    except ValueError as exc:
-        raise DataError(f"{path}: {exc}") from None
-    images, labels = [], []
-    for image, label in dataset.as_numpy_iterator():
-        images.append(image)
-        labels.append(label)
-    if not images:
-        raise DataError(f"{path}: no images found (one sub-folder per class)")
-    x = np.stack(images).astype("float32") / 255.0
-    return Arrays([x], [np.asarray(labels, dtype="int64")], path.name, list(dataset.class_names))
+    loaders = {name: dataset.load for name, dataset in BUILTIN.items()}
+    x, y, name, classes = portable.load_arrays(spec, seed, list(input_shapes), loaders)
+    return Arrays(x, y, name, classes)
 
 
 # --------------------------------------------------------------------- checks
@@ -322,14 +185,13 @@ def apply_fixes(data: Arrays, model, losses: Sequence[str]) -> tuple[Arrays, lis
 
 
 def split(data: Arrays, fraction: float, *, shuffle: bool, seed: int) -> tuple[Arrays, Arrays | None]:
-    """(training, validation): the last ``fraction`` of the samples, after a seeded shuffle."""
-    order = np.random.default_rng(seed).permutation(len(data)) if shuffle else np.arange(len(data))
-    if fraction <= 0:
-        return data.take(order), None
-    cut = len(data) - max(1, int(round(len(data) * fraction)))
-    if cut < 1:
-        raise DataError(f"{data.name} has {len(data)} samples: too few to set {fraction:.0%} aside for validation")
-    return data.take(order[:cut]), data.take(order[cut:])
+    """(training, validation): the last ``fraction`` of the samples, after a seeded shuffle.
+
+    The indices come from :func:`builder_app.core.portable_data.split_indices`, which exported training
+    scripts carry too: both set the same samples aside.
+    """
+    train, held = portable.split_indices(len(data), fraction, shuffle, seed, data.name)
+    return data.take(train), None if held is None else data.take(held)
 
 
 def _compatible(expected: tuple, got: tuple) -> bool:

@@ -235,3 +235,16 @@ def test_invalid_graph_is_refused_with_the_node_named():
     graph, _ = two_branches(8, 16)
     with pytest.raises(CodegenError, match="'add': Add needs inputs of one shape"):
         python_source(graph)
+
+
+def test_code_reads_like_the_keras_guides():
+    siamese = python_source(load_project(EXAMPLES[[p.stem for p in EXAMPLES].index("siamese_digits")]).graph)
+    assert "import keras\nfrom keras import layers\n" in siamese and "keras.layers." not in siamese
+    assert 'layers.Conv2D(16, 3, padding="same", activation="relu", name="tower_conv")(left_in)' in siamese
+    assert 'layers.Dot(axes=1, normalize=True, name="cosine")([tower_1, tower_2])' in siamese  # axes: a keyword
+    assert ",)" not in siamese
+    digits = python_source(load_project(EXAMPLES[[p.stem for p in EXAMPLES].index("digits_cnn")]).graph)
+    assert 'layers.Dropout(0.2, name="dropout")' in digits and 'layers.Dense(10, activation="softmax"' in digits
+    x = keras.Input((4,), name="x")
+    only_ops = python_source(graph_of(keras.Model(x, keras.ops.exp(x), name="ops_only")))
+    assert "from keras import layers" not in only_ops  # nothing to import it for (ruff: F401)

@@ -193,8 +193,11 @@ def _validate(path: Path, *, as_json: bool) -> int:
     if project is None:
         return EXIT_UNREADABLE
     from builder_app.core.report import validation_report
+    from builder_app.core.shapes import ShapeEngine
 
-    report = validation_report(project.graph)
+    graph = project.graph
+    engine = ShapeEngine(graph)
+    report = validation_report(graph, engine)
     if as_json:
         print(json.dumps(report))
     else:
@@ -203,6 +206,9 @@ def _validate(path: Path, *, as_json: bool) -> int:
         for error in report["errors"]:
             where = f"node {error['node']}" if error["node"] else "model"
             print(f"{path}: {where}: {error['message']}")
+        for node_id in graph.topological_order():
+            for message in engine.result(node_id).warnings:
+                print(f"{path}: warning: node {node_id} '{graph.label(node_id)}': {message}")
     return EXIT_VALID if report["valid"] else EXIT_INVALID
 
 

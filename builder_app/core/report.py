@@ -29,7 +29,6 @@ def validation_report(graph: ModelGraph, engine: ShapeEngine | None = None) -> d
                 "output_shapes": [list(shape) for shape in result.output_shapes],
                 "params": result.params,
                 "errors": list(result.errors),
-                "warnings": list(result.warnings),
             }
         )
     errors = [{"node": node, "message": message} for node, message in engine.errors()]

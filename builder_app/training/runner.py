@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder_app.core.portable_data import shuffled_order
 from builder_app.core.project import Project, load_project, project_to_bytes
 from builder_app.core.runs import record_run
 from builder_app.core.text import one_line
@@ -368,7 +369,7 @@ def _train(job: _Job, queue, stop, pause) -> None:
         error.hint = f"fix: {'; '.join(fixes)}" if fixes else ""
         raise error
     if settings["validation"] is not None:
-        train = loaded.take(_order(len(loaded), settings))
+        train = loaded.take(shuffled_order(len(loaded), settings["shuffle"], settings["seed"]))
         validation = data_module.load(settings["validation"], seed=settings["seed"], input_shapes=shapes)
     else:
         train, validation = data_module.split(
@@ -419,12 +420,6 @@ def _train(job: _Job, queue, stop, pause) -> None:
             weights=job.weights_out,
         )
     )
-
-
-def _order(n: int, settings: dict[str, Any]):
-    import numpy as np
-
-    return np.random.default_rng(settings["seed"]).permutation(n) if settings["shuffle"] else np.arange(n)
 
 
 def _one_or_list(arrays: list) -> Any:

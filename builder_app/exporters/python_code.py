@@ -558,15 +558,11 @@ class _FunctionWriter:
             if len(inputs) == 1:
                 return [next(iter(inputs.values()))]
             return [Seq("[", [inputs[p] for p in sorted(inputs)], "]")]
-        ports = catalog.layer_spec(layer.class_name).ports
-        ordered = [inputs[p] for p in sorted(inputs)]
-        if ports.style == "list":
-            return [Seq("[", ordered, "]")]
-        if ports.style == "positional":
-            args: list[Any] = [inputs[i] for i in range(min(len(ports.names), 2)) if i in inputs]
-            args += [Kw(n, inputs[i]) for i, n in enumerate(ports.names) if i >= 2 and i in inputs]
-            return args
-        return ordered[:1]
+        # The layer's usual call, as calls.call_arguments maps ports onto it for the
+        # engine and the model builder too: the three never disagree.
+        args, kwargs = call_arguments(None, catalog.layer_spec(layer.class_name).ports, inputs)
+        written: list[Any] = [Seq("[", arg, "]") if isinstance(arg, list) else arg for arg in args]
+        return written + [Kw(name, value) for name, value in kwargs.items()]
 
     def recorded_call(self, call: Mapping, inputs: Mapping[int, str], layer: Layer, where: str) -> list[Any]:
         args = [self.call_value(v, inputs, where) for v in call.get("args", [])]

@@ -57,6 +57,10 @@ SLOW: dict[str, set[str]] = {
         "test_export_keras_and_savedmodel_with_check",  # 16 s
         "test_installed_entry_point_runs",  # 9 s
     },
+    "test_render.py": {
+        "test_render_command_draws_a_model_too_big_for_the_quick_path",  # 37 s: a fresh Python renders
+        "test_a_command_exiting_mid_pass_waits_for_the_worker_thread",  # 26 s: three passes, a fresh Python
+    },
     "test_editor.py": {
         "test_render_command_draws_the_canvas",  # 70 s: four renders, each a fresh Python
         "test_builder_app_opens_the_editor_and_says_so_without_a_display",  # 8 s

@@ -109,8 +109,7 @@ def render_project(
 
     import_keras_quietly()
     document = Document(project)  # lays out a project that has no positions
-    document.attach_engine()
-    document.engine.update()
+    document.attach_engine(background=False)  # here, at any size: no worker thread outlives us
     scene = GraphScene(document, dark=dark)
     scene.refresh_all()
     try:

@@ -11,7 +11,9 @@ which graph have new results).
 Keras is imported in a background thread (:class:`KerasLoader`); until it is
 ready :attr:`Document.engine` is ``None`` and shapes are unknown. Shapes are
 recomputed on the GUI thread after each burst of edits, output shapes first (fast),
-parameter counts and build checks when the event loop is idle.
+parameter counts and build checks when the event loop is idle. A big model's first
+pass runs on a worker thread; headless callers (``builder-app render``, a diagram
+export) use ``attach_engine(background=False)``, which computes everything at once.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class Document(QtCore.QObject):
     graph_changed = QtCore.Signal(object)
     shapes_updated = QtCore.Signal(object)
     computing = QtCore.Signal(bool)
-    _engine_computed = QtCore.Signal(object, int)
+    _engine_computed = QtCore.Signal(object)
     dirty_changed = QtCore.Signal(bool)
 
     def __init__(self, project: Project | None = None, parent: QtCore.QObject | None = None):
@@ -151,6 +153,8 @@ class Document(QtCore.QObject):
         self._changes = 0
         self._computing = False
         self._closed = False
+        self._pass: dict | None = None  # the worker thread's pass: its engine, once done
+        self._worker: threading.Thread | None = None
         self._engine_computed.connect(self._adopt_engine)
         from builder_app.ui.editor.controller import EditorController
 
@@ -233,22 +237,39 @@ class Document(QtCore.QObject):
         self._shape_timer.start()
 
     # ------------------------------------------------------------------ shapes
-    def attach_engine(self) -> None:
+    def attach_engine(self, *, background: bool = True) -> None:
         """Starts shape inference (call once Keras is loaded).
 
         A big model's first pass runs on a worker thread, on a copy of the graph;
         the finished engine is handed over on the GUI thread if the graph did not
         change meanwhile (else the pass starts again on the new graph).
+
+        With ``background=False`` (headless use: rendering, exporting a diagram)
+        everything is computed here, at any size: on return :attr:`engine` is set
+        and up to date (shapes, parameter counts, checks), a pass already running
+        on the worker thread has been waited for and adopted, and no thread is left.
         """
-        if self.engine is not None or self._computing:
+        if self._closed:
             return
-        if len(self.graph) < BACKGROUND_NODES:
+        if self._computing:
+            if not background:
+                self._finish_pass()
+            return
+        if self.engine is not None:
+            if not background:
+                self._update_now()
+            return
+        if not background or len(self.graph) < BACKGROUND_NODES:
             self.engine = ShapeEngine(self.graph)
-            self._shape_timer.start()
+            if background:
+                self._shape_timer.start()
+            else:
+                self._update_now()
             return
         self._computing = True
         self.computing.emit(True)
-        seen = self._changes
+        box = {"engine": None, "seen": self._changes, "taken": False}
+        self._pass = box
         copy = ModelGraph.from_dict(self.graph.to_dict())
 
         def work() -> None:
@@ -258,12 +279,40 @@ class Document(QtCore.QObject):
             except Exception:  # noqa: BLE001 - the GUI thread computes it again and shows what fails
                 engine.close()
                 engine = None
-            self._engine_computed.emit(engine, seen)
+            box["engine"] = engine
+            try:
+                self._engine_computed.emit(box)
+            except RuntimeError:  # the document is gone (closed and deleted): nobody takes it
+                if engine is not None:
+                    engine.close()
 
-        threading.Thread(target=work, name="shapes", daemon=True).start()
+        # Not a daemon: a process exiting mid-pass waits for it rather than tearing
+        # TensorFlow down under a running thread (which aborts the process).
+        self._worker = threading.Thread(target=work, name="shapes", daemon=False)
+        self._worker.start()
 
-    def _adopt_engine(self, engine: ShapeEngine | None, seen: int) -> None:
+    def _finish_pass(self) -> None:
+        """Waits for the worker thread's pass and adopts its engine here, now."""
+        box, worker = self._pass, self._worker
+        if worker is not None:
+            worker.join()
+        if box is not None:
+            self._adopt_engine(box, background=False)
+
+    def _update_now(self) -> None:
+        self._shape_timer.stop()
+        self._build_timer.stop()
+        self.engine.update()
+        self.shapes_updated.emit(self.engine.take_changes())
+
+    def _adopt_engine(self, box: dict, background: bool = True) -> None:
+        if box["taken"] or box is not self._pass:  # adopted already (a headless caller waited for it)
+            return
+        box["taken"] = True
+        self._pass = None
+        self._worker = None
         self._computing = False
+        engine, seen = box["engine"], box["seen"]
         if self._closed:
             if engine is not None:
                 engine.close()
@@ -271,14 +320,18 @@ class Document(QtCore.QObject):
         if engine is None or seen != self._changes:  # edited meanwhile, or failed: again, here
             if engine is not None:
                 engine.close()
-                self.attach_engine()
-                return
+                if background:
+                    self.attach_engine()
+                    return
             self.engine = ShapeEngine(self.graph)
         else:
             engine.rebind(self.graph)
             self.engine = engine
         self.computing.emit(False)
-        self.update_shapes()
+        if background:
+            self.update_shapes()
+        else:
+            self._update_now()
 
     def update_shapes(self) -> None:
         """Output shapes now (fast); parameter counts and build checks when idle."""

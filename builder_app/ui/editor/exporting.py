@@ -51,6 +51,12 @@ class Exports:
     def export_to(self, kind: str, path: Path) -> bool:
         """Exports the model (or the current diagram) to ``path``; errors are shown, never raised."""
         if kind in DIAGRAM_EXPORTS:
+            if self.document.is_computing:  # a big model's first pass: the diagram shows its shapes
+                QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+                try:
+                    self.document.attach_engine(background=False)
+                finally:
+                    QtWidgets.QApplication.restoreOverrideCursor()
             try:
                 render_scene(self.current_scene(), path, fmt=kind)
             except Exception as exc:  # noqa: BLE001 - RenderError or OSError: shown in one line

@@ -64,8 +64,11 @@ def recoverable() -> list[Path]:
 def load_recovered(path: Path) -> Project:
     """The project a recovery file holds, with the path of the file it was edited from.
 
-    The recovery file and its side file are removed once read. A damaged one is
-    renamed ``.corrupt`` (kept for the user) and the error says so.
+    The recovery file is left in place: a crash before the recovered project is
+    safe elsewhere must not lose it. The window hands it to its own slot
+    (:meth:`RecoverySlot.adopt`), which removes it only once the project is written
+    there. A damaged one is renamed ``.corrupt`` (kept for the user) and the error
+    says so.
 
     Raises:
         ProjectLoadError: The file does not load.
@@ -82,7 +85,6 @@ def load_recovered(path: Path) -> Project:
     except (OSError, ValueError, AttributeError):
         original = None
     project.path = Path(original) if original else None
-    discard(path)
     return project
 
 
@@ -123,11 +125,30 @@ class RecoverySlot:
         """Gives the slot up; its file is removed unless ``keep`` (changes nobody saved)."""
         self.wait()
         if self.path is not None and not keep:
-            self.path.unlink(missing_ok=True)
+            discard(self.path)
         if self._lock is not None:
             self._lock.unlock()
             self._lock = None
         self.path = None
+
+    def adopt(self, source: Path, project: Project, state: Any) -> bool:
+        """Takes over the recovery file ``source`` that ``project`` (at ``state``) was recovered from.
+
+        When ``source`` is this slot's own file it already holds the project and
+        stays. Otherwise the project is written into this slot now, and ``source``
+        is removed only once that write succeeded: at every moment one of the two
+        files holds the recovered work. Returns False (``source`` kept, :attr:`error`
+        says why) when the write failed.
+        """
+        if self.path is not None and Path(source).resolve() == self.path.resolve():
+            self._written = state
+            return True
+        if self.path is None or not self.write(project, state, wait=True):
+            if self.error is None:
+                self.error = f"Autosave failed: no recovery file to keep {Path(source).name} in"
+            return False
+        discard(Path(source))
+        return True
 
     def mark_written(self, state: Any) -> None:
         """Records that the project in ``state`` needs no autosave (just saved or opened)."""

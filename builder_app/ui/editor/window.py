@@ -788,6 +788,13 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             return False
         self.set_document(Document(project))
         self.document.mark_dirty()
+        # The recovery file goes only once this window's slot holds the work (a crash
+        # right now must still offer it).
+        if not self.recovery.adopt(path, self.document.project, self._undo_state()):
+            message = self.recovery.error or "Autosave failed"
+            self.recovery.error = None
+            self.statusBar().showMessage(f"Recovered; {message}; {path.name} is kept", 10000)
+            return True
         self.statusBar().showMessage("Recovered unsaved changes; save them to keep them", 10000)
         return True
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from builder_app import __version__
@@ -306,13 +308,28 @@ def _train(args: argparse.Namespace) -> int:
     if args.gui:
         return _train_window(project, args)
     from builder_app.training.data import DataError, parse_spec
-    from builder_app.training.runner import Overrides, TrainingRun, copy_trained_weights, keep_run
+    from builder_app.training.runner import (
+        Overrides,
+        TrainingRun,
+        copy_trained_weights,
+        keep_run,
+        usable_weights,
+    )
 
     try:
         data = parse_spec(args.data) if args.data else None
     except DataError as exc:
         print(f"builder-app: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
+    # Where the results go is checked now, not after the training it would lose.
+    outputs = [("--metrics-out", args.metrics_out), ("--save", args.save)]
+    if args.update_project:
+        outputs.append(("--update-project", args.project))
+    for option, path in outputs:
+        problem = _unwritable(path) if path is not None else None
+        if problem:
+            print(f"builder-app: {option} {path}: {problem}", file=sys.stderr)
+            return EXIT_UNREADABLE
     overrides = Overrides(
         data=data,
         epochs=args.epochs,
@@ -322,23 +339,31 @@ def _train(args: argparse.Namespace) -> int:
         fix_data=args.fix_data,
     )
     run = TrainingRun(project, overrides)
-    run.start()
+    interrupted: list[bool] = []
+
+    def on_interrupt(signum, frame) -> None:
+        """Ctrl-C: stop at the next batch, as the window's Stop does; a second one ends the run now."""
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        print("stopping at the next batch... (Ctrl-C again to end at once)", file=sys.stderr, flush=True)
+        run.stop()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
     rows: list[dict] = []
     try:
-        try:
-            for event in run.events():
-                _print_event(event, rows)
-        except KeyboardInterrupt:
-            print("stopping at the next batch...", file=sys.stderr)
-            run.stop()
-            for event in run.events():
-                _print_event(event, rows)
+        run.start()
+        for event in run.events():
+            _print_event(event, rows)
         result = run.result or {}
         if result.get("kind") == EventKind.FAILED:
             hint = f" ({result['hint']})" if result.get("hint") else ""
             print(f"builder-app: {args.project}: {result['message']}{hint}", file=sys.stderr)
             return EXIT_INVALID
-        trained = run.trained_weights()
+        # None when the run left no weights or ended in NaN: those never replace the project's.
+        trained = usable_weights(run)
+        status = run.status
         if args.metrics_out is not None:
             _write_metrics(args.metrics_out, rows)
             print(f"wrote {args.metrics_out}")
@@ -352,13 +377,38 @@ def _train(args: argparse.Namespace) -> int:
         if args.update_project:
             from builder_app.core.project import save_project
 
-            keep_run(project, run, trained)  # the run, with the weights it left
+            keep_run(project, run, trained)  # the run, with the weights it left (none after NaN)
             save_project(project, args.project)
             print(f"updated {args.project}")
+        if status == FinishStatus.NAN:
+            skipped = f"; {args.save} not written" if args.save is not None else ""
+            print(
+                f"builder-app: {args.project}: the loss became NaN or infinite (try a lower learning rate, "
+                f"or look for NaN in the data); the project's weights are unchanged{skipped}",
+                file=sys.stderr,
+            )
     finally:
         run.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        return 130  # stopped by Ctrl-C: what --update-project promises is kept, and a script stops here
     kept_going = (FinishStatus.COMPLETED, FinishStatus.EARLY_STOPPED, FinishStatus.STOPPED)
-    return EXIT_VALID if result.get("status") in kept_going else EXIT_INVALID
+    return EXIT_VALID if status in kept_going else EXIT_INVALID
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a file cannot be written at ``path`` (checked before training), or None."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"there is no folder {folder}" if not folder.exists() else f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is not writable"
+    return None
 
 
 def _train_window(project, args: argparse.Namespace) -> int:

@@ -109,21 +109,29 @@ def first_line(exc: BaseException, limit: int = 120) -> str:
 
 
 def read_npz(path: Path) -> tuple:
-    """Arrays ``x``/``y`` (or ``x0``, ``x1``, ... and ``y0``, ...), never unpickling."""
+    """Arrays ``x``/``y`` (or ``x0``, ``x1``, ... and ``y0``, ...), never unpickling.
+
+    A damaged file (truncated, not an archive, a bad member) is one line naming it.
+    """
     try:
         with np.load(path, allow_pickle=False) as data:
             return numbered(data, "x", path), numbered(data, "y", path), path.name, []
-    except ValueError as exc:  # object arrays (pickles), damaged files
-        raise DataError(f"{path.name}: {exc}") from None
+    except (DataError, OSError):
+        raise
+    except Exception:  # noqa: BLE001 - BadZipFile, EOFError, ValueError...: a damaged file
+        raise DataError(
+            f"{path.name}: not a readable .npz file (damaged, truncated or not written by "
+            "numpy.savez)"
+        ) from None
 
 
 def numbered(data, key: str, path: Path) -> list:
     """``data[key]``, or ``data[key0]``, ``data[key1]``, ... as a list."""
     if key in data.files:
-        return [data[key]]
+        return [npz_array(data, key, path)]
     found = []
     while f"{key}{len(found)}" in data.files:
-        found.append(data[f"{key}{len(found)}"])
+        found.append(npz_array(data, f"{key}{len(found)}", path))
     if not found:
         raise DataError(
             f"{path.name}: no array named {key} (or {key}0, {key}1, ...); "
@@ -132,12 +140,54 @@ def numbered(data, key: str, path: Path) -> list:
     return found
 
 
+def npz_array(data, key: str, path: Path) -> np.ndarray:
+    """One array of an ``.npz`` file, read now: numbers, or one line naming the file and array."""
+    try:
+        array = data[key]
+    except ValueError as exc:
+        if "Object arrays" not in str(exc):
+            raise DataError(f"{path.name}: array {key!r} is damaged and cannot be read") from None
+        raise DataError(
+            f"{path.name}: array {key!r} holds Python objects, which are never unpickled"
+        ) from None
+    except Exception:  # noqa: BLE001 - a damaged member: a bad CRC, truncated, EOFError...
+        raise DataError(f"{path.name}: array {key!r} is damaged and cannot be read") from None
+    return numeric(array, f"array {key!r}", path)
+
+
+def numeric(array, what: str, path: Path) -> np.ndarray:
+    """``array`` if it holds numbers (or booleans); else one line saying what it holds."""
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{path.name}: {what} is not an array")
+    if array.dtype.kind not in "biuf":
+        kinds = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers"}
+        held = kinds.get(array.dtype.kind, "values that are not numbers")
+        raise DataError(f"{path.name}: {what} holds {held} ({array.dtype}), not numbers")
+    return array
+
+
 def read_npy(path: Path) -> np.ndarray:
     """One ``.npy`` array, never unpickling."""
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
+    except OSError:
+        raise
     except ValueError as exc:
-        raise DataError(f"{path.name}: {exc}") from None
+        if "Object arrays" not in str(exc):
+            raise DataError(
+                f"{path.name}: not a readable .npy file (damaged, truncated or not written by "
+                "numpy.save)"
+            ) from None
+        raise DataError(f"{path.name}: holds Python objects, which are never unpickled") from None
+    except Exception:  # noqa: BLE001 - EOFError, an archive...: a damaged file
+        raise DataError(
+            f"{path.name}: not a readable .npy file (damaged, truncated or not written by "
+            "numpy.save)"
+        ) from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+        array.close()
+        raise DataError(f"{path.name}: an .npz archive, not an .npy array")
+    return numeric(array, "the array", path)
 
 
 def read_csv(path: Path, target: str | None) -> tuple:
@@ -247,6 +297,8 @@ SCRIPT_PARTS = (
     first_line,
     read_npz,
     numbered,
+    npz_array,
+    numeric,
     read_npy,
     read_csv,
     is_number,

@@ -12,6 +12,10 @@ GUI thread, which polls :meth:`TrainingRun.poll`.
 
 Stop ends the run at the next batch end (the weights trained so far come back);
 if the child does not finish within :data:`STOP_GRACE_SECONDS`, it is ended.
+The child ignores SIGINT (Ctrl-C is the parent's to answer, as a Stop), and ends
+itself within :data:`PARENT_POLL_SECONDS` when its parent dies, however it died.
+A run whose loss or weights became NaN or infinite ends as ``nan``, and its
+weights never replace the model's (:func:`usable_weights`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import math
 import multiprocessing
 import os
 import queue as queue_module
+import signal
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -42,6 +48,10 @@ STOP_GRACE_SECONDS = 2.0
 CHILD_NICENESS = 10
 #: Batch events are sent at most this often (each one costs the training loop a sync).
 BATCH_EVENT_SECONDS = 0.05
+#: How often the child checks that its parent is still there (it ends itself when not).
+PARENT_POLL_SECONDS = 0.5
+#: The exit status of a child that ended itself because its parent had died.
+ORPHANED_EXIT_CODE = 3
 
 
 @dataclass
@@ -265,6 +275,40 @@ def run_record(run: TrainingRun) -> dict[str, Any]:
     }
 
 
+def weights_are_finite(graph) -> bool:
+    """Whether every weight of ``graph`` (sub-models included) is a finite number."""
+    import numpy as np
+
+    from builder_app.core.weights_file import walk_layers
+
+    for _, layer in walk_layers(graph):
+        for value in layer.weights or ():
+            array = np.asarray(value)
+            if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+                return False
+    return True
+
+
+def usable_weights(run: TrainingRun) -> Project | None:
+    """The trained project whose weights may replace the model's, or None.
+
+    None when the run failed, left no weights, or ended in NaN: a run whose
+    weights are not all finite numbers is marked ``nan`` here if the child did
+    not say so, and never gives its weights to the model nor to the history.
+    """
+    result = run.result or {}
+    if result.get("kind") != EventKind.FINISHED or result.get("status") == FinishStatus.NAN:
+        return None
+    trained = run.trained_weights()
+    if trained is None:
+        return None
+    if not weights_are_finite(trained.graph):
+        run.result = {**result, "status": FinishStatus.NAN}
+        run.status = str(FinishStatus.NAN)
+        return None
+    return trained
+
+
 def keep_run(project: Project, run: TrainingRun, trained: Project | None) -> list[str]:
     """Adds a finished run to the project's history, with the weights it left.
 
@@ -295,6 +339,10 @@ def copy_trained_weights(target: Project, trained: Project) -> None:
 def _child_main(job: _Job, queue, stop, pause) -> None:
     """The child process: train, posting events; never raises."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Ctrl-C reaches the whole process group: the parent answers it (a Stop), not
+    # TensorFlow in the middle of a kernel.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent()
     if hasattr(os, "nice"):
         # The GUI comes first: training takes the processor time the window leaves.
         os.nice(CHILD_NICENESS)
@@ -305,6 +353,28 @@ def _child_main(job: _Job, queue, stop, pause) -> None:
         _train(job, queue, stop, pause)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one event
         queue.put(events.failed(**_describe_failure(exc)))
+
+
+def _watch_parent() -> None:
+    """Ends this process when its parent has gone (a SIGKILL, a crash), within a poll.
+
+    A thread waits on the parent's sentinel (multiprocessing's pipe, closed when the
+    parent dies) and checks that the parent pid is still ours; ``os._exit`` ends the
+    process even while the main thread is inside a TensorFlow kernel.
+    """
+    parent = multiprocessing.parent_process()
+    parent_pid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            if parent is not None:
+                parent.join(PARENT_POLL_SECONDS)
+            else:
+                time.sleep(PARENT_POLL_SECONDS)
+            if (parent is not None and not parent.is_alive()) or os.getppid() != parent_pid:
+                os._exit(ORPHANED_EXIT_CODE)
+
+    threading.Thread(target=watch, name="builder-app-parent-watch", daemon=True).start()
 
 
 def _describe_failure(exc: BaseException) -> dict[str, str]:
@@ -411,6 +481,8 @@ def _train(job: _Job, queue, stop, pause) -> None:
     elif model.stop_training:
         status = FinishStatus.EARLY_STOPPED
     copy_weights_to_graph(project.graph, model)
+    if not weights_are_finite(project.graph):  # an infinite loss stops as NaN does
+        status = FinishStatus.NAN
     save_project(project, job.weights_out)
     queue.put(
         events.finished(
@@ -599,7 +671,7 @@ def _reporter(*args):
             seconds = time.monotonic() - self.epoch_started
             samples = self.steps * self.batch_size
             clean = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
-            if any(math.isnan(v) for k, v in clean.items() if k.endswith("loss")):
+            if any(not math.isfinite(v) for k, v in clean.items() if k.endswith("loss")):
                 self.nan = True
             self.queue.put(
                 events.epoch(

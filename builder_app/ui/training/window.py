@@ -28,8 +28,14 @@ from builder_app.core.project import Project, save_project
 from builder_app.core.runs import RunError, delete_run, restore_run, run_label
 from builder_app.core.training_settings import DEFAULTS
 from builder_app.training.data import KERAS_DATASETS, DataError, parse_spec
-from builder_app.training.events import EventKind, FinalEvent
-from builder_app.training.runner import Overrides, TrainingRun, copy_trained_weights, keep_run
+from builder_app.training.events import EventKind, FinalEvent, FinishStatus
+from builder_app.training.runner import (
+    Overrides,
+    TrainingRun,
+    copy_trained_weights,
+    keep_run,
+    usable_weights,
+)
 from builder_app.ui.training.dashboard import TrainingDashboard
 
 #: Optimizers offered first; every keras.optimizers class can be typed in.
@@ -261,10 +267,16 @@ class TrainingWindow(QtWidgets.QMainWindow):
                 hint = f" — {event['hint']}" if event.get("hint") else ""
                 self._say(f"{event['message']}{hint}", error=True)
             case EventKind.FINISHED:
-                trained = run.trained_weights()
+                # None after NaN (or when none came back): the model keeps its weights.
+                trained = usable_weights(run)
+                status = str(run.status).replace("_", " ")
                 if trained is not None:
                     copy_trained_weights(self.project, trained)
-                self._say(f"training {event['status'].replace('_', ' ')}; the weights are in the project")
+                    self._say(f"training {status}; the weights are in the project")
+                elif run.status == FinishStatus.NAN:
+                    self._say("training ended in NaN; the model keeps its weights (try a lower learning rate)", error=True)
+                else:
+                    self._say(f"training {status}; no weights came back, the model keeps its weights")
         dropped = keep_run(self.project, run, trained)  # the run, with the weights it left
         if dropped and not self.message.styleSheet():
             let_go = ", ".join(run_label({"id": run_id}, 0) for run_id in dropped)
@@ -272,7 +284,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self._changed()
         self._show_history(overlay=self.project.runs[:-1])  # this run is drawn already
         self.pause_button.setText("Pause")
-        self.run_finished.emit(event)
+        self.run_finished.emit(run.result or event)
 
     def _show_history(self, overlay: list[dict[str, Any]] | None = None) -> None:
         self.history.clear()

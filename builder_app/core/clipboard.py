@@ -12,7 +12,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from builder_app.core.graph import GraphError, Layer, ModelGraph, Node
+from builder_app.core.graph import GraphError, Layer, ModelGraph, Node, _shown, port_problem
 from builder_app.core.ops import AddNode, Batch, Connect
 
 #: Marks the JSON as ours; anything else on the clipboard is not pasted.
@@ -50,12 +50,25 @@ def paste_ops(graph: ModelGraph, data: Any, offset: tuple[float, float] = (30.0,
         raise GraphError("the clipboard holds no layers")
     if data.get("version") != CLIPBOARD_VERSION:
         raise GraphError(f"the clipboard's layers come from another version (format {data.get('version')!r})")
+    for key in ("layers", "nodes", "edges"):
+        if not isinstance(data.get(key), list):
+            raise GraphError(f"the clipboard's layers are malformed ('{key}' should be a list)")
     try:
         layers = {entry["name"]: Layer.from_dict(entry) for entry in data["layers"]}
         nodes = [Node.from_dict(entry) for entry in data["nodes"]]
-        edges = [tuple(edge) for edge in data["edges"]]
     except (KeyError, TypeError) as exc:
         raise GraphError(f"the clipboard's layers are malformed ({exc})") from None
+    edges = []
+    for edge in data["edges"]:
+        # A wire is [source node, output port, target node, input port]; the ports'
+        # bounds are checked here too, so a crafted index is refused before Connect.
+        if not (isinstance(edge, list) and len(edge) == 4 and isinstance(edge[0], str) and isinstance(edge[2], str)):
+            raise GraphError(f"the clipboard's wire {_shown(edge)} is not [node, port, node, port]")
+        for port, what in ((edge[1], "output"), (edge[3], "input")):
+            problem = port_problem(port, f"the clipboard's wire {_shown(edge)}: {what}")
+            if problem is not None:
+                raise problem
+        edges.append(tuple(edge))
     from builder_app.core.catalog import check_config
 
     for layer in layers.values():

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import numbers
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,15 @@ INPUT_CLASS = "InputLayer"
 
 _MAX_NAME_LENGTH = 200
 
+#: The most input or output ports a node may have (ports 0 to MAX_PORTS - 1). No Keras
+#: layer takes or returns anywhere near this many tensors (a Concatenate of 1024
+#: branches is already absurd), and a sub-model with more inputs or outputs gets as many
+#: as it has (see :mod:`builder_app.core.ports`). The cap exists because a crafted port
+#: index (10**9, 2**70) would otherwise size the list of a node's ports: a hang, then
+#: MemoryError. The bound does not depend on the layer's class, so a wire an operation
+#: made (a Dense wired on port 1 is a node error, not a refusal) always loads back.
+MAX_PORTS = 1024
+
 
 class GraphError(ValueError):
     """An operation was refused; the graph is unchanged. The message says why.
@@ -48,6 +59,10 @@ class NotFoundError(GraphError):
 
 class PortError(GraphError):
     """A wire's port does not exist, is taken, or is not a port number."""
+
+
+class PositionError(GraphError):
+    """A node position is not two finite numbers."""
 
 
 class CycleError(GraphError):
@@ -177,16 +192,78 @@ class Node:
         _expect(node_id, str, "a node's id")
         _expect(layer, str, f"the layer of node '{node_id}'")
         position = data.get("position", [0.0, 0.0])
-        if (
-            not isinstance(position, list)
-            or len(position) != 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in position)
-        ):
-            raise GraphError(f"node '{node_id}': position must be two numbers")
+        if not isinstance(position, list):
+            raise PositionError(f"node '{node_id}': position must be two numbers")
+        checked = checked_position(position, f"node '{node_id}'")
         call = data.get("call")
         if call is not None:
-            _expect(call, dict, f"the call of node '{node_id}'")
-        return cls(node_id, layer, (float(position[0]), float(position[1])), copy.deepcopy(call))
+            problem = call_problem(call, f"node '{node_id}'")
+            if problem is not None:
+                raise problem
+        return cls(node_id, layer, checked, copy.deepcopy(call))
+
+
+def checked_position(position: Any, what: str) -> tuple[float, float]:
+    """``position`` as two floats.
+
+    Raises:
+        PositionError: It is not two finite numbers (Qt crashes painting NaN or
+            infinite coordinates); the message starts with ``what``.
+    """
+    try:
+        x, y = position
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (x, y)):
+            raise TypeError
+        checked = (float(x), float(y))
+    except (TypeError, ValueError, OverflowError):
+        raise PositionError(f"{what}: position must be two numbers, not {_shown(position)}") from None
+    if not all(math.isfinite(v) for v in checked):
+        raise PositionError(f"{what}: position must be two finite numbers, not {_shown(position)}")
+    return checked
+
+
+def port_problem(port: Any, what: str, limit: int = MAX_PORTS) -> PortError | None:
+    """Why ``port`` is not a port number below ``limit`` (``what`` names it), or None."""
+    if not isinstance(port, int) or isinstance(port, bool) or port < 0:
+        return PortError(f"{what} {_shown(port)} is not a port number")
+    if port >= limit:
+        return PortError(f"{what} {_shown(port)} is beyond the {limit} ports a node may have")
+    return None
+
+
+def call_problem(call: Any, what: str) -> GraphError | None:
+    """Why ``call`` is not a recorded call template (``what`` names the node), or None.
+
+    A template is ``{"args": [...], "kwargs": {...}}`` (both optional) in which every
+    ``{"port": i}`` is a port number below :data:`MAX_PORTS`.
+    """
+    if not isinstance(call, dict):
+        return ConfigError(f"{what}: the call should be a dict, not {type(call).__name__}")
+    for key, kind in (("args", list), ("kwargs", dict)):
+        if key in call and not isinstance(call[key], kind):
+            return ConfigError(f"{what}: the call's {key} should be a {kind.__name__}, not {type(call[key]).__name__}")
+    stack = [call]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if set(value) == {"port"}:
+                problem = port_problem(value["port"], f"{what}: the call's port")
+                if problem is not None:
+                    return problem
+            else:
+                stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A short one-line rendering of a value from a file, for messages."""
+    try:
+        text = json.dumps(value)
+    except Exception:  # noqa: BLE001 - an odd value from a file or a call: say what it is
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_layer_name(name: object) -> str | None:
@@ -582,6 +659,7 @@ class ModelGraph:
             for end in (edge.src, edge.dst):
                 if end not in graph._nodes:
                     raise GraphError(f"an edge refers to an unknown node '{end}'")
+            graph._check_ports(edge)
             if edge.dst_port in graph._sources[edge.dst]:
                 raise GraphError(f"input {edge.dst_port} of node '{edge.dst}' is wired twice")
             graph._wires.add_edge(edge.src, edge.dst, key=edge.dst_port, src_port=edge.src_port)
@@ -606,10 +684,31 @@ class ModelGraph:
                 and ref[1] >= 0
             ):
                 raise GraphError(f"malformed model output {json.dumps(ref)[:80]}")
+            graph._check_output_port(ref[0], ref[1], "model output")
             outputs.append(PortRef(ref[0], ref[1]))
         graph._inputs = list(inputs)
         graph._outputs = outputs
         return graph
+
+    def _check_ports(self, edge: Edge) -> None:
+        """Refuses a wire whose ports are beyond what its nodes may have (PortError)."""
+        self._check_output_port(edge.src, edge.src_port, "output")
+        if edge.dst_port >= MAX_PORTS:  # the usual case is answered without ports.py
+            from builder_app.core.ports import max_input_port
+
+            limit = max_input_port(self, edge.dst) + 1
+            if edge.dst_port >= limit:
+                raise PortError(
+                    f"input {_shown(edge.dst_port)} of node '{edge.dst}' is beyond the {limit} ports it may have"
+                )
+
+    def _check_output_port(self, node_id: str, port: int, what: str) -> None:
+        if port >= MAX_PORTS:
+            from builder_app.core.ports import max_output_port
+
+            limit = max_output_port(self, node_id) + 1
+            if port >= limit:
+                raise PortError(f"{what} {_shown(port)} of node '{node_id}' is beyond the {limit} ports it may have")
 
     def clone(self) -> ModelGraph:
         """A deep copy with no subscribers; weights are copied."""

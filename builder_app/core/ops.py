@@ -16,6 +16,7 @@ from typing import Any
 
 from builder_app.core.graph import (
     INPUT_CLASS,
+    MAX_PORTS,
     MISSING,
     SUBMODEL_CLASS,
     ConfigError,
@@ -31,7 +32,9 @@ from builder_app.core.graph import (
     PortError,
     PortRef,
     SharingError,
+    call_problem,
     check_layer_name,
+    checked_position,
 )
 
 
@@ -81,6 +84,11 @@ class AddNode(Op):
             raise GraphError(f"a node '{self.node.id}' already exists")
         if not isinstance(self.node.id, str) or not self.node.id:
             raise GraphError("a node needs an id")
+        checked_position(self.node.position, f"node '{self.node.id}'")
+        if self.node.call is not None:
+            problem = call_problem(self.node.call, f"node '{self.node.id}'")
+            if problem is not None:
+                raise problem
         if self.layer is not None:
             if self.layer.name != self.node.layer:
                 raise LayerNameError("the node and its new layer disagree on the layer name")
@@ -253,8 +261,8 @@ class MoveNode(Op):
 
     def apply(self, graph: ModelGraph) -> Op:
         old = graph.node(self.node_id).position
-        x, y = self.position
-        graph._move_node(self.node_id, (float(x), float(y)))
+        position = checked_position(self.position, f"'{graph.label(self.node_id)}'")
+        graph._move_node(self.node_id, position)
         return MoveNode(self.node_id, old)
 
 
@@ -277,6 +285,9 @@ class SetModelIO(Op):
             graph.node(ref.node)
             if not isinstance(ref.port, int) or isinstance(ref.port, bool) or ref.port < 0:
                 raise PortError(f"output port {ref.port!r} is not a port number")
+            problem = _port_bound(graph, ref.node, ref.port, output=True)
+            if problem is not None:
+                raise problem
         old = (graph.explicit_inputs(), graph.explicit_outputs())
         graph._set_io(list(self.inputs), outputs)
         return SetModelIO(*old)
@@ -292,6 +303,9 @@ class SetCall(Op):
     def apply(self, graph: ModelGraph) -> Op:
         old = graph.node(self.node_id).call
         if self.call is not None:
+            problem = call_problem(self.call, f"'{graph.label(self.node_id)}'")
+            if problem is not None:
+                raise problem
             _check_json(self.call, f"the call of '{graph.label(self.node_id)}'")
         graph._set_call(self.node_id, self.call)
         return SetCall(self.node_id, old)
@@ -310,6 +324,9 @@ def can_connect(graph: ModelGraph, src: str, src_port: int, dst: str, dst_port: 
     for port in (src_port, dst_port):
         if not isinstance(port, int) or isinstance(port, bool) or port < 0:
             return PortError(f"port {port!r} is not a port number")
+    bound = _port_bound(graph, src, src_port, output=True) or _port_bound(graph, dst, dst_port, output=False)
+    if bound is not None:
+        return bound
     if graph.is_input(dst):
         return PortError(f"'{graph.label(dst)}' is an Input: it takes no inputs")
     taken = graph.inputs_of(dst).get(dst_port)
@@ -319,6 +336,22 @@ def can_connect(graph: ModelGraph, src: str, src_port: int, dst: str, dst_port: 
             f"to '{graph.label(taken.node)}'"
         )
     return _cycle(graph, src, dst)
+
+
+def _port_bound(graph: ModelGraph, node_id: str, port: int, *, output: bool) -> PortError | None:
+    """Why ``port`` (a port number) is beyond what the node may have, or None."""
+    if port < MAX_PORTS:
+        return None  # the usual case, answered without reading the node
+    from builder_app.core.ports import max_input_port, max_output_port
+
+    highest = (max_output_port if output else max_input_port)(graph, node_id)
+    if port <= highest:
+        return None
+    text = str(port) if port < 10**30 else f"{str(port)[:12]}..."
+    return PortError(
+        f"{'output' if output else 'input'} {text} of '{graph.label(node_id)}' is beyond "
+        f"the {highest + 1} {'outputs' if output else 'inputs'} a node may have"
+    )
 
 
 def _cycle(graph: ModelGraph, src: str, dst: str, without: Edge | None = None) -> CycleError | None:
@@ -348,6 +381,11 @@ def rewire_problem(graph: ModelGraph, edge: Edge, detached: Edge | None = None) 
     for port in (edge.src_port, edge.dst_port):
         if not isinstance(port, int) or isinstance(port, bool) or port < 0:
             return PortError(f"port {port!r} is not a port number")
+    bound = _port_bound(graph, edge.src, edge.src_port, output=True) or _port_bound(
+        graph, edge.dst, edge.dst_port, output=False
+    )
+    if bound is not None:
+        return bound
     if graph.is_input(edge.dst):
         return PortError(f"'{graph.label(edge.dst)}' is an Input: it takes no inputs")
     # The picked-up wire is gone after the drop, so a path through it closes no

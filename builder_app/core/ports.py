@@ -9,7 +9,7 @@ loaded (then the catalog's spec of the layer class is read).
 from __future__ import annotations
 
 from builder_app.core.calls import template_ports
-from builder_app.core.graph import SUBMODEL_CLASS, ModelGraph
+from builder_app.core.graph import MAX_PORTS, SUBMODEL_CLASS, ModelGraph
 
 
 def layer_ports(class_name: str):
@@ -66,8 +66,43 @@ def input_ports(graph: ModelGraph, node_id: str) -> tuple[str, ...]:
             count = max(spec.min_inputs, highest + 1)
             if spec.max_inputs is not None:
                 count = min(count, spec.max_inputs)
-    count = max(count, highest)
+    count = max(min(count, max_input_port(graph, node_id) + 1), highest)  # no free port past the cap
     return tuple(names[i] if i < len(names) else "" for i in range(count))
+
+
+def max_input_port(graph: ModelGraph, node_id: str) -> int:
+    """The highest input port a wire into this node may use; beyond it, a wire is refused.
+
+    :data:`~builder_app.core.graph.MAX_PORTS` ports, or a sub-model's input count where
+    that is more; a call template's ports are below the cap by construction. The bound
+    is deliberately not the layer's own port count (a catalog ``PortsSpec.max_inputs``):
+    a wire on a port the layer lacks is a node error that shape inference names (a
+    Dense wired on port 1), a node can come to call another layer (sharing) or its
+    sub-model lose an input under existing wires, and the catalog may or may not be
+    loaded; a bound that moved with those would make undo or saving fail. What it must
+    stop is a crafted index (10**9) sizing a node's list of ports. Keras-free.
+    """
+    limit = MAX_PORTS
+    if node_id in graph.nodes and graph.layer_of(node_id).class_name == SUBMODEL_CLASS:
+        inner = graph.layer_of(node_id).submodel
+        if inner is not None:
+            limit = max(limit, len(inner.model_inputs()))
+    return limit - 1
+
+
+def max_output_port(graph: ModelGraph, node_id: str) -> int:
+    """The highest output port a wire or a model output may take from this node.
+
+    :data:`~builder_app.core.graph.MAX_PORTS` outputs (no Keras layer returns more than
+    a handful of tensors; an RNN with ``return_state`` a few), or a sub-model's output
+    count where that is more. Keras-free.
+    """
+    limit = MAX_PORTS
+    if node_id in graph.nodes and graph.layer_of(node_id).class_name == SUBMODEL_CLASS:
+        inner = graph.layer_of(node_id).submodel
+        if inner is not None:
+            limit = max(limit, len(inner.model_outputs()))
+    return limit - 1
 
 
 def first_free_input(graph: ModelGraph, node_id: str) -> int | None:

@@ -1,9 +1,12 @@
 """Random edit sequences, valid and not: core never raises past a refusal, errors land
 on nodes, incremental shapes equal a cold recompute, and undo restores everything."""
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from builder_app.core.blocks import BLOCKS
+from builder_app.core.clipboard import copy_nodes, paste_ops
 from builder_app.core.graph import GraphError, ModelGraph, PortRef
 from builder_app.core.ops import (
     Connect,
@@ -150,3 +153,100 @@ def test_random_edit_sequences(shape, data):
     assert graph.to_dict() == original
     fresh = ShapeEngine(graph)
     assert snapshot(engine) == snapshot(fresh)
+
+
+# --------------------------------------------------------------- long sequences
+#: A layer shared by two calls is the case the first-call logic gets wrong; the long
+#: sequences add it more often than the short test does.
+LONG_KINDS = [
+    "add", "add", "connect", "connect", "connect", "disconnect", "disconnect", "remove",
+    "param", "rename", "rename", "again", "again", "unshare", "share", "share", "group",
+    "ungroup", "io", "move", "paste", "block",
+]
+
+
+def draw_long_op(data, graph, engine):
+    kind = data.draw(st.sampled_from(LONG_KINDS))
+    nodes = list(graph.nodes) + ["n404"]
+    if kind == "paste":
+        chosen = data.draw(st.lists(st.sampled_from(nodes), max_size=4))
+        return paste_ops(graph, copy_nodes(graph, chosen))[0]
+    if kind == "block":
+        block = BLOCKS[data.draw(st.sampled_from(sorted(BLOCKS)))]
+        source = data.draw(st.one_of(st.none(), st.sampled_from(nodes)))
+        ref = PortRef(source, 0) if source in graph.nodes else None
+        small = {
+            "Residual block": {"filters": 8},
+            "Transformer encoder block": {"num_heads": 2, "key_dim": 4, "ff_dim": 8, "width": 8},
+            "Conv-BN-ReLU": {"filters": 4},
+            "MLP block": {"hidden": 8, "units": 8},
+        }[block.name]
+        return block.build(graph, (10.0, 20.0), ref, **small)
+    if kind == "move":
+        return MoveNode(data.draw(st.sampled_from(nodes)), (data.draw(st.integers(-50, 50)) * 1.0, 3.0))
+    return draw_op(data, graph, engine)
+
+
+def everything(engine):
+    """Every field of every node and every model-level answer, for exact comparison."""
+    nodes = {
+        node_id: (r.outputs, r.params, r.trainable_params, r.errors, r.warnings, r.blocked_by)
+        for node_id, r in engine.results().items()
+    }
+    return {
+        "nodes": nodes,
+        "errors": engine.errors(),
+        "total": engine.total_params(),
+        "trainable": engine.trainable_params(),
+        "valid": engine.is_valid(),
+        "outputs": engine.output_types(),
+    }
+
+
+def assert_equals_cold(engine, graph, step, log=()):
+    cold = ShapeEngine(ModelGraph.from_dict(graph.to_dict()))
+    live, fresh = everything(engine), everything(cold)
+    cold.close()
+    # The last operations, to reproduce a failure by hand.
+    recent = "\n".join(log[-12:])
+    for node_id in fresh["nodes"]:
+        assert live["nodes"].get(node_id) == fresh["nodes"][node_id], (step, node_id, recent)
+    assert live == fresh, (step, recent)
+
+
+def run_long_sequence(data, shape, length, check_every):
+    graph = start_graph(shape)
+    engine = ShapeEngine(graph)
+    engine.update()
+    log = []
+    for step in range(length):
+        try:
+            op = draw_long_op(data, graph, engine)
+            log.append(f"{step}: {op!r}"[:300])
+            graph.apply(op)
+        except GraphError as refusal:
+            assert str(refusal)
+            log.append(f"{step}: refused ({refusal})")
+        # The editor's order: shapes at once, the rest when idle (not always reached).
+        engine.update_shapes()
+        if data.draw(st.booleans()):
+            engine.update()
+        if (step + 1) % check_every == 0:
+            assert_equals_cold(engine, graph, step, log)
+    assert_equals_cold(engine, graph, length, log)
+
+
+@seed(16)
+@settings(max_examples=4, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=list(HealthCheck))
+@given(shape=st.sampled_from([[8], [6, 8]]), data=st.data())
+def test_long_edit_sequences_equal_a_cold_pass(shape, data):
+    run_long_sequence(data, shape, 100, 10)
+
+
+@pytest.mark.slow
+@settings(max_examples=5, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=list(HealthCheck))
+@given(shape=st.sampled_from([[8], [6, 8]]), data=st.data())
+def test_500_op_edit_sequences_equal_a_cold_pass(shape, data):
+    run_long_sequence(data, shape, 500, 10)

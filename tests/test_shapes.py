@@ -396,3 +396,124 @@ def test_submodel_called_on_other_shapes_follows_keras():
     a, b = keras.Input((10, 4), name="a"), keras.Input((6, 4), name="b")
     model = keras.Model([a, b], [inner(a), inner(b)])
     assert compare_with_keras(model) == []
+
+
+# ------------------------------------------------ the live engine equals a fresh one
+def live_and_fresh(engine, graph):
+    """Every field of every node and the model's answers, live and from a cold pass."""
+
+    def facts(e):
+        nodes = {
+            n: (r.outputs, r.params, r.trainable_params, r.errors, r.warnings, r.blocked_by)
+            for n, r in e.results().items()
+        }
+        return nodes, e.errors(), e.total_params(), e.trainable_params(), e.is_valid()
+
+    cold = ShapeEngine(ModelGraph.from_dict(graph.to_dict()))
+    try:
+        return facts(engine), facts(cold)
+    finally:
+        cold.close()
+
+
+def test_shared_layer_follows_which_call_comes_first_after_an_unrelated_rewire():
+    from builder_app.core.ops import Disconnect
+
+    graph = ModelGraph()
+    ops = {"x": add_layer(graph, "InputLayer", {"batch_shape": [None, 8]}, name="x")}
+    graph.apply(ops["x"])
+    ops["a"] = add_layer(graph, "Dense", {"units": 3}, name="shared")
+    graph.apply(ops["a"])
+    ops["b"] = call_again(graph, ops["a"].node.id)
+    graph.apply(ops["b"])
+    ops["c"] = add_layer(graph, "Dense", {"units": 4}, name="c")
+    graph.apply(ops["c"])
+    ops["e"] = add_layer(graph, "Dense", {"units": 6}, name="e")
+    graph.apply(ops["e"])
+    ids = {k: op.node.id for k, op in ops.items()}
+    for src, dst in [("x", "c"), ("c", "a"), ("x", "e"), ("e", "b")]:
+        graph.apply(Connect(ids[src], 0, ids[dst], 0))
+    engine = ShapeEngine(graph)
+    assert engine.result(ids["a"]).params == 4 * 3 + 3  # call 1 comes first and builds
+    assert engine.result(ids["b"]).errors
+    # Feeding c from e puts call 2 first in topological order: it builds the layer now.
+    graph.apply(Disconnect(ids["c"], 0))
+    graph.apply(Connect(ids["e"], 0, ids["c"], 0))
+    engine.update_shapes()
+    live, fresh = live_and_fresh(engine, graph)
+    assert live == fresh
+    assert engine.result(ids["b"]).params == 6 * 3 + 3
+    assert engine.result(ids["b"]).errors == [] and engine.result(ids["a"]).errors
+
+
+def test_model_output_port_that_does_not_exist_is_invalid_at_once():
+    from builder_app.core.graph import GraphError, PortRef
+    from builder_app.core.ops import SetModelIO
+
+    graph = ModelGraph()
+    made = []
+    for class_name, config in [
+        ("InputLayer", {"batch_shape": [None, 8]}),
+        ("InputLayer", {"batch_shape": [None, 5, 8]}),
+        ("LSTM", {"units": 4}),
+        ("Dense", {"units": 2}),
+    ]:
+        made.append(add_layer(graph, class_name, config))
+        graph.apply(made[-1])
+    x, lstm_in, lstm, dense = made
+    graph.apply(Connect(x.node.id, 0, dense.node.id, 0))
+    graph.apply(Connect(lstm_in.node.id, 0, lstm.node.id, 0))
+    engine = ShapeEngine(graph)
+    assert engine.is_valid()
+    # An LSTM may have 3 outputs (return_state), this one has 1; a Dense has 1.
+    for ref in (PortRef(lstm.node.id, 2), PortRef(dense.node.id, 1)):
+        try:
+            graph.apply(SetModelIO([], [ref]))
+        except GraphError:
+            continue  # refused by the op: nothing changed, nothing to disagree on
+        live, fresh = live_and_fresh(engine, graph)
+        assert live == fresh
+        assert not engine.is_valid()
+        graph.apply(SetModelIO([], []))
+        assert engine.is_valid()
+
+
+def test_a_rename_reaches_every_message_that_names_the_node():
+    from builder_app.core.ops import RenameLayer
+
+    graph, ids = two_branches()
+    head = add_layer(graph, "Dense", {"units": 1}, name="head")
+    graph.apply(head)
+    graph.apply(Connect(ids["a"], 0, head.node.id, 0))
+    graph.apply(Connect(ids["b"], 0, head.node.id, 1))
+    engine = ShapeEngine(graph)
+    assert "'branch_b'" in engine.result(ids["add"]).errors[0]
+    graph.apply(RenameLayer("branch_b", "wide"))
+    engine.update_shapes()
+    assert engine.result(ids["add"]).errors == [
+        "Add needs inputs of one shape: (None, 8) from 'branch_a' vs (None, 16) from 'wide'"
+    ]
+    assert engine.result(head.node.id).errors == ["Dense 'head' takes 1 input, but input 1 is connected to 'wide'"]
+    # A second call relabels the first ("wide (call 1)") in its consumers' messages too.
+    graph.apply(call_again(graph, ids["b"]))
+    live, fresh = live_and_fresh(engine, graph)
+    assert live == fresh
+    assert "'wide (call 1)'" in engine.result(ids["add"]).errors[0]
+
+
+def test_blocked_by_follows_where_the_error_moves():
+    graph, ids = two_branches()
+    head = add_layer(graph, "Dense", {"units": 1})
+    graph.apply(head)
+    tail = add_layer(graph, "Dense", {"units": 1})
+    graph.apply(tail)
+    graph.apply(Connect(ids["add"], 0, head.node.id, 0))
+    graph.apply(Connect(head.node.id, 0, tail.node.id, 0))
+    engine = ShapeEngine(graph)
+    assert engine.result(tail.node.id).blocked_by == [ids["add"]]
+    # The add is fixed, the head breaks: the tail waits on the head now.
+    graph.apply(SetParam("branch_b", "units", 8))
+    graph.apply(SetParam(head.node.layer, "units", -1))
+    live, fresh = live_and_fresh(engine, graph)
+    assert live == fresh
+    assert engine.result(tail.node.id).blocked_by == [head.node.id]

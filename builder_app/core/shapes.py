@@ -122,6 +122,10 @@ class ShapeEngine:
         # whoever triggers an update, the views hear about every change once.
         self._unreported: set[str] = set()
         self._model_stale = False
+        # Which call of each shared layer came first in the last walk's order (it
+        # builds the layer), and the order it was read from.
+        self._firsts: dict[str, str] = {}
+        self._firsts_order: list[str] | None = None
         graph.changed.connect(self._on_change)
 
     def close(self) -> None:
@@ -168,6 +172,17 @@ class ShapeEngine:
             # The other calls of a shared layer: their labels ("call 2") and
             # which of them builds the layer may have changed.
             self._dirty.update(self.graph.nodes_of_layer(layer))
+        if kind in _RELABELS:
+            # Which calls each layer has changed: read the first calls again.
+            self._firsts_order = None
+            # Labels changed (a rename, a call added or gone): the messages of the
+            # calls' consumers name them too.
+            relabeled = set(change.nodes) if kind is ChangeKind.RENAME else set()
+            for name in (*change.layers, *([layer] if layer is not None else ())):
+                relabeled.update(self.graph.nodes_of_layer(name))
+            for node_id in relabeled:
+                if node_id in self.graph.nodes:
+                    self._dirty.update(self.graph.successors(node_id))
         for node_id in change.nodes:
             if node_id in self.graph.nodes:
                 self._dirty.add(node_id)
@@ -331,6 +346,12 @@ class ShapeEngine:
         changed: set[str] = set()
         dirty = self._dirty
         self._defer_builds = defer_builds
+        layer_nodes = self.graph._layer_nodes  # read-only
+        if order is not self._firsts_order:
+            self._check_firsts(layer_nodes, index)
+            self._firsts_order = order
+        firsts = self._firsts
+        nodes = self.graph._nodes
         # Walk in topological order; recomputing a node may dirty later nodes.
         for node_id in order:
             if node_id not in dirty:
@@ -339,14 +360,30 @@ class ShapeEngine:
             old = self._results.get(node_id)
             new = self._compute(node_id, index)
             self._results[node_id] = new
+            layer = nodes[node_id].layer
+            if firsts.get(layer) == node_id:
+                # The first call (re)built the shared layer: the other calls
+                # read its build (parameters, input spec, build error).
+                dirty.update(layer_nodes[layer])
             if old is None or old != new:
                 changed.add(node_id)
                 self._unreported.add(node_id)
-                if old is None or old.outputs != new.outputs:
+                if old is None or old.outputs != new.outputs or old.blocked_by != new.blocked_by:
+                    # Consumers read the outputs, or (when unknown) whose errors block them.
                     dirty.update(self.graph.successors(node_id))
         dirty.clear()
         self._check_model()
         return changed
+
+    def _check_firsts(self, layer_nodes: Mapping[str, list[str]], index: Mapping[str, int]) -> None:
+        """Dirties the calls of every shared layer whose first call in ``index`` changed."""
+        firsts = {}
+        for name, calls in layer_nodes.items():
+            if len(calls) > 1:
+                first = firsts[name] = min(calls, key=index.__getitem__)
+                if self._firsts.get(name) != first:
+                    self._dirty.update(calls)
+        self._firsts = firsts
 
     def _check_model(self) -> None:
         self._model_stale = False
@@ -377,8 +414,10 @@ class ShapeEngine:
         except _Blocked as blocked:
             # Unknown inputs: nothing is known here (a count from an earlier
             # build could be stale), and the error belongs upstream.
+            self._unbuild(layer.name, node_id, index)
             return NodeResult(blocked_by=blocked.nodes)
         except NodeError as exc:
+            self._unbuild(layer.name, node_id, index)
             return NodeResult(errors=[str(exc)])
         if layer.submodel is not None:
             return self._compute_submodel_call(node_id, inputs)
@@ -393,10 +432,14 @@ class ShapeEngine:
         try:
             ports = self._ports_of(layer.class_name)
             call = graph.node(node_id).call
-            if call is None:
-                _check_arity(graph, node_id, layer.class_name, ports, inputs)
-            else:
-                _check_template(graph, node_id, call, inputs)
+            try:
+                if call is None:
+                    _check_arity(graph, node_id, layer.class_name, ports, inputs)
+                else:
+                    _check_template(graph, node_id, call, inputs)
+            except NodeError:
+                self._unbuild(layer.name, node_id, index)
+                raise
             if first == node_id:
                 key = (tuple(t for _, t in inputs.values()), call_key(call))
                 if state.build_key == key and state.build_error is None:
@@ -431,6 +474,21 @@ class ShapeEngine:
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; all are node errors
             result.errors.append(describe_failure(self.graph, node_id, layer.class_name, inputs, exc))
         return result
+
+    def _unbuild(self, layer_name: str, node_id: str, index: Mapping[str, int]) -> None:
+        """Forgets a shared layer's build when its first call stops before building.
+
+        A cold pass never builds it then, and its other calls say so; an earlier
+        build (on other inputs, by another first call) must not stand in.
+        """
+        state = self._states.get(layer_name)
+        calls = self.graph._layer_nodes[layer_name]
+        if state is None or state.build_key is None or len(calls) < 2:
+            return
+        if min(calls, key=index.__getitem__) == node_id:
+            state.build_key = None
+            state.build_error = None
+            self._pending_builds.discard(layer_name)
 
     def _ports_of(self, class_name: str):
         ports = self._ports.get(class_name)
@@ -580,6 +638,10 @@ class ShapeEngine:
             for port, tensor in enumerate(outputs):
                 values[PortRef(node_id, port)] = tensor
         return [values[ref] for ref in self._model_output_refs()]
+
+
+#: Changes after which some node's label ("dense (call 2)") may read differently.
+_RELABELS = {ChangeKind.RENAME, ChangeKind.ADD_NODE, ChangeKind.REMOVE_NODE, ChangeKind.SET_NODE_LAYER}
 
 
 def _input_result(name: str, config: Mapping[str, Any]) -> NodeResult:

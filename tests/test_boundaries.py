@@ -28,7 +28,7 @@ from builder_app.core.graph import (
 )
 from builder_app.core.ops import AddNode, Connect, MoveNode, SetCall, SetModelIO, add_layer
 from builder_app.core.ports import input_ports, max_input_port, max_output_port
-from builder_app.core.project import FORMAT_VERSION, ProjectLoadError, load_project
+from builder_app.core.project import FORMAT_VERSION, Project, ProjectLoadError, load_project
 
 NON_FINITE = [float("nan"), float("inf"), float("-inf")]
 HUGE = [10**9, 2**70]
@@ -350,11 +350,30 @@ def test_an_initializer_whose_class_name_is_a_list_is_a_config_problem(kind):
     assert problems and "class_name" in problems[0]
 
 
-@pytest.mark.xfail(strict=True, reason="core/values.py object_class returns the list; fix is outside this change")
 def test_the_inspector_reads_an_initializer_whose_class_name_is_a_list_as_no_class():
     from builder_app.core.values import object_class
 
     assert object_class("initializer", {"class_name": ["GlorotUniform"], "config": {}}) is None
+
+
+def test_the_inspector_shows_a_layer_whose_initializer_class_name_is_a_list(qtbot):
+    from builder_app.core.catalog import default_config
+    from builder_app.ui.editor.document import Document
+    from builder_app.ui.editor.inspector import Inspector
+
+    graph = ModelGraph("crafted")
+    source = add_layer(graph, "InputLayer", {"batch_shape": [None, 4], "dtype": "float32"})
+    graph.apply(source)
+    config = {**default_config("Dense"), "kernel_initializer": {"class_name": ["GlorotUniform"], "config": {}}}
+    dense = add_layer(graph, "Dense", config)
+    graph.apply(dense)
+    document = Document(Project(graph))
+    widget = Inspector(document)
+    qtbot.addWidget(widget)
+    widget.show_node(graph, dense.node.id)  # raised TypeError (unhashable list) before
+    assert widget.isEnabled()
+    document.undo_stack.clear()
+    document.close()
 
 
 BAD_EDGES = [

@@ -164,7 +164,7 @@ def object_class(kind: str, value: Any) -> Any:
     expected = f"keras.{OBJECT_MODULES[kind]}"
     if module not in (None, expected) or value.get("registered_name") not in (None, name):
         return None
-    return name
+    return name if isinstance(name, str) else None  # a crafted file may hold anything there
 
 
 def keras_object(kind: str, class_name: str, kwargs: dict[str, Any]) -> dict:

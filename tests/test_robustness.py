@@ -54,6 +54,8 @@ PARAMS = st.sampled_from(
         ("target_shape", [4, 2]),
         ("kernel_initializer", {"module": "os", "class_name": "system", "config": {}}),
         ("bogus_argument", 1),
+        ("trainable", False),
+        ("trainable", True),
     ]
 )
 NAMES = st.sampled_from(["dense", "renamed", "a/b", "", "input_layer", " x", "block"])
@@ -218,6 +220,7 @@ def run_long_sequence(data, shape, length, check_every):
     graph = start_graph(shape)
     engine = ShapeEngine(graph)
     engine.update()
+    seen, reported = {}, set(graph.nodes)
     log = []
     for step in range(length):
         try:
@@ -231,8 +234,15 @@ def run_long_sequence(data, shape, length, check_every):
         engine.update_shapes()
         if data.draw(st.booleans()):
             engine.update()
+        reported |= engine.take_changes().get(graph, set())
         if (step + 1) % check_every == 0:
             assert_equals_cold(engine, graph, step, log)
+            # The canvas repaints what take_changes names: every changed node must be named.
+            reported |= engine.take_changes().get(graph, set())
+            current = engine.results()
+            unreported = [n for n, r in current.items() if seen.get(n) != r and n not in reported]
+            assert not unreported, (step, unreported)
+            seen, reported = current, set()
     assert_equals_cold(engine, graph, length, log)
 
 

@@ -82,12 +82,7 @@ def max_input_port(graph: ModelGraph, node_id: str) -> int:
     loaded; a bound that moved with those would make undo or saving fail. What it must
     stop is a crafted index (10**9) sizing a node's list of ports. Keras-free.
     """
-    limit = MAX_PORTS
-    if node_id in graph.nodes and graph.layer_of(node_id).class_name == SUBMODEL_CLASS:
-        inner = graph.layer_of(node_id).submodel
-        if inner is not None:
-            limit = max(limit, len(inner.model_inputs()))
-    return limit - 1
+    return _limit(graph, node_id, lambda inner: len(inner.model_inputs())) - 1
 
 
 def max_output_port(graph: ModelGraph, node_id: str) -> int:
@@ -97,12 +92,16 @@ def max_output_port(graph: ModelGraph, node_id: str) -> int:
     a handful of tensors; an RNN with ``return_state`` a few), or a sub-model's output
     count where that is more. Keras-free.
     """
-    limit = MAX_PORTS
+    return _limit(graph, node_id, lambda inner: len(inner.model_outputs())) - 1
+
+
+def _limit(graph: ModelGraph, node_id: str, submodel_ports) -> int:
+    """``MAX_PORTS``, or a sub-model's own port count where that is more."""
     if node_id in graph.nodes and graph.layer_of(node_id).class_name == SUBMODEL_CLASS:
         inner = graph.layer_of(node_id).submodel
         if inner is not None:
-            limit = max(limit, len(inner.model_outputs()))
-    return limit - 1
+            return max(MAX_PORTS, submodel_ports(inner))
+    return MAX_PORTS
 
 
 def first_free_input(graph: ModelGraph, node_id: str) -> int | None:

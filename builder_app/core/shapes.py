@@ -229,6 +229,14 @@ class ShapeEngine:
         """
         if graph is self.graph:
             return self
+        # A sub-model tab asks for every node it paints: the engines kept already
+        # answer without walking the model's layers or updating anything.
+        for name, (engine, _) in self._subengines.items():
+            layer = self.graph.layers.get(name)
+            if layer is not None and layer.submodel is engine.graph:
+                found = engine.engine_for(graph) if _holds(engine.graph, graph) else None
+                if found is not None:
+                    return found
         for name, layer in self.graph.layers.items():
             if layer.submodel is not None and _holds(layer.submodel, graph):
                 return self._subengine(name).engine_for(graph)

@@ -104,18 +104,11 @@ class EditorController(QtCore.QObject):
 
         With ``source``, the new layer's first input is wired to that node's first output.
         """
-        built: dict[str, Any] = {}
-
-        def build() -> ops.Op:
-            op, built["text"], built["nodes"] = editing.palette_ops(graph, payload, position, source)
-            return op
-
         try:
-            op = build()
+            op, text, added = editing.palette_ops(graph, payload, position, source)
         except GraphError as error:
             return self.refuse(error)
-        outcome = self._push(graph, lambda: op, built["text"])
-        return Applied(tuple(built["nodes"])) if outcome else outcome
+        return self._push(graph, lambda: op, text, nodes=lambda _: added)
 
     def insert_block_as_submodel(
         self, graph: ModelGraph, payload: str, position: tuple[float, float], source: str
@@ -146,8 +139,7 @@ class EditorController(QtCore.QObject):
             batch, new_ids = paste_ops(graph, data, offset)
         except GraphError as error:
             return self.refuse(error)
-        outcome = self._push(graph, lambda: batch, "Paste")
-        return Applied(tuple(new_ids)) if outcome else outcome
+        return self._push(graph, lambda: batch, "Paste", nodes=lambda _: new_ids)
 
     def call_again(self, graph: ModelGraph, node_id: str, position: tuple[float, float] | None = None) -> Outcome:
         """A second call of a node's layer (shared weights)."""
@@ -162,13 +154,9 @@ class EditorController(QtCore.QObject):
 
     def rewire(self, graph: ModelGraph, edge: Edge | None, detached: Edge | None = None) -> Outcome:
         """Drops a wire: connects ``edge`` (replacing what its input held), removing ``detached``."""
-        batch: dict[str, ops.Batch | None] = {}
-
-        def build() -> ops.Op | None:
-            batch["op"] = ops.rewire(graph, edge, detached)
-            return batch["op"]
-
-        return self._push(graph, build, "Connect" if edge is not None else "Disconnect")
+        return self._push(
+            graph, lambda: ops.rewire(graph, edge, detached), "Connect" if edge is not None else "Disconnect"
+        )
 
     def connect(self, graph: ModelGraph, src: str, src_port: int, dst: str, dst_port: int) -> Outcome:
         return self.rewire(graph, Edge(src, src_port, dst, dst_port))
@@ -213,12 +201,9 @@ class EditorController(QtCore.QObject):
     # ------------------------------------------------------------ sub-models, model I/O
     def group(self, graph: ModelGraph, node_ids: list[str], name: str | None = None) -> Outcome:
         """Groups the selection into one call of a new sub-model."""
-        engine = self._engine(graph)
-
-        def build() -> ops.Op:
-            return editing.group_ops(graph, engine, node_ids, name=name)
-
-        return self._push(graph, build, "Group as sub-model")
+        return self._push(
+            graph, lambda: editing.group_ops(graph, self._engine(graph), node_ids, name=name), "Group as sub-model"
+        )
 
     def ungroup(self, graph: ModelGraph, node_id: str) -> Outcome:
         return self._push(graph, lambda: ops.ungroup(graph, node_id), "Ungroup")

@@ -784,3 +784,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     def layout(self, node_ids: Iterable[str] | None = None) -> None:
         self.controller.layout(self.graph, node_ids)
+
+    def expand_to(self, node_id: str):
+        """The item of node_id, after expanding a collapsed block that holds it (None if no such node)."""
+        return self.items_by_id.get(node_id)

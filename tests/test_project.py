@@ -261,7 +261,7 @@ def test_archive_layout_is_readable_json_and_keras_style_h5():
         text = zf.read("project.json").decode()
         h5 = zf.read("model.weights.h5")
         run_h5 = zf.read("runs/run-1.weights.h5")
-    assert text.startswith('{\n "format": "builder-app-project",\n "format_version": 2,\n')
+    assert text.startswith(f'{{\n "format": "builder-app-project",\n "format_version": {FORMAT_VERSION},\n')
     doc = json.loads(text)
     assert list(doc) == ["format", "format_version", "app_version", "graph", "training", "runs", "weights", "run_weights"]
     assert doc["weights"] == {"file": "model.weights.h5"}
@@ -510,11 +510,11 @@ def test_a_format_1_file_migrates(tmp_path):
     assert loaded.runs[0]["history"] == {"loss": [1.0, 0.5]}
     assert loaded.run_weights == {}
     assert loaded.graph.layers["dense"].weights[0].tolist() == [[3.0, 3.0], [3.0, 3.0]]
-    # Saved again, it is a format-2 file, and runs recorded now keep weights.
+    # Saved again, it is a current-format file, and runs recorded now keep weights.
     record_run(loaded, {"status": "completed"}, trained_variant(loaded.graph, 1.0))
     save_project(loaded, tmp_path / "v2.kproj")
     with zipfile.ZipFile(tmp_path / "v2.kproj") as zf:
-        assert json.loads(zf.read("project.json"))["format_version"] == 2
+        assert json.loads(zf.read("project.json"))["format_version"] == FORMAT_VERSION
         assert "runs/run-4.weights.h5" in zf.namelist()
     again = load_project(tmp_path / "v2.kproj")
     restore_run(again, "run-4")
@@ -832,10 +832,10 @@ BAD_JSON = b'{\n "format": "builder-app-project",\n "format_version": 1\n "graph
 
 REFUSALS = {
     "newer version": (
-        lambda: doc_archive(document(format_version=3)),
-        "model.kproj: made by a newer version of builder-app (format 3; this version reads up to 2)",
+        lambda: doc_archive(document(format_version=FORMAT_VERSION + 1)),
+        f"model.kproj: made by a newer version of builder-app (format {FORMAT_VERSION + 1}; this version reads up to {FORMAT_VERSION})",
     ),
-    "unknown version": (lambda: doc_archive(document(format_version=0)), "unknown format version 0 (this version reads format 1 to 2)"),
+    "unknown version": (lambda: doc_archive(document(format_version=0)), f"unknown format version 0 (this version reads format 1 to {FORMAT_VERSION})"),
     "version not an int": (lambda: doc_archive(document(format_version="1")), 'format_version "1" is not a whole number'),
     "version a float": (lambda: doc_archive(document(format_version=1.0)), "format_version 1.0 is not a whole number"),
     "version a bool": (lambda: doc_archive(document(format_version=True)), "format_version true is not a whole number"),
@@ -1320,3 +1320,49 @@ def test_fuzzed_files_load_or_raise_project_load_error(data):
         event("loaded")
         assert isinstance(project, Project)
         assert isinstance(project.graph, ModelGraph)
+
+
+# ============================================================ format 3: how graphs are drawn
+def test_a_format_2_file_keeps_its_left_to_right_drawing():
+    loaded = load_project(GOLDEN / "project_v2.kproj")
+    assert loaded.graph.canvas.direction == "LR"
+    assert loaded.graph.layers["head"].submodel.canvas.direction == "LR"
+    assert loaded.graph.canvas.blocks == ()
+
+
+def test_direction_and_display_blocks_round_trip(tmp_path):
+    loaded = load_project(GOLDEN / "project_v3.kproj")
+    canvas = loaded.graph.canvas
+    assert canvas.direction == "TB"
+    assert [(b.name, len(b.nodes), b.collapsed) for b in canvas.blocks] == [("trunk", 3, True)]
+    save_project(loaded, tmp_path / "again.kproj")
+    assert load_project(tmp_path / "again.kproj").graph.canvas == canvas
+
+
+@pytest.mark.parametrize(
+    ("canvas", "message"),
+    [
+        ({"direction": "up"}, "canvas direction should be one of TB, LR"),
+        ({"blocks": [{"name": 3, "nodes": []}]}, "display block's name"),
+        ({"blocks": [{"name": "b", "nodes": "n1"}]}, "display block 'b': its nodes"),
+        ({"blocks": [{"name": "b", "nodes": [], "collapsed": "yes"}]}, "'collapsed' should be true or false"),
+        ([], "the canvas settings"),
+    ],
+)
+def test_malformed_canvas_settings_are_refused_in_one_line(tmp_path, canvas, message):
+    graph = small_graph_dict()
+    graph["canvas"] = canvas
+    error = load_error(doc_archive(document(graph=graph)), tmp_path)
+    assert message in error and "\n" not in error
+
+
+def test_display_blocks_drop_unknown_nodes_and_keep_a_node_in_one_block(tmp_path):
+    graph = small_graph_dict()
+    ids = [n["id"] for n in graph["nodes"]]
+    graph["canvas"] = {"direction": "TB", "blocks": [
+        {"name": "a", "nodes": [ids[0], "ghost"]}, {"name": "b", "nodes": [ids[0], ids[1]]}, {"name": "c", "nodes": ["ghost"]},
+    ]}
+    path = tmp_path / "p.kproj"
+    path.write_bytes(doc_archive(document(graph=graph)))
+    blocks = load_project(path).graph.canvas.blocks
+    assert [(b.name, b.nodes) for b in blocks] == [("a", (ids[0],)), ("b", (ids[1],))]

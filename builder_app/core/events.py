@@ -31,11 +31,12 @@ class ChangeKind(StrEnum):
     MOVE = "move"
     SET_IO = "set_io"
     SET_CALL = "set_call"
+    SET_CANVAS = "set_canvas"
 
     @property
     def changes_shapes(self) -> bool:
-        """False for changes no shape, count or error can depend on (positions)."""
-        return self is not ChangeKind.MOVE
+        """False for changes no shape, count or error can depend on (positions, drawing)."""
+        return self not in (ChangeKind.MOVE, ChangeKind.SET_CANVAS)
 
     @property
     def changes_structure(self) -> bool:

@@ -203,6 +203,94 @@ class Node:
         return cls(node_id, layer, checked, copy.deepcopy(call))
 
 
+#: The directions a graph can be laid out in: inputs at the top, or on the left.
+DIRECTIONS = ("TB", "LR")
+
+
+@dataclass(frozen=True)
+class CanvasBlock:
+    """A display block: nodes drawn together, collapsed into one box when wanted.
+
+    A display block changes nothing in the model, its shapes or its exports (turning
+    one into a real sub-model is a separate edit).
+
+    Attributes:
+        name: What the block is called on the canvas (``conv2_block1``).
+        nodes: Its node ids. Ids of nodes that no longer exist are kept (an undo may
+            bring them back) but skipped by every reader and by :meth:`CanvasState.to_dict`.
+        collapsed: Drawn as one box instead of its nodes.
+    """
+
+    name: str
+    nodes: tuple[str, ...]
+    collapsed: bool = False
+
+
+@dataclass(frozen=True)
+class CanvasState:
+    """How a graph is drawn, not what it computes: layout direction and display blocks.
+
+    Like node positions, it is part of the project and changed only through an
+    operation (:class:`~builder_app.core.ops.SetCanvas`), so it is undoable.
+    """
+
+    direction: str = "TB"
+    blocks: tuple[CanvasBlock, ...] = ()
+
+    def block_of(self, node_id: str) -> CanvasBlock | None:
+        for block in self.blocks:
+            if node_id in block.nodes:
+                return block
+        return None
+
+    def with_blocks(self, blocks: Iterable[CanvasBlock]) -> CanvasState:
+        return CanvasState(self.direction, tuple(blocks))
+
+    def with_collapsed(self, names: Iterable[str], collapsed: bool) -> CanvasState:
+        """The same blocks, with those named ``names`` collapsed (or expanded)."""
+        wanted = set(names)
+        return self.with_blocks(
+            CanvasBlock(b.name, b.nodes, collapsed if b.name in wanted else b.collapsed) for b in self.blocks
+        )
+
+    def to_dict(self, present: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON-able description naming only the nodes in ``present``."""
+        blocks = []
+        for block in self.blocks:
+            nodes = [n for n in block.nodes if n in present]
+            if nodes:
+                blocks.append({"name": block.name, "nodes": nodes, "collapsed": block.collapsed})
+        return {"direction": self.direction, "blocks": blocks}
+
+    @classmethod
+    def from_dict(cls, data: Any, present: Mapping[str, Any]) -> CanvasState:
+        """Reads :meth:`to_dict` output; unknown node ids are dropped, a node stays in its first block.
+
+        Raises:
+            GraphError: The description is malformed; the message says where.
+        """
+        _expect(data, dict, "the canvas settings")
+        direction = data.get("direction", "TB")
+        if direction not in DIRECTIONS:
+            raise GraphError(f"the canvas direction should be one of {', '.join(DIRECTIONS)}, not {_shown(direction)}")
+        taken: set[str] = set()
+        blocks = []
+        for item in _list(data, "blocks"):
+            _expect(item, dict, "a display block")
+            name, nodes, collapsed = item.get("name"), item.get("nodes", []), item.get("collapsed", False)
+            if not isinstance(name, str) or not name or len(name) > _MAX_NAME_LENGTH:
+                raise GraphError(f"a display block's name should be a short string, not {_shown(name)}")
+            if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+                raise GraphError(f"display block '{name[:40]}': its nodes should be a list of node ids")
+            if not isinstance(collapsed, bool):
+                raise GraphError(f"display block '{name[:40]}': 'collapsed' should be true or false")
+            members = tuple(dict.fromkeys(n for n in nodes if n in present and n not in taken))
+            taken.update(members)
+            if members:
+                blocks.append(CanvasBlock(name, members, collapsed))
+        return cls(direction, tuple(blocks))
+
+
 def checked_position(position: Any, what: str) -> tuple[float, float]:
     """``position`` as two floats.
 
@@ -309,8 +397,14 @@ class ModelGraph:
         self._inputs: list[str] = []
         self._outputs: list[PortRef] = []
         self._order_cache: tuple[list[str], dict[str, int]] | None = None
+        self._canvas = CanvasState()
 
     # ----------------------------------------------------------------- reading
+    @property
+    def canvas(self) -> CanvasState:
+        """How the graph is drawn: layout direction and display blocks."""
+        return self._canvas
+
     @property
     def nodes(self) -> Mapping[str, Node]:
         return self._nodes
@@ -590,6 +684,10 @@ class ModelGraph:
         self._outputs = [PortRef(*ref) for ref in outputs]
         self._emit(ChangeKind.SET_IO)
 
+    def _set_canvas(self, state: CanvasState) -> None:
+        self._canvas = state
+        self._emit(ChangeKind.SET_CANVAS)
+
     def _set_call(self, node_id: str, call: dict[str, Any] | None) -> None:
         self._nodes[node_id].call = copy.deepcopy(call)
         self._emit(ChangeKind.SET_CALL, frozenset({node_id}))
@@ -607,6 +705,7 @@ class ModelGraph:
             "edges": [list(edge) for edge in self.edges()],
             "inputs": list(self._inputs),
             "outputs": [list(ref) for ref in self._outputs],
+            "canvas": self._canvas.to_dict(self._nodes),
         }
 
     @classmethod
@@ -688,6 +787,8 @@ class ModelGraph:
             outputs.append(PortRef(ref[0], ref[1]))
         graph._inputs = list(inputs)
         graph._outputs = outputs
+        if "canvas" in data:
+            graph._canvas = CanvasState.from_dict(data["canvas"], graph._nodes)
         return graph
 
     def _check_ports(self, edge: Edge) -> None:

@@ -19,6 +19,7 @@ from builder_app.core.graph import (
     MAX_PORTS,
     MISSING,
     SUBMODEL_CLASS,
+    CanvasState,
     ConfigError,
     CycleError,
     Edge,
@@ -264,6 +265,22 @@ class MoveNode(Op):
         position = checked_position(self.position, f"'{graph.label(self.node_id)}'")
         graph._move_node(self.node_id, position)
         return MoveNode(self.node_id, old)
+
+
+@dataclass
+class SetCanvas(Op):
+    """Sets how the graph is drawn (layout direction, display blocks); nothing it computes."""
+
+    state: CanvasState
+
+    def apply(self, graph: ModelGraph) -> Op:
+        # The file reader's checks: a direction it knows, no node in two blocks.
+        checked = CanvasState.from_dict(self.state.to_dict(graph.nodes), graph.nodes)
+        if checked.to_dict(graph.nodes) != self.state.to_dict(graph.nodes):
+            raise GroupingError("a layer cannot be in two display blocks")
+        old = graph.canvas
+        graph._set_canvas(self.state)
+        return SetCanvas(old)
 
 
 @dataclass

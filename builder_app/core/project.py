@@ -3,7 +3,7 @@
 A project file (``.kproj``) is a zip archive in the spirit of Keras's own
 ``.keras`` files (the JSON deflated, the weights stored). It holds:
 
-* ``project.json``: ``{"format": "builder-app-project", "format_version": 2,
+* ``project.json``: ``{"format": "builder-app-project", "format_version": 3,
   "app_version": ..., "graph": ModelGraph.to_dict(), "training": {...},
   "runs": [...], "weights": {"file": "model.weights.h5"},
   "run_weights": {"<run id>": {"file": "runs/<run id>.weights.h5"}, ...}}``
@@ -73,7 +73,7 @@ from builder_app.core.weights_file import ProjectSaveError
 
 FORMAT_MARKER = "builder-app-project"
 #: The format this version writes; it reads this one and every one in MIGRATIONS.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PROJECT_SUFFIX = ".kproj"
 PROJECT_MEMBER = "project.json"
 WEIGHTS_MEMBER = "model.weights.h5"
@@ -151,9 +151,27 @@ def _v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _v2_to_v3(document: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 -> 3: graphs say how they are drawn (``"canvas"``: direction, display blocks).
+
+    Format-2 positions were laid out left to right, so every graph, sub-models
+    included, keeps that direction; new graphs are drawn top to bottom.
+    """
+    stack = [document.get("graph")]
+    while stack:
+        graph = stack.pop()
+        if not isinstance(graph, dict):
+            continue
+        graph.setdefault("canvas", {"direction": "LR", "blocks": []})
+        for layer in graph.get("layers") or []:
+            if isinstance(layer, dict):
+                stack.append(layer.get("submodel"))
+    return document
+
+
 #: Version v -> function upgrading a format-v document (parsed project.json) to v + 1.
 #: Loading applies them in order; the result always gets ``format_version = v + 1``.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 # =================================================================== saving

@@ -60,6 +60,11 @@ def golden_project() -> Project:
     training = {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.001}}, "loss": "categorical_crossentropy", "epochs": 5, "batch_size": 32}
     runs = [{"id": "run-1", "epochs": 5, "history": {"loss": [1.5, 0.75, 0.5], "accuracy": [0.25, 0.5, 0.75]}}]
     project = Project(graph, training, runs)
+    if FORMAT_VERSION >= 3:  # drawn top to bottom, the shared trunk in a collapsed display block
+        from builder_app.core.graph import CanvasBlock, CanvasState
+        from builder_app.core.ops import SetCanvas
+
+        graph.apply(SetCanvas(CanvasState("TB", (CanvasBlock("trunk", (hidden, again, drop), collapsed=True),))))
     if FORMAT_VERSION >= 2:  # a second run, which kept its weights (the first did not)
         trained = graph.clone()
         trained.layers["hidden"].weights = [w * 2 for w in graph.layers["hidden"].weights]

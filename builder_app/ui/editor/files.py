@@ -7,6 +7,7 @@ itself is :mod:`builder_app.core.project`'s business (atomic, versioned, checked
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -24,8 +25,51 @@ def settings() -> QtCore.QSettings:
     return QtCore.QSettings("builder-app", "builder-app")
 
 
+class ImportJob(QtCore.QObject):
+    """One model file imported on a worker thread; ``done(job, outcome)`` fires on the GUI thread.
+
+    The outcome is the :class:`~builder_app.importers.keras_file.ImportResult`, or the
+    :class:`~builder_app.importers.keras_file.ModelImportError` whose one line says why not.
+    ``import_model`` touches no widget and no open document: it builds its own graph and,
+    for the weights, its own Keras model (Keras keeps its build state per thread), so it
+    runs beside the GUI thread's shape passes. The window runs one job at a time.
+    """
+
+    done = QtCore.Signal(object, object)
+
+    def __init__(self, path: Path, parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        self.path = path
+        self._thread: threading.Thread | None = None
+
+    def start(self, *_args) -> None:
+        """Starts the import (once; the loader's ready or failed signal may call it)."""
+        if self._thread is not None:
+            return
+        # Not a daemon: a process exiting mid-import waits for it rather than tearing
+        # TensorFlow down under a running thread (which aborts the process).
+        self._thread = threading.Thread(target=self._run, name="model-import", daemon=False)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from builder_app.importers.keras_file import ModelImportError, import_model
+
+        try:
+            outcome: object = import_model(self.path)
+        except ModelImportError as exc:
+            outcome = exc
+        try:
+            self.done.emit(self, outcome)  # queued across threads: the slot runs on the GUI thread
+        except RuntimeError:  # the window is gone: nobody takes the model
+            pass
+
+
 class ProjectFiles:
     """Opening, importing and saving the window's project (mixed into the window)."""
+
+    #: The import running on its worker thread (one at a time), and the status bar's busy bar.
+    _import_job: ImportJob | None = None
+    _import_bar: QtWidgets.QProgressBar | None = None
 
     def new_project(self) -> None:
         if self.maybe_save():
@@ -57,24 +101,70 @@ class ProjectFiles:
             self.import_path(Path(path))
 
     def import_path(self, path: Path) -> bool:
-        from builder_app.importers.keras_file import ModelImportError, import_model
+        """Starts importing a Keras model file on a worker thread; False if one is importing already.
 
-        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
-        try:
-            result = import_model(path)
-        except ModelImportError as exc:
-            self._error("Cannot import model", str(exc))
+        The window keeps painting and answering while the file is read, mapped and laid
+        out (a busy bar in the status bar names the file). When it is done the model
+        opens as an unsaved project, or the one-line reason it cannot be imported is
+        reported and the current project stays.
+        """
+        if self._import_job is not None:
+            self.statusBar().showMessage(f"Not done: {self._import_job.path.name} is being imported", 8000)
             return False
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
+        job = ImportJob(Path(path), self)
+        job.done.connect(self._import_done)
+        self._import_job = job
+        self._import_started_at = self._undo_state()
+        self._show_import_progress(job.path)
+        if self.loader.is_ready or self.loader.error is not None:
+            job.start()
+        else:  # Keras is being imported on the loader's thread: the job imports nothing of its own
+            self.loader.ready.connect(job.start, QtCore.Qt.ConnectionType.SingleShotConnection)
+            self.loader.failed.connect(job.start, QtCore.Qt.ConnectionType.SingleShotConnection)
+        return True
+
+    def is_importing(self) -> bool:
+        """True while a model file is being imported on the worker thread."""
+        return self._import_job is not None
+
+    def _show_import_progress(self, path: Path) -> None:
+        bar = self._import_bar
+        if bar is None:
+            self._import_label = QtWidgets.QLabel()
+            bar = self._import_bar = QtWidgets.QProgressBar()
+            bar.setRange(0, 0)  # busy: the importer reports no fraction done
+            bar.setMaximumWidth(160)
+            bar.setMaximumHeight(14)
+            bar.setTextVisible(False)
+            self.statusBar().addWidget(self._import_label)
+            self.statusBar().addWidget(bar)
+        self._import_label.setText(f"Importing {path.name}…")
+        self._import_label.show()
+        bar.show()
+
+    def _import_done(self, job: ImportJob, outcome: object) -> None:
+        from builder_app.importers.keras_file import ModelImportError
+
+        if job is not self._import_job:
+            return
+        self._import_job = None
+        self._import_label.hide()
+        self._import_bar.hide()
+        if isinstance(outcome, ModelImportError):
+            self._error("Cannot import model", str(outcome))
+            return
+        # The window stayed editable: changes made meanwhile are asked about again.
+        if self._undo_state() != self._import_started_at and not self.maybe_save():
+            self.statusBar().showMessage(f"Import of {job.path.name} dropped; the project is kept", 8000)
+            return
+        result = outcome
         result.project.path = None
         self.set_document(Document(result.project))
         self.document.mark_dirty()
         if result.warnings:
-            self.statusBar().showMessage(f"Imported {path.name} with {len(result.warnings)} warning(s): {result.warnings[0]}", 15000)
+            self.statusBar().showMessage(f"Imported {job.path.name} with {len(result.warnings)} warning(s): {result.warnings[0]}", 15000)
         else:
-            self.statusBar().showMessage(f"Imported {path.name}", 6000)
-        return True
+            self.statusBar().showMessage(f"Imported {job.path.name}", 6000)
 
     def save(self) -> bool:
         if self.document.path is None:

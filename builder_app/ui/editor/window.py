@@ -45,7 +45,7 @@ from builder_app.ui.editor.recovery import (
     recovery_key,
 )
 from builder_app.ui.editor.summary import SummaryModel
-from builder_app.ui.editor.view import GraphView
+from builder_app.ui.editor.view import GraphView, Minimap
 
 AUTOSAVE_MS = 5_000
 CLIPBOARD_MIME = "application/x-builder-app-layers"
@@ -177,6 +177,9 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         a["select_all"] = self._action("Select &All", self.select_all, keys.SelectAll)
         a["quick_add"] = self._action("&Quick Add Layer…", lambda: self.current_view().request_quick_add(), None)
         a["quick_add"].setShortcutContext(QtCore.Qt.ShortcutContext.WidgetShortcut)
+        # Ctrl+F itself is the canvas's (GraphView takes it; elsewhere it searches the palette).
+        a["find"] = self._action("&Find Layer…", lambda: self.current_view().open_find(), keys.Find)
+        a["find"].setShortcutContext(QtCore.Qt.ShortcutContext.WidgetShortcut)
 
         a["call_again"] = self._action("Call &Again (Share Weights)", self.call_again, "Ctrl+Shift+D", "share")
         a["unshare"] = self._action("&Unshare", self.unshare)
@@ -196,7 +199,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         a["snap"].setChecked(True)
         a["minimap"] = self._action("&Overview Map", self._toggle_minimap)
         a["minimap"].setCheckable(True)
-        a["minimap"].setChecked(True)
+        a["minimap"].setChecked(Minimap.remembered_visible())
         a["dark"] = self._action("&Dark Canvas", self._toggle_dark)
         a["dark"].setCheckable(True)
         a["dark"].setChecked(theme.is_dark())
@@ -229,7 +232,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         edit.addSeparator()
         edit.addActions([a["cut"], a["copy"], a["paste"], a["duplicate"], a["delete"]])
         edit.addSeparator()
-        edit.addActions([a["select_all"], a["quick_add"]])
+        edit.addActions([a["select_all"], a["quick_add"], a["find"]])
         layer = menu.addMenu("&Layer")
         layer.addActions([a["call_again"], a["unshare"]])
         layer.addSeparator()
@@ -485,20 +488,19 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
     def _problem_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
         node_id = item.data(QtCore.Qt.ItemDataRole.UserRole)
         if node_id:
-            self.focus_node(node_id)
+            self.current_view().reveal(node_id)
 
     def _summary_clicked(self, index: QtCore.QModelIndex) -> None:
         node_id = self.summary_model.node_at(index.row())
         if node_id is not None:
-            self.focus_node(node_id)
+            self.current_view().reveal(node_id)
 
-    def focus_node(self, node_id: str) -> None:
-        scene = self.current_scene()
-        item = scene.items_by_id.get(node_id)
-        if item is None:
-            return
-        scene.select_nodes([node_id])
-        self.current_view().centerOn(item)
+    def focus_node(self, node_id: str) -> bool:
+        """Jumps to a node of the current tab (as find does); False when the tab has no such node.
+
+        The problems and summary rows name nodes of the current tab's graph only.
+        """
+        return self.current_view().reveal(node_id)
 
     def _show_problems(self) -> None:
         self.document.update_shapes()
@@ -687,6 +689,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             scene.snap = on
 
     def _toggle_minimap(self, on: bool) -> None:
+        Minimap.remember_visible(on)
         for i in range(self.tabs.count()):
             self.tabs.widget(i).minimap.setVisible(on)
 

@@ -64,14 +64,22 @@ def test_invalid_project_json_contract(tmp_path, capsys):
     path, add_id = broken_project(tmp_path)
     assert main(["validate", str(path), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"valid", "total_params", "nodes", "errors"}
+    assert set(report) == {
+        "valid", "total_params", "total_flops", "total_activation_bytes", "nodes", "errors"
+    }
     assert report["valid"] is False
     assert report["total_params"] == 40 + 80
     for node in report["nodes"]:
-        assert set(node) == {"id", "layer", "class_name", "output_shapes", "params", "errors"}
+        assert set(node) == {
+            "id", "layer", "class_name", "output_shapes", "params", "errors",
+            "flops", "activation_bytes",
+        }
     by_layer = {n["layer"]: n for n in report["nodes"]}
     assert by_layer["branch_a"]["output_shapes"] == [[None, 8]]
     assert by_layer["branch_a"]["params"] == 40
+    assert by_layer["branch_a"]["flops"] == 4 * 8
+    assert by_layer["branch_a"]["activation_bytes"] == 8 * 4
+    assert by_layer["merge"]["flops"] is None  # its shapes are unknown
     assert by_layer["x"]["class_name"] == "InputLayer"
     message = "Add needs inputs of one shape: (None, 8) from 'branch_a' vs (None, 16) from 'branch_b'"
     assert report["errors"] == [{"node": add_id, "message": message}]

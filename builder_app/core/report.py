@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from builder_app.core.costs import node_cost, total_cost
 from builder_app.core.graph import ModelGraph
 from builder_app.core.shapes import ShapeEngine
 from builder_app.core.text import format_shape
@@ -14,13 +15,20 @@ def validation_report(graph: ModelGraph, engine: ShapeEngine | None = None) -> d
 
     Nodes come in topological order. ``output_shapes`` has one entry per output
     tensor (empty while a node's inputs are unknown), ``null`` for unknown sizes.
+    Beside DESIGN.md's fields each node carries ``flops`` (multiply-accumulate
+    operations per sample) and ``activation_bytes`` (bytes of its outputs per
+    sample), ``null`` where unknown (see :mod:`builder_app.core.costs`); the top
+    level carries their sums ``total_flops`` and ``total_activation_bytes``, which
+    count unknown nodes as 0.
     """
     engine = engine or ShapeEngine(graph)
     engine.update()
     nodes = []
+    costs = {}
     for node_id in graph.topological_order():
         result = engine.result(node_id)
         layer = graph.layer_of(node_id)
+        cost = costs[node_id] = node_cost(graph, engine, node_id)
         nodes.append(
             {
                 "id": node_id,
@@ -29,12 +37,17 @@ def validation_report(graph: ModelGraph, engine: ShapeEngine | None = None) -> d
                 "output_shapes": [list(shape) for shape in result.output_shapes],
                 "params": result.params,
                 "errors": list(result.errors),
+                "flops": cost.flops,
+                "activation_bytes": cost.activation_bytes,
             }
         )
     errors = [{"node": node, "message": message} for node, message in engine.errors()]
+    total = total_cost(costs)
     return {
         "valid": not errors,
         "total_params": engine.total_params(),
+        "total_flops": total.flops,
+        "total_activation_bytes": total.activation_bytes,
         "nodes": nodes,
         "errors": errors,
     }

@@ -187,3 +187,34 @@ def test_resnet50_is_about_3_9_g_macs():
     assert format_count(total.flops) == "3.9 G"
     # The first convolution: 112x112x64 outputs of a 7x7x3 kernel.
     assert by_layer["conv1_conv"].flops == 112 * 112 * 64 * 7 * 7 * 3
+
+
+def test_summary_table_shows_costs_and_follows_edits(qapp):
+    from PySide6 import QtCore
+
+    from builder_app.ui.editor.summary import COLUMNS, SummaryModel
+
+    image = keras.Input((28, 28, 3), name="image")
+    conv = keras.layers.Conv2D(16, 3, padding="same", name="conv")(image)
+    graph = graph_of(keras.Model(image, conv))
+    engine = ShapeEngine(graph)
+    engine.update()
+    table = SummaryModel()
+    table.show(graph, engine)
+    assert COLUMNS[2:5] == ("Param #", "MACs", "Activations")
+    row = table.row_of(graph.nodes_of_layer("conv")[0])
+
+    def cell(column, role=QtCore.Qt.ItemDataRole.DisplayRole):
+        return table.data(table.index(row, column), role)
+
+    assert (cell(2), cell(3), cell(4)) == ("448", "338.7 K", "49.0 KB")
+    assert cell(3, QtCore.Qt.ItemDataRole.ToolTipRole) == "338,688 multiply-accumulates per sample"
+    assert cell(4, QtCore.Qt.ItemDataRole.ToolTipRole) == "50,176 bytes of outputs per sample"
+    assert cell(COLUMNS.index("Connected to")) == "image"
+    graph.apply(SetParam("conv", "filters", 8))
+    engine.update()
+    table.show(graph, engine)
+    assert (cell(3), cell(4)) == ("169.3 K", "24.5 KB")
+    assert table.total() == NodeCost(169_344, 28 * 28 * 8 * 4 + 28 * 28 * 3 * 4)
+    table.show(graph, None)  # shapes not known yet: no costs to show
+    assert (cell(3), cell(4)) == ("", "")

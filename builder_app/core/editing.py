@@ -10,7 +10,7 @@ without a window. No Qt here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from builder_app.core import ops
@@ -34,12 +34,17 @@ BLOCK_PREFIX = "block:"
 
 
 def palette_ops(
-    graph: ModelGraph, payload: str, position: tuple[float, float], source: str | None = None
+    graph: ModelGraph,
+    payload: str,
+    position: tuple[float, float],
+    source: str | None = None,
+    source_port: int = 0,
 ) -> tuple[ops.Op, str, list[str]]:
     """The operation that inserts a palette entry, its undo text and the new node ids.
 
     ``payload`` is a class name (``"Conv2D"``, ``"InputLayer"``) or ``"block:NAME"``.
-    With ``source`` the new layer's first input is wired to that node's first output.
+    With ``source`` the new layer's first input is wired to output ``source_port``
+    of that node. A block's ids come entry first, exit last.
 
     Raises:
         NotFoundError: The payload names nothing the catalog or the blocks offer.
@@ -54,7 +59,7 @@ def palette_ops(
         block = BLOCKS.get(payload[len(BLOCK_PREFIX) :])
         if block is None:
             raise NotFoundError(f"there is no block '{payload[len(BLOCK_PREFIX):]}'")
-        batch = block.build(graph, position, PortRef(source, 0) if source is not None else None)
+        batch = block.build(graph, position, PortRef(source, source_port) if source is not None else None)
         return batch, f"Add {block.name}", added_nodes(batch)
     if payload == INPUT_CLASS:
         config = {spec.name: spec.default for spec in catalog.input_spec().params}
@@ -67,7 +72,7 @@ def palette_ops(
     add = ops.add_layer(graph, spec.class_name, catalog.default_config(spec.class_name), position=position)
     steps: list[ops.Op] = [add]
     if source is not None:
-        steps.append(ops.Connect(source, 0, add.node.id, 0))
+        steps.append(ops.Connect(source, source_port, add.node.id, 0))
     return ops.Batch(steps, f"Add {spec.class_name}"), f"Add {spec.class_name}", [add.node.id]
 
 
@@ -191,3 +196,214 @@ def outputs_op(graph: ModelGraph, engine: ShapeEngine | None, node_ids: Iterable
 
 def is_submodel_call(graph: ModelGraph, node_id: str) -> bool:
     return graph.layer_of(node_id).class_name == SUBMODEL_CLASS
+
+
+# ------------------------------------------------------------------ edits that follow the chain
+#: Roughly how much room a node takes on the canvas (its box, its title above, a margin).
+#: The canvas draws nodes 184 wide; core cannot ask it, and overlap needs no precision.
+NODE_FOOTPRINT = (200.0, 100.0)
+
+
+def _direction(graph: ModelGraph) -> str:
+    """How the graph is laid out: ``"TB"`` (inputs at the top) or ``"LR"`` (inputs on the left)."""
+    return graph.canvas.direction
+
+
+def _step(graph: ModelGraph) -> tuple[float, float]:
+    """From a node to the next one along a chain, in the graph's layout direction."""
+    from builder_app.core.layout import COLUMN_WIDTH, ROW_HEIGHT
+
+    return (COLUMN_WIDTH, 0.0) if _direction(graph) == "LR" else (0.0, ROW_HEIGHT)
+
+
+def added_node_ids(op: ops.Op) -> list[str]:
+    """The ids of the nodes an operation adds, in order (nested batches included)."""
+    if isinstance(op, ops.AddNode):
+        return [op.node.id]
+    if isinstance(op, ops.Batch):
+        return [node_id for step in op.ops for node_id in added_node_ids(step)]
+    return []
+
+
+def _added_positions(op: ops.Op) -> list[tuple[float, float]]:
+    if isinstance(op, ops.AddNode):
+        return [op.node.position]
+    if isinstance(op, ops.Batch):
+        return [p for step in op.ops for p in _added_positions(step)]
+    return []
+
+
+def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return abs(a[0] - b[0]) < NODE_FOOTPRINT[0] and abs(a[1] - b[1]) < NODE_FOOTPRINT[1]
+
+
+def _make_room(graph: ModelGraph, new: Sequence[tuple[float, float]], downstream: Iterable[str]) -> list[ops.Op]:
+    """Moves that push ``downstream`` nodes along the layout direction off the new nodes.
+
+    Nothing moves unless a new node would overlap one of them; then all of them move
+    by the same distance (their own layout is kept), just enough that the nearest
+    overlapped node sits one step past the farthest new node.
+    """
+    chain = [n for n in graph.topological_order() if n in set(downstream)]
+    hit = [n for n in chain if any(_overlaps(graph.node(n).position, p) for p in new)]
+    if not hit or not new:
+        return []
+    step = _step(graph)
+    axis = 0 if step[0] else 1
+    distance = max(p[axis] for p in new) + step[axis] - min(graph.node(n).position[axis] for n in hit)
+    if distance <= 0:
+        return []
+    shift = (distance, 0.0) if axis == 0 else (0.0, distance)
+    return [ops.MoveNode(n, (graph.node(n).position[0] + shift[0], graph.node(n).position[1] + shift[1])) for n in chain]
+
+
+def _splice(
+    graph: ModelGraph, payload: str, source: PortRef, consumers: Sequence[Edge], position: tuple[float, float]
+) -> ops.Batch:
+    """Inserts a palette entry fed by ``source`` that takes over the wires ``consumers``.
+
+    The consumers keep their input ports; the new layer (a block's exit) feeds them
+    from its first output. An Input cannot take a tensor: it is only added.
+    """
+    insert, text, added = palette_ops(graph, payload, position, source.node, source.port)
+    if payload == INPUT_CLASS or not added:
+        return ops.Batch([insert], text)
+    exit_node = added[-1]
+    steps: list[ops.Op] = [ops.Disconnect(edge.dst, edge.dst_port) for edge in consumers]
+    steps.append(insert)
+    steps += [ops.Connect(exit_node, 0, edge.dst, edge.dst_port) for edge in consumers]
+    heads = {edge.dst for edge in consumers}
+    steps += _make_room(graph, _added_positions(insert), heads | graph.descendants(heads))
+    return ops.Batch(steps, text)
+
+
+def splice_ops(graph: ModelGraph, payload: str, edge: Edge, position: tuple[float, float]) -> ops.Batch:
+    """A palette entry dropped onto a wire: ``A -> B`` becomes ``A -> new -> B``, one undo step.
+
+    The new layer sits at ``position`` (where it was dropped), its first input takes
+    the wire's tensor and it feeds the wire's input port of ``B``. Nodes downstream of
+    ``B`` move along the layout direction only if the new node would overlap them.
+    The splice is made even when the new layer cannot take the tensor: the user asked
+    for it, and the shape engine's error then shows on the node like any other.
+
+    Raises:
+        NotFoundError: There is no such wire, or the payload names nothing the palette offers.
+    """
+    if edge.dst not in graph.nodes or graph.inputs_of(edge.dst).get(edge.dst_port) != (edge.src, edge.src_port):
+        raise NotFoundError(f"there is no wire into input {edge.dst_port} of '{graph.label(edge.dst)}'")
+    return _splice(graph, payload, PortRef(edge.src, edge.src_port), [edge], position)
+
+
+def after_position(graph: ModelGraph, node_id: str) -> tuple[float, float]:
+    """Where a layer inserted after a node goes: one step along the layout direction (below, or right)."""
+    x, y = graph.node(node_id).position
+    dx, dy = _step(graph)
+    return (x + dx, y + dy)
+
+
+def splice_after_ops(graph: ModelGraph, payload: str, node_id: str) -> ops.Batch:
+    """A palette entry inserted after a node (quick add with one node selected), one undo step.
+
+    The new layer takes the node's first output and takes over every wire that
+    output fed, so a chain ``A -> B`` becomes ``A -> new -> B`` and a node feeding
+    several consumers (a residual's trunk and skip) feeds them all through the new
+    layer: inserting "after A" means after A for everyone, and no branch is left
+    dangling as an extra model output. Consumers of A's other outputs keep them.
+    A leaf simply gets the new layer appended. The new layer sits beside the node
+    (:func:`after_position`); downstream nodes move along only if it would overlap them.
+
+    Raises:
+        NotFoundError: There is no such node, or the payload names nothing the palette offers.
+    """
+    graph.node(node_id)
+    consumers = [edge for edge in graph.consumers_of(node_id) if edge.src_port == 0]
+    return _splice(graph, payload, PortRef(node_id, 0), consumers, after_position(graph, node_id))
+
+
+def _tensor(engine: ShapeEngine | None, ref: PortRef):
+    result = engine.peek(ref.node) if engine is not None else None
+    if result is None or not result.outputs or ref.port >= len(result.outputs):
+        return None
+    return result.outputs[ref.port]
+
+
+def delete_reconnect_ops(graph: ModelGraph, engine: ShapeEngine | None, node_id: str) -> tuple[ops.Batch, str | None]:
+    """Deletes one node; a middle node's source is wired on to its consumers where they accept it.
+
+    A middle node has exactly one input wire and feeds something (``A -> B -> C``
+    becomes ``A -> C``). A consumer is reconnected when Keras accepts the tensor the
+    source gives (:func:`~builder_app.core.wire_check.check_wire`; a tensor of the
+    very shape the deleted node gave is accepted without asking). The others are left
+    unconnected, and the reason names each of them: what it needs, what it would get.
+    An Input, a node with several or no input wires, or a leaf is deleted as before,
+    with no reason. One batch either way: one undo step.
+
+    Returns:
+        The batch, and why some consumers were left unconnected (None when none was).
+
+    Raises:
+        NotFoundError: There is no such node.
+    """
+    from builder_app.core.text import format_shape
+    from builder_app.core.wire_check import check_wire
+
+    graph.node(node_id)
+    remove = ops.RemoveNode(node_id)
+    sources = list(graph.inputs_of(node_id).values())
+    consumers = graph.consumers_of(node_id)
+    if graph.is_input(node_id) or len(sources) != 1 or not consumers:
+        return ops.Batch([remove], "Delete"), None
+    source = PortRef(*sources[0])
+    gives, needs = _tensor(engine, source), _tensor(engine, PortRef(node_id, 0))
+    wires: list[ops.Op] = []
+    left: list[str] = []
+    for edge in sorted(consumers, key=lambda e: (graph.topological_index()[e.dst], e.dst_port)):
+        consumer = graph.label(edge.dst)
+        if edge.src_port != 0:
+            left.append(f"'{consumer}' left unconnected: it took output {edge.src_port} of '{graph.label(node_id)}'")
+            continue
+        if gives is None:
+            left.append(f"'{consumer}' left unconnected: the shape of '{graph.label(source.node)}' is unknown")
+            continue
+        same = needs is not None and tuple(needs.shape) == tuple(gives.shape) and needs.dtype == gives.dtype
+        problem = None if same else check_wire(graph, engine, Edge(source.node, source.port, edge.dst, edge.dst_port))
+        if problem is None:
+            wires.append(ops.Connect(source.node, source.port, edge.dst, edge.dst_port))
+        elif needs is not None:
+            left.append(
+                f"'{consumer}' left unconnected: it needs {format_shape(needs.shape)}, "
+                f"'{graph.label(source.node)}' gives {format_shape(gives.shape)}"
+            )
+        else:
+            left.append(f"'{consumer}' left unconnected: {problem}")
+    label = "Delete and reconnect" if wires else "Delete"
+    return ops.Batch([remove, *wires], label), "; ".join(left) or None
+
+
+def implicit_outputs(graph: ModelGraph) -> frozenset[str]:
+    """The nodes that are model outputs only because they feed nothing (none once outputs are explicit).
+
+    The rule the canvas marks outputs by (``node_face``'s ``is_output``), less the
+    layers nothing feeds yet: a fresh, unwired layer is no output anyone means.
+    """
+    if graph.explicit_outputs():
+        return frozenset()
+    return frozenset(
+        n
+        for n in graph.nodes
+        if not graph.is_input(n) and next(graph.successors(n), None) is None and graph.inputs_of(n)
+    )
+
+
+def new_outputs(before: Collection[str], graph: ModelGraph) -> list[str]:
+    """The nodes an edit made model outputs by accident, in graph order.
+
+    ``before`` is :func:`implicit_outputs` taken before the edit. A node counts when
+    it is an implicit output now, was not before, and an output from before is still
+    one: the edit grew the outputs instead of moving the end of the model (appending
+    after the last layer, or deleting it, moves the end and is not flagged).
+    """
+    after = implicit_outputs(graph)
+    if not after & set(before):
+        return []
+    return [n for n in graph.topological_order() if n in after and n not in before]

@@ -27,10 +27,25 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """Something a done gesture did that the user should hear of, for the status bar.
+
+    ``outputs`` are the nodes it made model outputs by accident (see
+    :func:`editing.new_outputs`): the window offers to undo, or to keep them as
+    explicit outputs (:meth:`EditorController.keep_outputs`).
+    """
+
+    message: str
+    graph: ModelGraph
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Applied:
     """The gesture is done (one undo step); ``nodes`` are the nodes it added, if any."""
 
     nodes: tuple[str, ...] = ()
+    notice: Notice | None = None
 
     def __bool__(self) -> bool:
         return True
@@ -61,9 +76,11 @@ class EditorController(QtCore.QObject):
 
     Signals:
         refused(Refusal): a gesture was refused.
+        noticed(Notice): a gesture was done, with something to say (also on :attr:`Applied.notice`).
     """
 
     refused = QtCore.Signal(object)
+    noticed = QtCore.Signal(object)
 
     def __init__(self, document: Document, parent: QtCore.QObject | None = None):
         super().__init__(parent)
@@ -96,19 +113,62 @@ class EditorController(QtCore.QObject):
     def _engine(self, graph: ModelGraph):
         return self.document.engine_for(graph)
 
+    def _push_watching(
+        self,
+        graph: ModelGraph,
+        build: Callable[[], ops.Op | None],
+        text: str,
+        nodes: Callable[[ops.Op], Iterable[str]] | None = None,
+        note: str | None = None,
+    ) -> Outcome:
+        """Pushes like :meth:`_push`, then says what the edit made a model output by accident.
+
+        ``note`` is said in any case (a reason the edit did less than asked).
+        """
+        before = editing.implicit_outputs(graph)
+        outcome = self._push(graph, build, text, nodes=nodes)
+        if not outcome:
+            return outcome
+        accidental = editing.new_outputs(before, graph)
+        said = [note] if note else []
+        names = ", ".join(f"'{graph.label(n)}'" for n in accidental)
+        if accidental:
+            said.append(f"{names} {'is' if len(accidental) == 1 else 'are'} now a model output; was that meant?")
+        if not said:
+            return outcome
+        notice = Notice("; ".join(said), graph, tuple(accidental))
+        self.noticed.emit(notice)
+        return Applied(outcome.nodes, notice)
+
     # ------------------------------------------------------------ adding
     def insert(
-        self, graph: ModelGraph, payload: str, position: tuple[float, float], source: str | None = None
+        self,
+        graph: ModelGraph,
+        payload: str,
+        position: tuple[float, float],
+        source: str | None = None,
+        edge: Edge | None = None,
     ) -> Outcome:
-        """Adds a palette entry (a layer, an Input or a block) at ``position``.
+        """Adds a palette entry (a layer, an Input or a block) at ``position``; one undo step.
 
-        With ``source``, the new layer's first input is wired to that node's first output.
+        With ``edge`` (dropped onto a wire) the entry is spliced into that wire at
+        ``position`` (:func:`editing.splice_ops`). With ``source`` it is spliced in
+        after that node, beside it, taking over what its first output fed
+        (:func:`editing.splice_after_ops`; ``position`` is not used).
         """
         try:
-            op, text, added = editing.palette_ops(graph, payload, position, source)
+            if edge is not None:
+                op = editing.splice_ops(graph, payload, edge, position)
+                text = op.label
+            elif source is not None and source in graph.nodes:
+                op = editing.splice_after_ops(graph, payload, source)
+                text = op.label
+            else:
+                op, text, _ = editing.palette_ops(graph, payload, position)
         except GraphError as error:
             return self.refuse(error)
-        return self._push(graph, lambda: op, text, nodes=lambda _: added)
+        added = editing.added_node_ids(op)
+        return self._push_watching(graph, lambda: op, text, nodes=lambda _: added)
 
     def insert_block_as_submodel(
         self, graph: ModelGraph, payload: str, position: tuple[float, float], source: str
@@ -154,7 +214,7 @@ class EditorController(QtCore.QObject):
 
     def rewire(self, graph: ModelGraph, edge: Edge | None, detached: Edge | None = None) -> Outcome:
         """Drops a wire: connects ``edge`` (replacing what its input held), removing ``detached``."""
-        return self._push(
+        return self._push_watching(
             graph, lambda: ops.rewire(graph, edge, detached), "Connect" if edge is not None else "Disconnect"
         )
 
@@ -163,11 +223,25 @@ class EditorController(QtCore.QObject):
 
     # ------------------------------------------------------------ removing, moving
     def delete(self, graph: ModelGraph, node_ids: Iterable[str], edges: Iterable[Edge] = ()) -> Outcome:
-        """Removes nodes (and their wires) and wires, as one step."""
+        """Removes nodes (and their wires) and wires, as one step.
+
+        A single node (with none but its own wires selected) goes through
+        :func:`editing.delete_reconnect_ops`: a middle node's source is wired on to
+        its consumers, and the notice says which were left unconnected and why.
+        """
+        node_ids, edges = list(node_ids), list(edges)
+        if len(node_ids) == 1 and all(node_ids[0] in (e.src, e.dst) for e in edges):
+            node_id = node_ids[0]
+            try:
+                batch, reason = editing.delete_reconnect_ops(graph, self._engine(graph), node_id)
+            except GraphError as error:
+                return self.refuse(error)
+            note = f"'{graph.label(node_id)}' deleted; {reason}" if reason else None
+            return self._push_watching(graph, lambda: batch, batch.label, note=note)
         batch = editing.delete_ops(graph, node_ids, edges)
         if batch is None:
             return Applied()
-        return self._push(graph, lambda: batch, batch.label)
+        return self._push_watching(graph, lambda: batch, batch.label)
 
     def move(self, graph: ModelGraph, positions: Mapping[str, tuple[float, float]]) -> Outcome:
         """Moves nodes (a drag of the selection is one step)."""
@@ -223,6 +297,14 @@ class EditorController(QtCore.QObject):
 
     def set_io(self, graph: ModelGraph, inputs: list[str], outputs: list[PortRef]) -> Outcome:
         return self._push(graph, lambda: ops.SetModelIO(inputs, outputs), "Set model inputs and outputs")
+
+    def keep_outputs(self, graph: ModelGraph) -> Outcome:
+        """Makes the model's outputs as they are now explicit (the answer to an accidental-output notice)."""
+        return self._push(
+            graph,
+            lambda: editing.outputs_op(graph, self._engine(graph), sorted(editing.implicit_outputs(graph))),
+            "Keep model outputs",
+        )
 
     # ------------------------------------------------------------ history
     def undo(self) -> None:

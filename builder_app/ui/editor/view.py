@@ -5,8 +5,9 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core.events import ChangeKind
+from builder_app.core.graph import Edge
 from builder_app.ui import theme
-from builder_app.ui.editor.canvas import GraphScene, NodeItem
+from builder_app.ui.editor.canvas import GraphScene, NodeItem, WireItem
 from builder_app.ui.editor.files import settings
 from builder_app.ui.editor.find import FindBar
 from builder_app.ui.editor.palette import LAYER_MIME, payload_from_mime
@@ -218,24 +219,60 @@ class GraphView(QtWidgets.QGraphicsView):
     def dragMoveEvent(self, event: QtGui.QDragMoveEvent) -> None:  # noqa: N802 - Qt's name
         if event.mimeData().hasFormat(LAYER_MIME):
             event.acceptProposedAction()
+            self._highlight_drop_wire(self.wire_at(event.position().toPoint()))
         else:
             super().dragMoveEvent(event)
+
+    def dragLeaveEvent(self, event: QtGui.QDragLeaveEvent) -> None:  # noqa: N802 - Qt's name
+        self._highlight_drop_wire(None)
+        super().dragLeaveEvent(event)
 
     def dropEvent(self, event: QtGui.QDropEvent) -> None:  # noqa: N802 - Qt's name
         if not event.mimeData().hasFormat(LAYER_MIME):
             super().dropEvent(event)
             return
+        self._highlight_drop_wire(None)
         payload = payload_from_mime(event.mimeData())
         if payload is None:
             return
-        self.insert(payload, self.mapToScene(event.position().toPoint()))
+        wire = self.wire_at(event.position().toPoint())
+        edge = wire.edge if wire is not None else None
+        self.insert(payload, self.mapToScene(event.position().toPoint()), edge=edge)
         event.acceptProposedAction()
 
-    def insert(self, payload: str, scene_pos: QtCore.QPointF, source: str | None = None) -> list[str]:
-        """Adds a palette entry at a scene position; returns the new node ids ([] if refused)."""
+    def wire_at(self, point: QtCore.QPoint) -> WireItem | None:
+        """The wire under a viewport point (a drop there splices into it); None over a node or empty canvas."""
+        for item in self.items(point):
+            if item.isVisible() and isinstance(item, WireItem):
+                return item
+            if isinstance(item, NodeItem):
+                return None
+        return None
+
+    def _highlight_drop_wire(self, wire: WireItem | None) -> None:
+        if wire is not getattr(self, "_drop_wire", None):
+            self._drop_wire = wire
+            self.viewport().update()
+
+    def drawForeground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:  # noqa: N802 - Qt's name
+        super().drawForeground(painter, rect)
+        wire = getattr(self, "_drop_wire", None)
+        if wire is not None and wire.scene() is self.graph_scene:
+            painter.setPen(QtGui.QPen(self.graph_scene.colors.selection, 4.0))
+            painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+            painter.drawPath(wire.path())
+
+    def insert(
+        self, payload: str, scene_pos: QtCore.QPointF, source: str | None = None, edge: Edge | None = None
+    ) -> list[str]:
+        """Adds a palette entry at a scene position; returns the new node ids ([] if refused).
+
+        With ``edge`` (a drop onto a wire) it is spliced into that wire; with ``source``
+        spliced in after that node (see :meth:`EditorController.insert`).
+        """
         scene = self.graph_scene
         position = (round(scene_pos.x() / 10) * 10.0, round(scene_pos.y() / 10) * 10.0)
-        outcome = scene.controller.insert(scene.graph, payload, position, source)
+        outcome = scene.controller.insert(scene.graph, payload, position, source, edge=edge)
         if not outcome:
             return []
         scene.select_nodes(outcome.nodes[-1:])

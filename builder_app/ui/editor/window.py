@@ -31,7 +31,7 @@ from builder_app.core.project import (
 from builder_app.exporters.registry import EXPORTERS
 from builder_app.ui import theme
 from builder_app.ui.editor.canvas import GraphScene
-from builder_app.ui.editor.controller import EditorController, Refusal
+from builder_app.ui.editor.controller import EditorController, Notice, Refusal
 from builder_app.ui.editor.document import Document, KerasLoader
 from builder_app.ui.editor.exporting import DIAGRAM_EXPORTS, Exports, export_kinds
 from builder_app.ui.editor.files import PROJECT_FILTER, ProjectFiles, settings
@@ -287,6 +287,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         document.setParent(self)
         document.dirty_changed.connect(self._update_title)
         document.controller.refused.connect(self._refused)
+        document.controller.noticed.connect(self._noticed)
         document.computing.connect(self._computing)
         document.shapes_updated.connect(lambda _changes: self._summary_timer.start())
         document.graph_changed.connect(self._graph_changed)
@@ -422,6 +423,48 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         message = refusal.message if isinstance(refusal, Refusal) else refusal
         self.statusBar().showMessage(f"Not done: {message}", 8000)
 
+    def _noticed(self, notice: Notice) -> None:
+        """What a done edit did beyond the asked; an accidental model output gets Undo and Keep buttons.
+
+        The buttons stay while the notice is the status bar's message and the edit is
+        the last one on the undo stack; any other message or edit takes them away.
+        """
+        bar = self.statusBar()
+        if getattr(self, "output_actions", None) is None:
+            self.output_actions = QtWidgets.QWidget()
+            row = QtWidgets.QHBoxLayout(self.output_actions)
+            row.setContentsMargins(0, 0, 0, 0)
+            self.output_undo = QtWidgets.QPushButton("Undo", flat=True, toolTip="Undo the edit")
+            self.output_keep = QtWidgets.QPushButton(
+                "Keep as output", flat=True, toolTip="Make the model's outputs as they are now explicit"
+            )
+            row.addWidget(self.output_undo)
+            row.addWidget(self.output_keep)
+            bar.insertPermanentWidget(0, self.output_actions)
+            self.output_actions.hide()
+            self.output_undo.clicked.connect(lambda: self._answer_output_notice(keep=False))
+            self.output_keep.clicked.connect(lambda: self._answer_output_notice(keep=True))
+
+            def follow(text: str) -> None:
+                if text != self._output_notice[1]:
+                    self.output_actions.hide()
+
+            bar.messageChanged.connect(follow)
+        self._output_notice = (notice, notice.message, self.document.undo_stack, self.document.undo_stack.index())
+        bar.showMessage(notice.message, 15000)
+        self.output_actions.setVisible(bool(notice.outputs))
+
+    def _answer_output_notice(self, keep: bool) -> None:
+        notice, _, stack, index = self._output_notice
+        self.output_actions.hide()
+        self.statusBar().clearMessage()
+        if stack is not self.document.undo_stack or stack.index() != index:
+            return  # another edit came since: the answer no longer applies to it
+        if keep:
+            self.controller.keep_outputs(notice.graph)
+        else:
+            stack.undo()
+
     def _hint(self, text: str) -> None:
         if text:
             self.statusBar().showMessage(text, 6000)
@@ -550,7 +593,11 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         self._insert(payload, at)
 
     def _insert(self, payload: str, at: QtCore.QPointF) -> list[str]:
-        """Inserts a palette entry; wired to the selected node's output when one is selected."""
+        """Inserts a palette entry at ``at``; with one node selected, spliced in after it, beside it.
+
+        The new layer then takes over what the selected node fed (see
+        :func:`builder_app.core.editing.splice_after_ops`); ``at`` is not used.
+        """
         ids = self.current_scene().selected_ids()
         source = ids[0] if len(ids) == 1 else None
         return self.current_view().insert(payload, at, source)

@@ -69,8 +69,8 @@ def test_ctrl_l_lays_the_model_out_in_one_undo_step(qtbot, loader):
     boxes = painted(window)
     for node_id, box in boxes.items():  # the canvas follows the graph
         assert (box.x(), box.y()) == graph.node(node_id).position
-    for edge in graph.edges():  # left to right along every wire
-        assert boxes[edge.src].right() < boxes[edge.dst].left(), edge
+    for edge in graph.edges():  # top to bottom along every wire (the layout's default)
+        assert boxes[edge.src].bottom() < boxes[edge.dst].top(), edge
     window.undo()
     settle(qtbot, window)
     assert graph.to_dict() == by_hand
@@ -118,11 +118,6 @@ def wide_model() -> Project:
     return Project(graph)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="layered_positions spaces rows a fixed ROW_HEIGHT (120) apart whatever a node's height; "
-    "a node with five or more ports is taller (66 + 18 per extra port) and overlaps its neighbour",
-)
 def test_a_tall_node_does_not_overlap_its_neighbour_after_layout(qtbot, loader):
     window = open_window(qtbot, loader, wide_model())
     window.auto_layout()

@@ -218,3 +218,20 @@ def test_summary_table_shows_costs_and_follows_edits(qapp):
     assert table.total() == NodeCost(169_344, 28 * 28 * 8 * 4 + 28 * 28 * 3 * 4)
     table.show(graph, None)  # shapes not known yet: no costs to show
     assert (cell(3), cell(4)) == ("", "")
+
+
+def test_keras_ops_in_a_functional_model():
+    x = keras.Input((4, 6), name="x")
+    doubled = x * 2.0
+    flipped = keras.ops.transpose(doubled, (0, 2, 1))
+    product = keras.ops.matmul(flipped, x)
+    graph = graph_of(keras.Model(x, product))
+    engine = ShapeEngine(graph)
+    assert engine.errors() == []
+    by_class = {
+        graph.layer_of(node).class_name.rpartition(".")[2]: cost
+        for node, cost in model_costs(graph, engine).items()
+    }
+    assert by_class["Multiply"] == NodeCost(24, 24 * 4)
+    assert by_class["Transpose"].flops == 0
+    assert by_class["Matmul"] == NodeCost(6 * 6 * 4, 6 * 6 * 4)

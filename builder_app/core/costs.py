@@ -38,7 +38,7 @@ from typing import Any
 
 from builder_app.core.calls import call_arguments
 from builder_app.core.graph import INPUT_CLASS, ModelGraph
-from builder_app.core.keras_build import TensorType
+from builder_app.core.keras_build import TensorType, is_operation
 
 #: Bytes of one element of each dtype Keras tensors take.
 DTYPE_BYTES: dict[str, int] = {
@@ -244,7 +244,7 @@ def layer_macs(
     tensors = _flat_tensors([*args, *kwargs.values()])
     x = tensors[0] if tensors else None
     y = outputs[0] if outputs else None
-    if "." in class_name:
+    if is_operation(class_name):
         return _operation_macs(class_name.rpartition(".")[2], tensors, y)
     if class_name in _ZERO:
         return 0

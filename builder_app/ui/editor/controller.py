@@ -21,6 +21,7 @@ from PySide6 import QtCore
 from builder_app.core import editing, ops
 from builder_app.core.clipboard import paste_ops
 from builder_app.core.graph import MISSING, Edge, GraphError, GroupingError, ModelGraph, PortRef
+from builder_app.core.quick_fixes import QuickFix, quick_fixes
 
 if TYPE_CHECKING:
     from builder_app.ui.editor.document import Document
@@ -305,6 +306,23 @@ class EditorController(QtCore.QObject):
             lambda: editing.outputs_op(graph, self._engine(graph), sorted(editing.implicit_outputs(graph))),
             "Keep model outputs",
         )
+
+    # ------------------------------------------------------------ quick fixes
+    def quick_fixes(self, graph: ModelGraph, node_id: str) -> list[QuickFix]:
+        """The verified one-click fixes of a node's shape error (empty without one, or before Keras).
+
+        Checked on a scratch copy of what each fix affects; nothing changes here.
+        """
+        engine = self._engine(graph)
+        if engine is None or node_id not in graph.nodes:
+            return []
+        return quick_fixes(graph, engine, node_id)
+
+    def apply_fix(self, graph: ModelGraph, fix: QuickFix) -> Outcome:
+        """Applies a quick fix as one undo step named by its title."""
+        steps = fix.op.ops if isinstance(fix.op, ops.Batch) else [fix.op]
+        added = [step.node.id for step in steps if isinstance(step, ops.AddNode)]
+        return self._push(graph, lambda: fix.op, fix.title, nodes=lambda _: added)
 
     # ------------------------------------------------------------ history
     def undo(self) -> None:

@@ -31,6 +31,7 @@ from builder_app.core.graph import (
     Layer,
     ModelGraph,
 )
+from builder_app.core.quick_fixes import QuickFix
 from builder_app.core.text import format_shape
 from builder_app.core.values import InvalidValue, same, short_text
 from builder_app.ui.editor.document import Document
@@ -48,6 +49,8 @@ from builder_app.ui.editor.param_editors import (
 EMPTY_TEXT = "Select a layer to edit its parameters"
 #: What it says while Keras (and so the catalog) is still loading.
 LOADING_TEXT = "Parameters appear once Keras has loaded."
+#: How long the selection and the shapes must rest before the shown node's fixes are computed.
+FIXES_DELAY_MS = 150
 
 # Shown in the Advanced section, folded until the user opens it.
 _ADVANCED_NAMES = {"dtype", "trainable", "quantization_config"}
@@ -129,6 +132,7 @@ class Inspector(QtWidgets.QWidget):
         self.shared_label = self._wrapped_label()
         self.note_label = self._wrapped_label()
         self.errors_label = self._error_label()
+        self._init_fixes()
         self.warnings_label = self._wrapped_label()
         for widget in (
             self.name_edit,
@@ -139,6 +143,7 @@ class Inspector(QtWidgets.QWidget):
             self.params_label,
             self.shared_label,
             self.errors_label,
+            self.fixes_box,
             self.warnings_label,
             self.note_label,
         ):
@@ -433,6 +438,7 @@ class Inspector(QtWidgets.QWidget):
             self.shape_label.setText(shapes)
             self.params_label.hide()
             self.errors_label.hide()
+            self._schedule_fixes([])
             self.warnings_label.hide()
             return
         if result.outputs is None:
@@ -449,6 +455,7 @@ class Inspector(QtWidgets.QWidget):
         errors = list(result.errors)
         self.errors_label.setText("\n".join(errors))
         self.errors_label.setVisible(bool(errors))
+        self._schedule_fixes(errors)
         warnings = list(result.warnings)
         if not errors and result.blocked_by and self._graph is not None:
             names = ", ".join(self._graph.label(n) for n in result.blocked_by)
@@ -480,6 +487,89 @@ class Inspector(QtWidgets.QWidget):
             self._rebuild()
         elif self._graph is not None and self._node_id in changes.get(self._graph, ()):
             self._refresh_result()
+
+    # ------------------------------------------------------------- quick fixes
+    def _init_fixes(self) -> None:
+        """The Fixes area under the errors: one button per verified fix, filled off the paint path."""
+        self.fixes_box = QtWidgets.QWidget()
+        box = QtWidgets.QVBoxLayout(self.fixes_box)
+        box.setContentsMargins(0, 2, 0, 4)
+        box.setSpacing(2)
+        title = QtWidgets.QLabel("<b>Fixes</b>")
+        title.setToolTip("Each fix was checked by the shape engine; applying one is one undo step")
+        box.addWidget(title)
+        self._fix_buttons: list[QtWidgets.QPushButton] = []
+        self._fixes: list[QuickFix] = []
+        self._fixes_key: tuple | None = None
+        self.fixes_box.hide()
+        # Computing fixes builds Keras layers: after the selection or the shapes settle,
+        # once, never while painting.
+        self._fix_timer = QtCore.QTimer(self)
+        self._fix_timer.setSingleShot(True)
+        self._fix_timer.setInterval(FIXES_DELAY_MS)
+        self._fix_timer.timeout.connect(self.refresh_fixes)
+
+    def _fixes_key_of(self, errors: list[str]) -> tuple | None:
+        """What the fixes shown were computed for: the node, its errors and the graph's version."""
+        engine = self.document.engine_for(self._graph) if self._graph is not None else None
+        if not errors or engine is None:
+            return None
+        return (id(self._graph), self._node_id, tuple(errors), engine.version)
+
+    def _schedule_fixes(self, errors: list[str]) -> None:
+        key = self._fixes_key_of(errors)
+        if key is None:
+            self._fix_timer.stop()
+            self._show_fixes([], None)
+        elif key != self._fixes_key:
+            self._fix_timer.start()
+
+    def refresh_fixes(self) -> None:
+        """Computes the shown node's fixes now (the timer calls this; so may a test)."""
+        self._fix_timer.stop()
+        graph, node_id = self._graph, self._node_id
+        result = self.document.result(node_id, graph) if graph is not None and node_id is not None else None
+        if result is None or not result.errors:
+            self._show_fixes([], None)
+            return
+        fixes = self.document.controller.quick_fixes(graph, node_id)
+        self._show_fixes(fixes, self._fixes_key_of(result.errors))
+
+    def fix_buttons(self) -> list[QtWidgets.QPushButton]:
+        """The buttons of the fixes shown, in order (empty when none is)."""
+        return list(self._fix_buttons)
+
+    def _show_fixes(self, fixes: list[QuickFix], key: tuple | None) -> None:
+        self._fixes_key = key
+        self._fixes = list(fixes)
+        layout = self.fixes_box.layout()
+        for button in self._fix_buttons:
+            layout.removeWidget(button)
+            button.deleteLater()
+        self._fix_buttons = []
+        for fix in fixes:
+            button = QtWidgets.QPushButton(fix.title)
+            button.setToolTip(fix.title)
+            button.setStyleSheet("text-align: left; padding: 2px 6px;")
+            button.clicked.connect(lambda _checked=False, fix=fix: self._apply_fix(fix))
+            layout.addWidget(button)
+            self._fix_buttons.append(button)
+        self.fixes_box.setVisible(bool(fixes))
+
+    def _apply_fix(self, fix: QuickFix) -> None:
+        if self._graph is None or self._node_id is None:
+            return
+        result = self.document.result(self._node_id, self._graph)
+        if result is None or self._fixes_key_of(result.errors) != self._fixes_key:
+            # The graph changed since the fixes were checked: check again, and
+            # apply the same fix if it still holds.
+            self.refresh_fixes()
+            fix = next((f for f in self._fixes if f.title == fix.title), None)
+            if fix is None:
+                self._show_status("That fix no longer applies; the fixes shown are up to date")
+                return
+        outcome = self.document.controller.apply_fix(self._graph, fix)
+        self._show_status("" if outcome else outcome.message)
 
     # ----------------------------------------------------------------- editing
     def _show_status(self, text: str) -> None:

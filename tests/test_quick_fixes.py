@@ -14,10 +14,12 @@ from PySide6 import QtCore
 
 from builder_app.core import catalog, ops
 from builder_app.core.graph import INPUT_CLASS, ModelGraph
+from builder_app.core.project import Project
 from builder_app.core.quick_fixes import QuickFix, quick_fixes
 from builder_app.core.shapes import ShapeEngine
 from builder_app.ui.editor.document import Document
 from builder_app.ui.editor.inspector import Inspector
+from tests.editor_support import open_window, settle
 
 
 # ---------------------------------------------------------------- building graphs
@@ -282,3 +284,25 @@ def test_a_fix_checked_before_an_unrelated_edit_still_applies(qtbot, document):
     assert [document.undo_stack.text(i) for i in range(2)] == ["Add Reshape", button.text()]
     feeding = document.graph.inputs_of(node_id)[0].node
     assert feeding != unrelated and document.graph.layer_of(feeding).config["target_shape"] == [28, 28, 1]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_the_problems_list_offers_the_fixes_of_a_problem(qtbot, loader):
+    graph, node_id = unet_skip()
+    window = open_window(qtbot, loader, Project(graph))
+    window._refresh_panels()
+    item = next(
+        window.problems.item(i)
+        for i in range(window.problems.count())
+        if window.problems.item(i).data(QtCore.Qt.ItemDataRole.UserRole) == node_id
+    )
+    menu = window.problem_fix_menu(item)
+    titles = [action.text() for action in menu.actions()]
+    assert titles == [f.title for f in fixes_of(graph, node_id)] and titles
+    before = window.document.graph.to_dict()
+    menu.actions()[0].trigger()
+    settle(qtbot, window)
+    assert window.document.engine.errors() == []
+    assert window.document.undo_stack.undoText() == titles[0]
+    window.document.controller.undo()
+    assert window.document.graph.to_dict() == before

@@ -101,6 +101,8 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         self.problems.setWordWrap(True)
         self.problems.itemClicked.connect(self._problem_clicked)
         self.problems.itemActivated.connect(self._problem_clicked)
+        self.problems.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self.problems.customContextMenuRequested.connect(self._problem_menu)
         self.problems_dock = self._dock("Problems", self.problems, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
 
         summary = QtWidgets.QWidget()
@@ -532,6 +534,27 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         node_id = item.data(QtCore.Qt.ItemDataRole.UserRole)
         if node_id:
             self.current_view().reveal(node_id)
+
+    def problem_fix_menu(self, item: QtWidgets.QListWidgetItem) -> QtWidgets.QMenu | None:
+        """A problem's quick fixes as a menu (checked now, on demand); None for a model-wide problem."""
+        node_id = item.data(QtCore.Qt.ItemDataRole.UserRole)
+        if not node_id or self.document is None:
+            return None
+        graph, controller = self.graph, self.document.controller
+        menu = QtWidgets.QMenu(self.problems)
+        fixes = controller.quick_fixes(graph, node_id)
+        for fix in fixes:
+            menu.addAction(fix.title).triggered.connect(lambda _=False, fix=fix: controller.apply_fix(graph, fix))
+        if not fixes:
+            menu.addAction("No quick fix found").setEnabled(False)
+        return menu
+
+    def _problem_menu(self, pos: QtCore.QPoint) -> None:
+        item = self.problems.itemAt(pos)
+        menu = self.problem_fix_menu(item) if item is not None else None
+        if menu is not None:
+            menu.exec(self.problems.viewport().mapToGlobal(pos))
+            menu.deleteLater()
 
     def _summary_clicked(self, index: QtCore.QModelIndex) -> None:
         node_id = self.summary_model.node_at(index.row())

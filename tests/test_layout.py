@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -263,6 +267,29 @@ def test_layout_reads_the_graph_and_changes_nothing():
     assert layered_positions(load_project(EXAMPLES / "unet_groupnorm.kproj").graph) == first
 
 
+def test_a_fresh_python_gives_the_same_picture(tmp_path):
+    graph = load_project(EXAMPLES / "siamese_digits.kproj").graph
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps(graph.to_dict()))
+    code = (
+        "import json, sys; from builder_app.core.graph import ModelGraph; "
+        "from builder_app.core.layout import layered_positions; "
+        "graph = ModelGraph.from_dict(json.loads(open(sys.argv[1]).read())); "
+        "print(sorted(layered_positions(graph).items()))"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert runs == {f"{sorted(layered_positions(graph).items())}\n"}
+
+
 def test_positions_do_not_depend_on_where_the_nodes_were():
     graph = load_project(EXAMPLES / "unet_groupnorm.kproj").graph
     first = layered_positions(graph, "LR")
@@ -305,12 +332,20 @@ def application(name: str) -> ModelGraph:
     )
 
 
+def breadth(positions: Mapping[str, tuple[float, float]], direction: str = "TB") -> float:
+    """How far the drawing reaches across the layers (its width in TB)."""
+    across = 0 if direction == "TB" else 1
+    ends = [p[across] for p in positions.values()]
+    return max(ends) + DEFAULT_SIZE[direction][across] - min(ends)
+
+
 def test_a_mobilenet_lays_out_without_overlaps_or_crossings():
     graph = application("MobileNetV2")
     for direction in ("TB", "LR"):
         positions = layered_positions(graph, direction)
         assert_layered(graph, positions, direction)
         assert crossings(graph, positions, direction) <= crossings(graph, _old_sweep(graph), "LR")
+        assert breadth(positions, direction) <= 3 * 184.0  # a chain with skips stays narrow
 
 
 @pytest.mark.slow
@@ -320,6 +355,7 @@ def test_large_applications_lay_out_without_overlaps_and_with_fewer_crossings(na
     positions = layered_positions(graph)
     assert_layered(graph, positions)
     assert crossings(graph, positions) <= crossings(graph, _old_sweep(graph), "LR")
+    assert breadth(positions) <= 5 * 184.0  # DenseNet's long concatenation wires included
     assert layered_positions(graph) == positions
 
 

@@ -13,8 +13,8 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core import catalog, editing
-from builder_app.core.graph import Edge, ModelGraph, NotFoundError, PortRef
-from builder_app.core.ops import Connect, SetModelIO, add_layer
+from builder_app.core.graph import CanvasState, Edge, ModelGraph, NotFoundError, PortRef
+from builder_app.core.ops import Connect, SetCanvas, SetModelIO, add_layer
 from builder_app.core.project import Project, load_project
 from builder_app.core.shapes import ShapeEngine
 from builder_app.ui.editor.canvas import WireItem
@@ -91,6 +91,25 @@ def test_splice_after_a_middle_node_takes_its_place_in_the_chain_beside_it():
     assert moved != [0.0, 0.0]
     assert [graph.node(c).position[i] - c_before[i] for i in (0, 1)] == moved
     assert editing.implicit_outputs(graph) == {c}
+
+
+@pytest.mark.parametrize("direction", ["TB", "LR"])
+def test_the_new_layer_goes_below_top_to_bottom_and_right_left_to_right(direction):
+    graph = chain()
+    graph.apply(SetCanvas(CanvasState(direction)))
+    step = (0.0, 120.0) if direction == "TB" else (330.0, 0.0)
+    order = [node(graph, k) for k in "xabc"]
+    moves = editing.move_ops(graph, {n: (i * step[0], i * step[1]) for i, n in enumerate(order)})
+    if moves is not None:  # (the top-to-bottom layout has put them there already)
+        graph.apply(moves)
+    x, a, b, c = order
+    op = editing.splice_after_ops(graph, "Dropout", a)
+    graph.apply(op)
+    (new,) = editing.added_node_ids(op)
+    assert graph.node(new).position == (2 * step[0], 2 * step[1])  # beside a, where b was
+    # b and c moved one step on along the flow, nothing across it
+    assert [graph.node(n).position for n in (b, c)] == [(3 * step[0], 3 * step[1]), (4 * step[0], 4 * step[1])]
+    assert graph.node(x).position == (0.0, 0.0)
 
 
 def test_splice_moves_nothing_when_there_is_room_and_a_leaf_just_gets_appended():
@@ -311,6 +330,7 @@ def test_tab_quick_add_mid_chain_splices_beside_the_selection_and_undo_restores(
     assert graph.inputs_of(new) == {0: PortRef(hidden_1, 0)}
     assert graph.inputs_of(hidden_2) == {0: PortRef(new, 0)}
     assert graph.node(new).position == editing.after_position(graph, hidden_1)
+    assert len({graph.node(n).position for n in graph.nodes}) == len(graph.nodes)  # hidden_2 on moved off it
     assert editing.implicit_outputs(graph) == {ids["species"]}  # no extra model output
     assert window.current_scene().selected_ids() == [new]
     assert window.document.undo_stack.count() == 1

@@ -244,7 +244,8 @@ def _make_room(graph: ModelGraph, new: Sequence[tuple[float, float]], downstream
     by the same distance (their own layout is kept), just enough that the nearest
     overlapped node sits one step past the farthest new node.
     """
-    chain = [n for n in graph.topological_order() if n in set(downstream)]
+    wanted = set(downstream)
+    chain = [n for n in graph.topological_order() if n in wanted]
     hit = [n for n in chain if any(_overlaps(graph.node(n).position, p) for p in new)]
     if not hit or not new:
         return []

@@ -16,8 +16,10 @@ from builder_app.core import ops
 from builder_app.core.graph import ModelGraph
 from builder_app.core.ops import Connect, add_layer
 from builder_app.core.project import Project, load_project
+from builder_app.ui.editor.document import KerasLoader
 from builder_app.ui.editor.find import find_nodes, search_terms
 from builder_app.ui.editor.view import READABLE_ZOOM, Minimap
+from builder_app.ui.editor.window import MainWindow
 from tests.editor_support import EXAMPLES, open_window, settle
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -260,3 +262,31 @@ def test_an_unreadable_file_is_one_line_and_the_project_stays(qtbot, loader, tmp
     message = window.statusBar().currentMessage()
     assert message.startswith("broken.keras: ") and "\n" not in message
     assert window.document is before
+
+
+def test_an_import_asked_for_before_keras_has_loaded_waits_for_it(qtbot, loader, keras_file):
+    pending = KerasLoader()  # as `builder-app MODEL.keras` starts: Keras not loaded yet
+    window = MainWindow(loader=pending)
+    window.ask_unsaved = lambda: QtWidgets.QMessageBox.StandardButton.Discard
+    qtbot.addWidget(window)
+    window.show()
+    before = window.document
+    assert window.import_path(keras_file)
+    qtbot.wait(300)
+    assert window.is_importing() and window.document is before  # waiting for Keras, painting meanwhile
+    pending.start()
+    qtbot.waitUntil(lambda: not window.is_importing(), timeout=60_000)
+    assert "conv_5" in window.document.graph.layers
+
+
+def test_ctrl_f_belongs_to_the_canvas_and_the_palette_keeps_its_own(qtbot, loader):
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "iris_mlp.kproj"))
+    view = window.current_view()
+    window.palette.tree.setFocus()
+    qtbot.keyClick(window.palette.tree, QtCore.Qt.Key.Key_F, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert window.palette.search_box.hasFocus() and not view.find_bar.isVisible()
+    view.setFocus()
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_F, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert view.find_bar.isVisible() and view.find_bar.field.hasFocus()
+    window.actions_by_name["find"].trigger()  # the Edit menu's entry opens the same bar
+    assert view.find_bar.isVisible()

@@ -238,6 +238,7 @@ def test_import_runs_on_a_worker_thread_while_the_window_keeps_painting(qtbot, l
     assert "small_cnn.keras" in window._import_label.text() and window._import_bar.isVisible()
     assert not window.import_path(keras_file)  # one import at a time
     assert "being imported" in window.statusBar().currentMessage()
+    assert window._import_bar.isVisible()  # a status message does not hide the busy bar
     qtbot.waitUntil(lambda: not window.is_importing(), timeout=60_000)
     took = time.perf_counter() - started
     timer.stop()

@@ -136,8 +136,9 @@ class ProjectFiles:
             bar.setMaximumWidth(160)
             bar.setMaximumHeight(14)
             bar.setTextVisible(False)
-            self.statusBar().addWidget(self._import_label)
-            self.statusBar().addWidget(bar)
+            # Permanent: a status message (a shape pass, a refusal) must not hide them.
+            self.statusBar().insertPermanentWidget(0, self._import_label)
+            self.statusBar().insertPermanentWidget(1, bar)
         self._import_label.setText(f"Importing {path.name}…")
         self._import_label.show()
         bar.show()

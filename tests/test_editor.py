@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from builder_app.core import ops
 from builder_app.core.graph import ModelGraph
 from builder_app.core.project import Project, load_project
-from builder_app.ui.editor.canvas import NodeItem, WireItem, port_y
+from builder_app.ui.editor.canvas import NodeItem, WireItem
 from builder_app.ui.editor.palette import mime_data
 from tests.editor_support import open_window, settle
 
@@ -39,8 +39,8 @@ def drop(view, payload: str, scene_pos: QtCore.QPointF) -> None:
 
 def drag_wire(qtbot, view, src: NodeItem, dst: NodeItem, dst_port: int = 0) -> None:
     """Presses on an output port, moves and releases on an input port, with the mouse."""
-    start = view.mapFromScene(src.mapToScene(QtCore.QPointF(src.body().width(), port_y(0))))
-    end = view.mapFromScene(dst.mapToScene(QtCore.QPointF(0, port_y(dst_port))))
+    start = view.mapFromScene(src.output_pos(0))
+    end = view.mapFromScene(dst.input_pos(dst_port))
     viewport = view.viewport()
     qtbot.mousePress(viewport, QtCore.Qt.MouseButton.LeftButton, pos=start)
     middle = (start + end) / 2

@@ -48,10 +48,13 @@ def painted(window: MainWindow) -> dict[str, QtCore.QRectF]:
 
 
 def scrambled(example: str) -> Project:
-    """An example whose nodes were dragged about by hand: every node at its own odd spot."""
+    """An example whose nodes were dragged about by hand: every node at its own odd spot.
+
+    No two overlap (a file with overlapping nodes is laid out when it opens).
+    """
     project = load_project(EXAMPLES / f"{example}.kproj")
     for i, node_id in enumerate(project.graph.topological_order()):
-        project.graph.apply(ops.MoveNode(node_id, (float((i * 7919) % 900), float((i * 104729) % 700) - 350.0)))
+        project.graph.apply(ops.MoveNode(node_id, (float((i * 7) % 5) * 260.0 - 300.0, i * 95.0 - 350.0)))
     return project
 
 

@@ -152,30 +152,44 @@ def move_ops(graph: ModelGraph, positions: Mapping[str, tuple[float, float]]) ->
     return ops.Batch(moves, "Move layer" if len(moves) == 1 else f"Move {len(moves)} layers")
 
 
-def layout_ops(graph: ModelGraph, node_ids: Iterable[str] | None = None) -> ops.Batch | None:
-    """Lays the graph out again (only ``node_ids`` move when given); None when nothing moves."""
-    from builder_app.core.layout import layered_positions
+def layout_ops(
+    graph: ModelGraph,
+    node_ids: Iterable[str] | None = None,
+    sizes: Mapping[str, tuple[float, float]] | None = None,
+) -> ops.Batch | None:
+    """Lays the drawing out again (only ``node_ids`` move when given); None when nothing moves.
 
-    positions = layered_positions(graph)
-    wanted = set(node_ids) if node_ids is not None else set(positions)
-    batch = move_ops(graph, {n: p for n, p in positions.items() if n in wanted})
-    return ops.Batch(batch.ops, "Layout") if batch is not None else None
+    ``sizes``: the boxes as drawn, by node id. Collapsed display blocks are laid out
+    as one box each (see :mod:`builder_app.core.display`).
+    """
+    from builder_app.core import display
+
+    return display.layout_ops(graph, node_ids, sizes)
 
 
 def needs_layout(graph: ModelGraph) -> bool:
-    """True when the nodes have no positions of their own (all stacked on one point)."""
+    """True when the nodes have no positions of their own, or boxes drawn overlap."""
+    from builder_app.core import display
+
     positions = {node.position for node in graph.nodes.values()}
-    return len(graph.nodes) > 1 and len(positions) == 1
+    if len(graph.nodes) > 1 and len(positions) == 1:
+        return True
+    return display.overlapping(graph)
 
 
 def place_if_unpositioned(graph: ModelGraph) -> bool:
-    """Lays out a graph that has no positions (an imported config, an old file); True if it did.
+    """Lays out a graph, and each of its sub-models, whose nodes have no positions or overlap.
 
-    Applied directly, not as an edit: a file without positions is drawn laid out
-    from the start, and its project is not marked changed by it.
+    Applied directly, not as an edit: a file without positions (an imported config,
+    an old or hand-written file) is drawn laid out from the start, and its project is
+    not marked changed by it. True if any graph was laid out.
     """
+    placed = False
+    for layer in list(graph.layers.values()):
+        if layer.submodel is not None:
+            placed = place_if_unpositioned(layer.submodel) or placed
     if not needs_layout(graph):
-        return False
+        return placed
     batch = layout_ops(graph)
     if batch is not None:
         graph.apply(batch)

@@ -38,10 +38,8 @@ from typing import IO, Any
 import h5py
 import numpy as np
 
-from builder_app.core import safe_io
+from builder_app.core import display, safe_io
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph
-from builder_app.core.layout import layered_positions
-from builder_app.core.ops import Batch, MoveNode
 from builder_app.core.project import Project
 from builder_app.core.safe_io import GIB, MIB, Refused, size_text
 from builder_app.core.text import one_line
@@ -490,6 +488,7 @@ def _legacy_dataset(group: h5py.Group, weight_name: str) -> h5py.Dataset:
 
 # ================================================================== common
 def _finish(graph: ModelGraph, warnings: list[str]) -> ImportResult:
-    positions = layered_positions(graph)
-    graph.apply(Batch([MoveNode(node, position) for node, position in positions.items()]))
+    # Display blocks from the layer names (collapsed for a big model) and a layout,
+    # sub-models included: an imported model opens readable.
+    display.prepare_imported(graph)
     return ImportResult(Project(graph), warnings)

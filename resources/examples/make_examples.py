@@ -9,12 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder_app.core import catalog
+from builder_app.core.display import layout_ops
 from builder_app.core.graph import ModelGraph, PortRef
-from builder_app.core.layout import layered_positions
 from builder_app.core.ops import (
-    Batch,
     Connect,
-    MoveNode,
     SetModelIO,
     add_layer,
     call_again,
@@ -46,9 +44,19 @@ class Sketch:
         return op.node.id
 
     def tidy(self) -> ModelGraph:
-        positions = layered_positions(self.graph)
-        self.graph.apply(Batch([MoveNode(n, p) for n, p in positions.items()]))
+        laid_out(self.graph)
         return self.graph
+
+
+def laid_out(graph: ModelGraph) -> ModelGraph:
+    """Lays out ``graph`` and its sub-models, top to bottom, as Ctrl+L in the editor does."""
+    for layer in graph.layers.values():
+        if layer.submodel is not None:
+            laid_out(layer.submodel)
+    batch = layout_ops(graph)
+    if batch is not None:
+        graph.apply(batch)
+    return graph
 
 
 def iris_mlp() -> ModelGraph:
@@ -150,7 +158,7 @@ TRAINING = {
 
 def main() -> None:
     for file_name, build in EXAMPLES.items():
-        graph = build()
+        graph = laid_out(build())
         engine = ShapeEngine(graph)
         problems = engine.errors()
         if problems:

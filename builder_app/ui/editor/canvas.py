@@ -9,6 +9,11 @@ makes it one undo step.
 
 Painting reads one description per node (:func:`node_face`); ``builder-app render``
 draws the same scene offscreen, so a diagram on disk looks exactly like the canvas.
+
+The graph's :class:`~builder_app.core.graph.CanvasState` says how it is drawn: top to
+bottom (ports on the top and bottom edges) or left to right, and which display
+blocks are collapsed into one :class:`BlockItem`. Wires bend around the boxes between
+their ends (:class:`~builder_app.core.routing.Router`, rebuilt when a box moves).
 """
 
 from __future__ import annotations
@@ -19,16 +24,20 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from builder_app.core.costs import model_costs
 from builder_app.core.events import Change, ChangeKind
+from builder_app.core.face_text import differs_in_training, key_settings
 from builder_app.core.graph import (
     INPUT_CLASS,
     SUBMODEL_CLASS,
     Edge,
     GraphError,
     ModelGraph,
+    PortRef,
 )
 from builder_app.core.keras_build import is_operation
 from builder_app.core.ports import input_ports
+from builder_app.core.routing import Router
 from builder_app.core.shapes import NodeResult
 from builder_app.core.text import format_shape
 from builder_app.core.wire_check import check_wire
@@ -39,6 +48,12 @@ HEADER = 24.0
 PORT_GAP = 18.0
 PORT_RADIUS = 5.0
 GRID = 10.0
+#: A node's height in a top-to-bottom drawing: header, class line, settings line.
+TB_HEIGHT = 64.0
+#: A collapsed display block is a little wider than a node: it names two shapes.
+BLOCK_WIDTH = 236.0
+#: How far below its output port a wire's shape label sits (top to bottom).
+LABEL_OFFSET = 15.0
 #: Below this zoom, texts are left out (they would be unreadable specks anyway).
 TEXT_LOD = 0.42
 #: Below this zoom, nodes are coloured blocks and wires straight lines.
@@ -63,6 +78,8 @@ class NodeFace:
     warnings: tuple[str, ...]
     shared: tuple[int, int] | None  # (this call, number of calls)
     is_output: bool
+    settings: str = ""  # the settings that matter: "32 filters · 3×3 · stride 2"
+    trains_differently: bool = False  # Dropout, BatchNormalization...
 
 
 def _category(class_name: str) -> str:
@@ -87,16 +104,18 @@ def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> Nod
     layer = graph.layer(node.layer)
     class_name = layer.class_name
     calls = graph.nodes_of_layer(node.layer)
-    params = ""
+    params = settings = ""
     if graph.is_input(node_id):
         shape = layer.config.get("batch_shape")
         detail = f"Input {format_shape(shape)}" if isinstance(shape, list) else "Input"
         outputs = 1
     else:
         detail = class_name.rpartition(".")[2] if is_operation(class_name) else class_name
-        activation = layer.config.get("activation")
-        if class_name == "Activation" and isinstance(activation, str):
-            detail += f" · {activation}"
+        if layer.submodel is not None:
+            count = len(layer.submodel.nodes)
+            detail = f"Model · {count} layer{'s' if count != 1 else ''}"
+        else:
+            settings = key_settings(class_name, layer.config)
         if result is not None and result.params:
             params = f"{result.params:,} params"
         consumed = max((e.src_port for e in graph.consumers_of(node_id)), default=-1) + 1
@@ -116,76 +135,203 @@ def node_face(graph: ModelGraph, node_id: str, result: NodeResult | None) -> Nod
         warnings=tuple(result.warnings) if result else (),
         shared=(calls.index(node_id) + 1, len(calls)) if len(calls) > 1 else None,
         is_output=is_output and not graph.is_input(node_id),
+        settings=settings,
+        trains_differently=differs_in_training(class_name),
     )
 
 
-def node_height(face: NodeFace) -> float:
-    ports = max(len(face.inputs), face.outputs, 1)
-    return port_y(ports - 1) + 14.0
-
-
 def port_y(index: int) -> float:
-    """Ports sit below the node's detail line, one row each."""
-    return HEADER + 28.0 + PORT_GAP * index
+    """Left to right: ports sit below the node's class and settings lines, one row each."""
+    return HEADER + 44.0 + PORT_GAP * index
+
+
+def node_size(face: NodeFace, direction: str) -> tuple[float, float]:
+    """A node's (width, height) on the canvas; the layout is given the same sizes."""
+    ports = max(len(face.inputs), face.outputs, 1)
+    if direction == "TB":
+        return max(NODE_WIDTH, PORT_GAP * (ports + 1)), TB_HEIGHT
+    return NODE_WIDTH, port_y(ports - 1) + 14.0
+
+
+def port_offset(size: tuple[float, float], direction: str, kind: str, index: int, count: int) -> QtCore.QPointF:
+    """Where port ``index`` of ``count`` inputs (``kind`` "in") or outputs sits, in item coordinates."""
+    width, height = size
+    if direction == "TB":
+        x = width * (index + 1) / (max(count, 1) + 1)
+        return QtCore.QPointF(x, 0.0 if kind == "in" else height)
+    return QtCore.QPointF(0.0 if kind == "in" else width, port_y(index))
 
 
 # --------------------------------------------------------------------------- #
 # Items
 # --------------------------------------------------------------------------- #
-class NodeItem(QtWidgets.QGraphicsItem):
-    """One call of a layer: a box with input ports on the left, outputs on the right."""
+class _Box(QtWidgets.QGraphicsItem):
+    """What nodes and collapsed blocks share: a box with input and output ports."""
+
+    def __init__(self, scene: GraphScene):
+        super().__init__()
+        self._scene = scene
+        self.wires: set[WireItem] = set()
+        self._size = (NODE_WIDTH, TB_HEIGHT)
+        self._bounds = QtCore.QRectF()
+        self.setAcceptHoverEvents(True)
+        # Repaints blit a pixmap per item instead of calling paint() (Python) again.
+        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setZValue(1)
+
+    def port_counts(self) -> tuple[int, int]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
+        return self._bounds
+
+    def _set_size(self, size: tuple[float, float]) -> None:
+        self._size = size
+        width, height = size
+        self._bounds = QtCore.QRectF(-PORT_RADIUS - 2, -16, width + 2 * PORT_RADIUS + 4, height + 32)
+
+    @property
+    def _height(self) -> float:
+        return self._size[1]
+
+    def size(self) -> tuple[float, float]:
+        return self._size
+
+    def body(self) -> QtCore.QRectF:
+        return QtCore.QRectF(0, 0, *self._size)
+
+    def box(self) -> tuple[float, float, float, float]:
+        """(x, y, width, height) in scene coordinates, for the wire router."""
+        pos = self.pos()
+        return (pos.x(), pos.y(), *self._size)
+
+    def _port(self, kind: str, index: int) -> QtCore.QPointF:
+        inputs, outputs = self.port_counts()
+        return port_offset(self._size, self._scene.direction, kind, index, inputs if kind == "in" else outputs)
+
+    def input_pos(self, port: int) -> QtCore.QPointF:
+        return self.mapToScene(self._port("in", port))
+
+    def output_pos(self, port: int) -> QtCore.QPointF:
+        return self.mapToScene(self._port("out", port))
+
+    def port_at(self, pos: QtCore.QPointF) -> tuple[str, int] | None:
+        """('in'|'out', port) under a point in item coordinates."""
+        inputs, outputs = self.port_counts()
+        for kind, count in (("in", inputs), ("out", outputs)):
+            for i in range(count):
+                spot = self._port(kind, i)
+                if math.hypot(pos.x() - spot.x(), pos.y() - spot.y()) <= PORT_RADIUS + 5:
+                    return kind, i
+        return None
+
+    def itemChange(self, change, value):  # noqa: N802 - Qt's name
+        flag = QtWidgets.QGraphicsItem.GraphicsItemChange
+        if change == flag.ItemPositionChange and self._scene.snap:
+            return QtCore.QPointF(round(value.x() / GRID) * GRID, round(value.y() / GRID) * GRID)
+        if change == flag.ItemPositionHasChanged:
+            self._scene.box_moved(self)
+        return super().itemChange(change, value)
+
+    def _paint_ports(self, painter: QtGui.QPainter, accent: QtGui.QColor) -> None:
+        colors = self._scene.colors
+        inputs, outputs = self.port_counts()
+        painter.setPen(QtGui.QPen(colors.node, 1.5))
+        painter.setBrush(colors.wire)
+        for i in range(inputs):
+            painter.drawEllipse(self._port("in", i), PORT_RADIUS, PORT_RADIUS)
+        painter.setBrush(accent)
+        for i in range(outputs):
+            painter.drawEllipse(self._port("out", i), PORT_RADIUS, PORT_RADIUS)
+
+    def _paint_frame(self, painter: QtGui.QPainter, accent: QtGui.QColor, fill: QtGui.QColor, border, width) -> None:
+        rect = self.body()
+        painter.setPen(QtGui.QPen(border, width))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(rect, 6, 6)
+        header = QtGui.QPainterPath()
+        header.addRoundedRect(QtCore.QRectF(0.5, 0.5, rect.width() - 1, HEADER), 5.5, 5.5)
+        clip = QtGui.QPainterPath()
+        clip.addRect(QtCore.QRectF(0, 0, rect.width(), HEADER))
+        painter.fillPath(header.intersected(clip), accent)
+
+    def _paint_title(self, painter: QtGui.QPainter, title: str, badges: list[tuple[str, QtGui.QColor]]) -> None:
+        """The title in the header; badges at the header's right end (top to bottom) or above it."""
+        fonts = self._scene.fonts
+        width = self._size[0]
+        painter.setFont(fonts.small)
+        metrics = QtGui.QFontMetricsF(fonts.small)
+        inside = self._scene.direction == "TB"
+        x = width - (4 if inside else 0)
+        for text, colour in badges:
+            w = metrics.horizontalAdvance(text) + 10
+            x -= w + 4 * (not inside)
+            pill = QtCore.QRectF(x, 5.5, w, 13) if inside else QtCore.QRectF(x, -14, w, 13)
+            painter.setPen(QtGui.QPen(QtGui.QColor("#ffffff"), 1) if inside else QtCore.Qt.PenStyle.NoPen)
+            painter.setBrush(colour)
+            painter.drawRoundedRect(pill, 6, 6)
+            painter.setPen(QtGui.QColor("#ffffff"))
+            painter.drawText(pill, QtCore.Qt.AlignmentFlag.AlignCenter, text)
+            x -= 3 * inside
+        right = x - 4 if inside and badges else width - 8
+        painter.setFont(fonts.title)
+        painter.setPen(QtGui.QColor("#ffffff"))
+        title_rect = QtCore.QRectF(8, 0, right - 8, HEADER)
+        shown = QtGui.QFontMetricsF(fonts.title).elidedText(title, QtCore.Qt.TextElideMode.ElideRight, title_rect.width())
+        painter.drawText(title_rect, QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft, shown)
+
+    def _paint_lines(self, painter: QtGui.QPainter, left: str, right: str, second: str) -> None:
+        """The class line (with a right-aligned note) and the settings line below the header."""
+        fonts = self._scene.fonts
+        colors = self._scene.colors
+        width = self._size[0]
+        painter.setFont(fonts.body)
+        painter.setPen(colors.text)
+        metrics = QtGui.QFontMetricsF(fonts.small)
+        note_width = metrics.horizontalAdvance(right) + 4 if right else 0.0
+        line = QtCore.QRectF(10, HEADER + 3, width - 20 - note_width, 17)
+        body = QtGui.QFontMetricsF(fonts.body)
+        painter.drawText(line, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
+                         body.elidedText(left, QtCore.Qt.TextElideMode.ElideRight, line.width()))
+        painter.setPen(colors.muted)
+        if right:
+            painter.setFont(fonts.small)
+            note = QtCore.QRectF(width - 10 - note_width, HEADER + 3, note_width, 17)
+            painter.drawText(note, QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter, right)
+        if second:
+            painter.setFont(fonts.body)
+            line = QtCore.QRectF(10, HEADER + 20, width - 20, 17)
+            painter.drawText(line, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
+                             body.elidedText(second, QtCore.Qt.TextElideMode.ElideRight, line.width()))
+
+
+class NodeItem(_Box):
+    """One call of a layer: a box with its input ports before and its outputs after it."""
 
     def __init__(self, scene: GraphScene, node_id: str):
-        super().__init__()
+        super().__init__(scene)
         self.node_id = node_id
-        self._scene = scene
         self.face: NodeFace = scene.face(node_id)
-        self.wires: set[WireItem] = set()
         self.setFlags(
             QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
             | QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsMovable
             | QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
         )
-        self.setAcceptHoverEvents(True)
-        # Repaints blit a pixmap per node instead of calling paint() (Python) again.
-        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self.setZValue(1)
-        self._set_height(node_height(self.face))
+        self._set_size(node_size(self.face, scene.direction))
         self._tooltip()
 
-    # geometry
-    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
-        return self._bounds
+    def port_counts(self) -> tuple[int, int]:
+        return len(self.face.inputs), self.face.outputs
 
-    def _set_height(self, height: float) -> None:
-        self._height = height
-        self._bounds = QtCore.QRectF(-PORT_RADIUS - 2, -14, NODE_WIDTH + 2 * PORT_RADIUS + 4, height + 16)
-
-    def body(self) -> QtCore.QRectF:
-        return QtCore.QRectF(0, 0, NODE_WIDTH, self._height)
-
-    def input_pos(self, port: int) -> QtCore.QPointF:
-        return self.mapToScene(QtCore.QPointF(0, port_y(port)))
-
-    def output_pos(self, port: int) -> QtCore.QPointF:
-        return self.mapToScene(QtCore.QPointF(NODE_WIDTH, port_y(port)))
-
-    def port_at(self, pos: QtCore.QPointF) -> tuple[str, int] | None:
-        """('in'|'out', port) under a point in item coordinates."""
-        for kind, x, count in (("in", 0.0, len(self.face.inputs)), ("out", NODE_WIDTH, self.face.outputs)):
-            for i in range(count):
-                if math.hypot(pos.x() - x, pos.y() - port_y(i)) <= PORT_RADIUS + 5:
-                    return kind, i
-        return None
-
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
         face = self._scene.face(self.node_id)
-        if face == self.face:
+        if face == self.face and not force:
             return
-        height = node_height(face)
-        if height != self._height:
+        size = node_size(face, self._scene.direction)
+        if size != self._size:
             self.prepareGeometryChange()
-            self._set_height(height)
+            self._set_size(size)
+            self._scene.box_moved(self)
         self.face = face
         self._tooltip()
         for wire in self.wires:
@@ -193,9 +339,17 @@ class NodeItem(QtWidgets.QGraphicsItem):
         self.update()
 
     def _tooltip(self) -> None:
-        lines = [f"{self.face.title} ({self.face.class_name})"]
-        lines += [f"⚠ {m}" for m in self.face.errors]
-        lines += [f"note: {m}" for m in self.face.warnings]
+        face = self.face
+        lines = [f"{face.title} ({face.class_name})"]
+        if face.settings:
+            lines.append(face.settings)
+        if face.trains_differently:
+            lines.append("computes differently when training and in inference")
+        names = [n for n in face.inputs if n]
+        if names:
+            lines.append("inputs: " + ", ".join(names))
+        lines += [f"⚠ {m}" for m in face.errors]
+        lines += [f"note: {m}" for m in face.warnings]
         self.setToolTip("\n".join(lines))
 
     # painting
@@ -204,91 +358,52 @@ class NodeItem(QtWidgets.QGraphicsItem):
         face = self.face
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         accent = theme.category_color(face.category)
-        rect = self.body()
+        fill = self._scene.heat_fill(self.node_id) or colors.node
         if lod < OVERVIEW_LOD:  # a coloured block is all that can be seen at this size
-            painter.fillRect(rect, colors.selection if self.isSelected() else theme.ERROR if face.errors else accent)
+            painter.fillRect(self.body(), colors.selection if self.isSelected() else theme.ERROR if face.errors else accent)
             return
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod > 0.3)
-        border = colors.node_border
-        width = 1.0
+        border, width = colors.node_border, 1.0
         if face.errors:
             border, width = theme.ERROR, 2.5
         if self.isSelected():
             border, width = colors.selection, 2.5
         elif self._scene.highlighted_layer == face.title and face.shared:
             border, width = accent, 2.0
-        painter.setPen(QtGui.QPen(border, width))
-        painter.setBrush(colors.node)
-        painter.drawRoundedRect(rect, 6, 6)
-        header = QtGui.QPainterPath()
-        header.addRoundedRect(QtCore.QRectF(0.5, 0.5, NODE_WIDTH - 1, HEADER), 5.5, 5.5)
-        clip = QtGui.QPainterPath()
-        clip.addRect(QtCore.QRectF(0, 0, NODE_WIDTH, HEADER))
-        painter.fillPath(header.intersected(clip), accent)
+        self._paint_frame(painter, accent, fill, border, width)
         if face.errors and not self.isSelected():
             painter.setPen(QtGui.QPen(theme.ERROR, 2.5))
             painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(rect, 6, 6)
-        # ports
-        painter.setPen(QtGui.QPen(colors.node, 1.5))
-        painter.setBrush(colors.wire)
-        for i in range(len(face.inputs)):
-            painter.drawEllipse(QtCore.QPointF(0, port_y(i)), PORT_RADIUS, PORT_RADIUS)
-        painter.setBrush(accent)
-        for i in range(face.outputs):
-            painter.drawEllipse(QtCore.QPointF(NODE_WIDTH, port_y(i)), PORT_RADIUS, PORT_RADIUS)
+            painter.drawRoundedRect(self.body(), 6, 6)
+        self._paint_ports(painter, accent)
         if lod < TEXT_LOD:
             return
-        fonts = self._scene.fonts
-        painter.setFont(fonts.title)
-        painter.setPen(QtGui.QColor("#ffffff"))
-        title_rect = QtCore.QRectF(8, 0, NODE_WIDTH - 16, HEADER)
-        title = QtGui.QFontMetricsF(fonts.title).elidedText(face.title, QtCore.Qt.TextElideMode.ElideRight, title_rect.width())
-        painter.drawText(title_rect, QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft, title)
-        painter.setFont(fonts.body)
-        painter.setPen(colors.muted)
-        body = QtCore.QRectF(10, HEADER + 4, NODE_WIDTH - 20, 16)
-        detail = QtGui.QFontMetricsF(fonts.body).elidedText(face.detail, QtCore.Qt.TextElideMode.ElideRight, body.width())
-        painter.drawText(body, QtCore.Qt.AlignmentFlag.AlignLeft, detail)
-        if face.params:  # on the first port row, right-aligned before the output port
-            painter.setFont(fonts.small)
-            row = QtCore.QRectF(NODE_WIDTH / 2, port_y(0) - 7, NODE_WIDTH / 2 - 12, 14)
-            painter.drawText(row, QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignRight, face.params)
-        if any(face.inputs):
-            painter.setFont(fonts.small)
-            for i, name in enumerate(face.inputs):
-                if name:
-                    painter.drawText(QtCore.QRectF(9, port_y(i) - 7, 90, 14), QtCore.Qt.AlignmentFlag.AlignVCenter, name)
         badges = []
-        if face.shared:
-            badges.append((f"shared {face.shared[0]}/{face.shared[1]}", accent))
-        if face.is_output:
-            badges.append(("output", colors.muted))
         if face.errors:
             badges.append(("error", theme.ERROR))
-        x = NODE_WIDTH
-        painter.setFont(fonts.small)
-        metrics = QtGui.QFontMetricsF(fonts.small)
-        for text, colour in badges:
-            w = metrics.horizontalAdvance(text) + 10
-            x -= w + 4
-            pill = QtCore.QRectF(x, -13, w, 13)
-            painter.setPen(QtCore.Qt.PenStyle.NoPen)
-            painter.setBrush(colour)
-            painter.drawRoundedRect(pill, 6, 6)
-            painter.setPen(QtGui.QColor("#ffffff"))
-            painter.drawText(pill, QtCore.Qt.AlignmentFlag.AlignCenter, text)
+        if face.is_output:
+            badges.append(("output", colors.muted))
+        if face.shared:
+            badges.append((f"shared {face.shared[0]}/{face.shared[1]}", accent))
+        if face.trains_differently:
+            badges.append(("train≠infer", theme.WARNING))
+        self._paint_title(painter, face.title, badges)
+        self._paint_lines(painter, face.detail, face.params, face.settings)
+        if any(face.inputs):
+            painter.setFont(self._scene.fonts.small)
+            painter.setPen(colors.muted)
+            metrics = QtGui.QFontMetricsF(self._scene.fonts.small)
+            for i, name in enumerate(face.inputs):
+                if not name:
+                    continue
+                spot = self._port("in", i)
+                if self._scene.direction == "TB":  # above the port, outside the node
+                    w = metrics.horizontalAdvance(name) + 4
+                    painter.drawText(QtCore.QRectF(spot.x() + 6, -15, w, 12), QtCore.Qt.AlignmentFlag.AlignLeft, name)
+                else:
+                    painter.drawText(QtCore.QRectF(9, spot.y() - 7, 90, 14), QtCore.Qt.AlignmentFlag.AlignVCenter, name)
 
     # interaction
-    def itemChange(self, change, value):  # noqa: N802 - Qt's name
-        flag = QtWidgets.QGraphicsItem.GraphicsItemChange
-        if change == flag.ItemPositionChange and self._scene.snap:
-            return QtCore.QPointF(round(value.x() / GRID) * GRID, round(value.y() / GRID) * GRID)
-        if change == flag.ItemPositionHasChanged:
-            for wire in self.wires:
-                wire.refresh()
-        return super().itemChange(change, value)
-
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         port = self.port_at(event.pos()) if event.button() == QtCore.Qt.MouseButton.LeftButton else None
         if port is not None:
@@ -326,8 +441,156 @@ class NodeItem(QtWidgets.QGraphicsItem):
         self.setCursor(QtCore.Qt.CursorShape.CrossCursor if on_port else QtCore.Qt.CursorShape.ArrowCursor)
 
 
+class BlockItem(_Box):
+    """A collapsed display block: one box with the block's input and output tensors as ports.
+
+    It stands where its first node is (that node's position is the block's); the
+    block's nodes are hidden, the wires inside it too, and wires crossing its
+    boundary end on its ports. Double-click expands it.
+    """
+
+    def __init__(self, scene: GraphScene, name: str, members: tuple[str, ...]):
+        super().__init__(scene)
+        self.name = name
+        self.members = members
+        self.anchor = members[0]
+        self.setFlags(
+            QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+            | QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+            | QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
+        )
+        self.inputs: list[PortRef] = []
+        self.outputs: list[PortRef] = []
+        self.summary: BlockSummary | None = None
+        self.update_boundary()
+
+    @property
+    def node_id(self) -> str:
+        """The node that carries the block's position (its first)."""
+        return self.anchor
+
+    def port_counts(self) -> tuple[int, int]:
+        return len(self.inputs), len(self.outputs)
+
+    def update_boundary(self) -> None:
+        """Re-reads the tensors that cross the block's edge and its totals."""
+        graph = self._scene.graph
+        summary = block_summary(graph, self.members, self._scene.result)
+        if summary == self.summary:
+            return
+        self.summary = summary
+        self.inputs, self.outputs = list(summary.inputs), list(summary.outputs)
+        ports = max(len(self.inputs), len(self.outputs), 1)
+        if self._scene.direction == "TB":
+            size = (max(BLOCK_WIDTH, PORT_GAP * (ports + 1)), TB_HEIGHT)
+        else:
+            size = (BLOCK_WIDTH, port_y(ports - 1) + 14.0)
+        if size != self._size:
+            self.prepareGeometryChange()
+            self._set_size(size)
+        params = f"{summary.params:,} params" if summary.params else ""
+        self.setToolTip(
+            f"{self.name}: {summary.layers} layers{', ' + params if params else ''}"
+            f"\n{summary.shapes}\ndouble-click to expand"
+            + "".join(f"\n⚠ {m}" for m in summary.errors[:5])
+        )
+        self.update()
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        colors = self._scene.colors
+        summary = self.summary
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        accent = theme.category_color("Blocks")
+        if lod < OVERVIEW_LOD:
+            painter.fillRect(self.body(), colors.selection if self.isSelected() else accent)
+            return
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod > 0.3)
+        border, width = colors.node_border, 1.0
+        if summary is not None and summary.errors:
+            border, width = theme.ERROR, 2.5
+        if self.isSelected():
+            border, width = colors.selection, 2.5
+        # A second outline behind the box: a stack of layers.
+        painter.setPen(QtGui.QPen(colors.node_border, 1.0))
+        painter.setBrush(colors.node)
+        painter.drawRoundedRect(self.body().translated(4, 4), 6, 6)
+        self._paint_frame(painter, accent, colors.node, border, width)
+        self._paint_ports(painter, accent)
+        if lod < TEXT_LOD or summary is None:
+            return
+        badges = [("error", theme.ERROR)] if summary.errors else []
+        badges.append((f"{summary.layers} layers", colors.muted))
+        self._paint_title(painter, f"▸ {self.name}", badges)
+        params = f"{summary.params:,} params" if summary.params else ""
+        self._paint_lines(painter, summary.shapes, "", params)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().mouseReleaseEvent(event)
+        self._scene.commit_moves()
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self._scene.set_collapsed([self.name], False)
+        event.accept()
+
+
+@dataclass(frozen=True)
+class BlockSummary:
+    """What a collapsed block shows: its boundary tensors, shapes, totals and problems."""
+
+    inputs: tuple[PortRef, ...]
+    outputs: tuple[PortRef, ...]
+    layers: int
+    params: int
+    shapes: str
+    errors: tuple[str, ...]
+
+
+def block_summary(graph: ModelGraph, members: Iterable[str], result) -> BlockSummary:
+    """The tensors entering and leaving ``members`` (in graph order), and their totals."""
+    inside = set(members)
+    order = [n for n in graph.topological_order() if n in inside]
+    inputs: dict[PortRef, None] = {}
+    outputs: dict[PortRef, None] = {}
+    model_outputs = set(graph.explicit_outputs())
+    layers: dict[str, None] = {}
+    params = 0
+    errors: list[str] = []
+    for node_id in order:
+        for ref in graph.inputs_of(node_id).values():
+            if ref.node not in inside:
+                inputs.setdefault(PortRef(ref.node, ref.port))
+        for edge in graph.consumers_of(node_id):
+            if edge.dst not in inside:
+                outputs.setdefault(PortRef(node_id, edge.src_port))
+        outputs.update((ref, None) for ref in model_outputs if ref.node == node_id)
+        if not graph.consumers_of(node_id) and not model_outputs:
+            outputs.setdefault(PortRef(node_id, 0))
+        layer = graph.node(node_id).layer
+        found = result(node_id)
+        if layer not in layers:
+            layers[layer] = None
+            params += (found.params or 0) if found is not None else 0
+        if found is not None:
+            errors += [f"{graph.label(node_id)}: {m}" for m in found.errors]
+
+    def shape(ref: PortRef) -> str:
+        found = result(ref.node)
+        if found is None or not found.outputs or ref.port >= len(found.outputs):
+            return "?"
+        return format_shape(found.outputs[ref.port].shape)
+
+    ins = ", ".join(dict.fromkeys(shape(r) for r in inputs)) or "—"
+    outs = ", ".join(dict.fromkeys(shape(r) for r in outputs)) or "—"
+    return BlockSummary(tuple(inputs), tuple(outputs), len(layers), params, f"{ins} → {outs}", tuple(errors))
+
+
 class WireItem(QtWidgets.QGraphicsPathItem):
-    """A tensor: a curve from an output port to an input port, labelled with its shape."""
+    """A tensor: a curve from an output port to an input port, labelled with its shape.
+
+    Long wires bend around the nodes between their ends (:mod:`builder_app.core.routing`);
+    the label sits just after the output port, in the gap below (or right of) the node
+    that makes the tensor, where no other node can hide it.
+    """
 
     def __init__(self, scene: GraphScene, edge: Edge):
         super().__init__()
@@ -335,27 +598,30 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         self._scene = scene
         self.label = ""
         self.ends = QtCore.QLineF()
+        self.bends: tuple[tuple[float, float], ...] = ()
         self._bounds = QtCore.QRectF()
         self.setFlags(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(0)
         self.refresh()
 
     def refresh(self) -> None:
-        src = self._scene.items_by_id.get(self.edge.src)
-        dst = self._scene.items_by_id.get(self.edge.dst)
-        if src is None or dst is None:
+        ends = self._scene.wire_ends(self.edge)
+        if ends is None:  # inside a collapsed block
+            self.setVisible(False)
             return
-        a, b = src.output_pos(self.edge.src_port), dst.input_pos(self.edge.dst_port)
+        self.setVisible(True)
+        a, b = ends
         result = self._scene.result(self.edge.src)
         label = ""
         if result is not None and result.outputs and self.edge.src_port < len(result.outputs):
             label = format_shape(result.outputs[self.edge.src_port].shape)
-        ends = QtCore.QLineF(a, b)
-        if ends == self.ends and label == self.label:
+        line = QtCore.QLineF(a, b)
+        bends = self._scene.bends(self.edge, a, b)
+        if line == self.ends and label == self.label and bends == self.bends:
             return  # refreshed after every edit: most wires have not changed
         self.prepareGeometryChange()
-        self.ends, self.label = ends, label
-        self.setPath(_curve(a, b))
+        self.ends, self.label, self.bends = line, label, bends
+        self.setPath(_path(a, b, bends, self._scene.direction))
         self._update_bounds()
 
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
@@ -373,9 +639,11 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         return stroker.createStroke(self.path())
 
     def _label_rect(self) -> QtCore.QRectF:
-        mid = self.path().pointAtPercent(0.5)
+        start = self.ends.p1()
         width = QtGui.QFontMetricsF(self._scene.fonts.small).horizontalAdvance(self.label) + 10
-        return QtCore.QRectF(mid.x() - width / 2, mid.y() - 8, width, 16)
+        if self._scene.direction == "TB":
+            return QtCore.QRectF(start.x() - width / 2, start.y() + LABEL_OFFSET - 8, width, 16)
+        return QtCore.QRectF(start.x() + 10, start.y() - 18, width, 16)
 
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
         colors = self._scene.colors
@@ -383,7 +651,7 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         colour = colors.selection if self.isSelected() else colors.wire
         if lod < OVERVIEW_LOD:
             painter.setPen(QtGui.QPen(colour, 0))
-            painter.drawLine(self.ends)
+            painter.drawPath(self.path()) if self.bends else painter.drawLine(self.ends)
             return
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod > 0.3)
         painter.setPen(QtGui.QPen(colour, 2.0 if self.isSelected() else 1.6))
@@ -400,10 +668,35 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         painter.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, self.label)
 
 
-def _curve(a: QtCore.QPointF, b: QtCore.QPointF) -> QtGui.QPainterPath:
+def _curve(a: QtCore.QPointF, b: QtCore.QPointF, direction: str = "LR") -> QtGui.QPainterPath:
     path = QtGui.QPainterPath(a)
-    dx = max(40.0, abs(b.x() - a.x()) * 0.5)
-    path.cubicTo(QtCore.QPointF(a.x() + dx, a.y()), QtCore.QPointF(b.x() - dx, b.y()), b)
+    if direction == "TB":
+        dy = max(30.0, abs(b.y() - a.y()) * 0.5)
+        path.cubicTo(QtCore.QPointF(a.x(), a.y() + dy), QtCore.QPointF(b.x(), b.y() - dy), b)
+    else:
+        dx = max(40.0, abs(b.x() - a.x()) * 0.5)
+        path.cubicTo(QtCore.QPointF(a.x() + dx, a.y()), QtCore.QPointF(b.x() - dx, b.y()), b)
+    return path
+
+
+def _path(a: QtCore.QPointF, b: QtCore.QPointF, bends, direction: str) -> QtGui.QPainterPath:
+    """A smooth wire from ``a`` through the bend points to ``b``.
+
+    Each piece between two consecutive points is a cubic whose tangents follow the
+    drawing's direction at both ends, so the wire leaves and enters ports straight
+    and turns softly at every bend.
+    """
+    if not bends:
+        return _curve(a, b, direction)
+    points = [a, *(QtCore.QPointF(x, y) for x, y in bends), b]
+    path = QtGui.QPainterPath(a)
+    for p, q in zip(points, points[1:], strict=False):
+        if direction == "TB":
+            dy = (q.y() - p.y()) * 0.5
+            path.cubicTo(QtCore.QPointF(p.x(), p.y() + dy), QtCore.QPointF(q.x(), q.y() - dy), q)
+        else:
+            dx = (q.x() - p.x()) * 0.5
+            path.cubicTo(QtCore.QPointF(p.x() + dx, p.y()), QtCore.QPointF(q.x() - dx, q.y()), q)
     return path
 
 
@@ -444,6 +737,16 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.highlighted_layer: str | None = None
         self.items_by_id: dict[str, NodeItem] = {}
         self.wires_by_dst: dict[tuple[str, int], WireItem] = {}
+        #: Collapsed display blocks by name, and the block drawn for each hidden node.
+        self.blocks_by_name: dict[str, BlockItem] = {}
+        self._collapsed_of: dict[str, BlockItem] = {}
+        #: None, "flops" or "activation_bytes": what the heat colouring shows.
+        self.heat: str | None = None
+        self._heat: dict[str, float] = {}
+        self._router: Router | None = None
+        self._building = False
+        self._reroute = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._reroute.timeout.connect(self._reroute_all)
         self.dragging_wire = False
         self._wire_from: tuple[NodeItem, str, int] | None = None
         self._detached: Edge | None = None
@@ -454,6 +757,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.addItem(self._temp)
         self.setItemIndexMethod(QtWidgets.QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         self.setBackgroundBrush(self.colors.background)
+        self._drawn_direction = self.direction
         self.rebuild()
         self.graph.changed.connect(self._on_change)
         document.shapes_updated.connect(self._shapes_updated)
@@ -478,8 +782,24 @@ class GraphScene(QtWidgets.QGraphicsScene):
     def face(self, node_id: str) -> NodeFace:
         return node_face(self.graph, node_id, self.result(node_id))
 
+    @property
+    def direction(self) -> str:
+        """"TB" (inputs at the top) or "LR" (inputs on the left): the graph's own setting."""
+        return self.graph.canvas.direction
+
     def selected_ids(self) -> list[str]:
-        return [i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)]
+        """The selected nodes; a selected collapsed block stands for all its nodes."""
+        ids: list[str] = []
+        for item in self.selectedItems():
+            if isinstance(item, NodeItem):
+                ids.append(item.node_id)
+            elif isinstance(item, BlockItem):
+                ids += [n for n in item.members if n in self.graph.nodes]
+        return ids
+
+    def visible_item(self, node_id: str) -> _Box | None:
+        """What is drawn for a node: its own box, or the collapsed block that holds it."""
+        return self._collapsed_of.get(node_id) or self.items_by_id.get(node_id)
 
     def selected_edges(self) -> list[Edge]:
         return [i.edge for i in self.selectedItems() if isinstance(i, WireItem)]
@@ -490,26 +810,138 @@ class GraphScene(QtWidgets.QGraphicsScene):
             return QtCore.QRectF()
         left = top = math.inf
         right = bottom = -math.inf
-        for node_id, item in self.items_by_id.items():
-            x, y = self.graph.node(node_id).position
+        for item in self.visible_boxes():
+            x, y = self.graph.node(item.node_id).position
+            width, height = item.size()
             left, top = min(left, x), min(top, y)
-            right, bottom = max(right, x + NODE_WIDTH), max(bottom, y + item._height)
+            right, bottom = max(right, x + width), max(bottom, y + height)
+        if left == math.inf:
+            return QtCore.QRectF()
         return QtCore.QRectF(left, top, right - left, bottom - top).adjusted(-40, -40, 40, 40)
+
+    def visible_boxes(self) -> list[_Box]:
+        """The boxes drawn: nodes outside collapsed blocks, and the collapsed blocks."""
+        boxes: list[_Box] = [i for n, i in self.items_by_id.items() if n not in self._collapsed_of]
+        return boxes + list(self.blocks_by_name.values())
+
+    def box_sizes(self) -> dict[str, tuple[float, float]]:
+        """Node id -> the size of what is drawn for it (a collapsed block: by its first node)."""
+        return {item.node_id: item.size() for item in self.visible_boxes()}
 
     # building
     def rebuild(self) -> None:
-        for item in list(self.items_by_id.values()) + list(self.wires_by_dst.values()):
+        for item in [*self.items_by_id.values(), *self.wires_by_dst.values(), *self.blocks_by_name.values()]:
             self.removeItem(item)
         self.items_by_id.clear()
         self.wires_by_dst.clear()
-        for node_id in self.graph.nodes:
-            self._add_node(node_id)
-        for edge in self.graph.edges():
-            self._add_wire(edge)
+        self.blocks_by_name.clear()
+        self._collapsed_of.clear()
+        self._building = True
+        try:
+            for node_id in self.graph.nodes:
+                self._add_node(node_id)
+            self._sync_blocks()
+            for edge in self.graph.edges():
+                self._add_wire(edge)
+        finally:
+            self._building = False
+        self._router = None
+        self._reroute_all()
+
+    def _sync_blocks(self) -> None:
+        """Makes the collapsed blocks drawn match the graph's canvas settings."""
+        wanted = {
+            block.name: members
+            for block in self.graph.canvas.blocks
+            if block.collapsed and (members := tuple(n for n in block.nodes if n in self.graph.nodes))
+        }
+        for name, item in list(self.blocks_by_name.items()):
+            if wanted.get(name) != item.members:
+                self.removeItem(item)
+                del self.blocks_by_name[name]
+        self._collapsed_of = {}
+        for name, members in wanted.items():
+            item = self.blocks_by_name.get(name)
+            if item is None:
+                item = BlockItem(self, name, members)
+                self.addItem(item)
+                self.blocks_by_name[name] = item
+            for node_id in members:
+                self._collapsed_of[node_id] = item
+        for block in self.blocks_by_name.values():
+            snap, self.snap = self.snap, False
+            block.setPos(*self.graph.node(block.anchor).position)
+            self.snap = snap
+            block.update_boundary()
+        for node_id, item in self.items_by_id.items():
+            item.setVisible(node_id not in self._collapsed_of)
+        for wire in self.wires_by_dst.values():
+            wire.setVisible(wire.edge.dst not in self._collapsed_of or wire.edge.src not in self._collapsed_of
+                            or self._collapsed_of[wire.edge.dst] is not self._collapsed_of[wire.edge.src])
+        self._router = None
+
+    # wires: ends and routes
+    def wire_ends(self, edge: Edge) -> tuple[QtCore.QPointF, QtCore.QPointF] | None:
+        """Where a wire starts and ends as drawn; None when it is inside a collapsed block."""
+        src_block, dst_block = self._collapsed_of.get(edge.src), self._collapsed_of.get(edge.dst)
+        if src_block is not None and src_block is dst_block:
+            return None
+        if src_block is not None:
+            ref = PortRef(edge.src, edge.src_port)
+            a = src_block.output_pos(src_block.outputs.index(ref)) if ref in src_block.outputs else src_block.output_pos(0)
+        else:
+            src = self.items_by_id.get(edge.src)
+            if src is None:
+                return None
+            a = src.output_pos(edge.src_port)
+        if dst_block is not None:
+            ref = PortRef(edge.src, edge.src_port)
+            b = dst_block.input_pos(dst_block.inputs.index(ref)) if ref in dst_block.inputs else dst_block.input_pos(0)
+        else:
+            dst = self.items_by_id.get(edge.dst)
+            if dst is None:
+                return None
+            b = dst.input_pos(edge.dst_port)
+        return a, b
+
+    def bends(self, edge: Edge, a: QtCore.QPointF, b: QtCore.QPointF) -> tuple[tuple[float, float], ...]:
+        """Bend points taking a wire around the boxes between its ends."""
+        if self._building:
+            return ()
+        if self._router is None:
+            self._router = Router({item.node_id: item.box() for item in self.visible_boxes()}, self.direction)
+        own = [item.node_id for item in (self.visible_item(edge.src), self.visible_item(edge.dst)) if item is not None]
+        return tuple(self._router.route((a.x(), a.y()), (b.x(), b.y()), own))
+
+    def box_moved(self, item: _Box) -> None:
+        """A box moved or changed size: its wires follow, the others are rerouted soon."""
+        if self._building:
+            return
+        self._router = None
+        for wire in self._wires_of(item):
+            wire.refresh()
+        self._reroute.start()
+
+    def _wires_of(self, item: _Box) -> Iterable[WireItem]:
+        if isinstance(item, BlockItem):
+            seen: set[WireItem] = set()
+            for node_id in item.members:
+                member = self.items_by_id.get(node_id)
+                if member is not None:
+                    seen.update(member.wires)
+            return seen
+        return list(item.wires)
+
+    def _reroute_all(self) -> None:
+        self._router = None
+        for wire in self.wires_by_dst.values():
+            wire.refresh()
 
     def _add_node(self, node_id: str) -> NodeItem:
         item = NodeItem(self, node_id)
+        snap, self.snap = self.snap, False
         item.setPos(*self.graph.node(node_id).position)
+        self.snap = snap
         self.addItem(item)
         self.items_by_id[node_id] = item
         return item
@@ -539,6 +971,9 @@ class GraphScene(QtWidgets.QGraphicsScene):
                 if node_id not in self.items_by_id:
                     self._add_node(node_id)
             self._refresh_layer(change.detail.get("layer"))
+            if any(self.graph.canvas.block_of(n) for n in change.nodes):
+                self._sync_blocks()
+            self._reroute.start()
         elif kind is ChangeKind.REMOVE_NODE:
             for node_id in change.nodes:
                 item = self.items_by_id.pop(node_id, None)
@@ -547,22 +982,35 @@ class GraphScene(QtWidgets.QGraphicsScene):
                         self._remove_wire(wire.edge.dst, wire.edge.dst_port)
                     self.removeItem(item)
             self._refresh_layer(change.detail.get("layer"))
+            if any(n in self._collapsed_of for n in change.nodes):
+                self._sync_blocks()
+            self._reroute.start()
+        elif kind is ChangeKind.SET_CANVAS:
+            if self._drawn_direction != self.direction:
+                self._drawn_direction = self.direction
+                self.rebuild()
+            else:
+                self._sync_blocks()
+                self._reroute_all()
         elif kind is ChangeKind.CONNECT:
             edge = change.detail["edge"]
             self._add_wire(edge)
             self._refresh_nodes((edge.src, edge.dst))
+            self._refresh_blocks((edge.src, edge.dst))
         elif kind is ChangeKind.DISCONNECT:
             edge = change.detail["edge"]
             self._remove_wire(edge.dst, edge.dst_port)
             self._refresh_nodes((edge.src, edge.dst))
+            self._refresh_blocks((edge.src, edge.dst))
         elif kind is ChangeKind.MOVE:
             node_id = change.detail["node"]
-            item = self.items_by_id.get(node_id)
             position = QtCore.QPointF(*graph.node(node_id).position)
-            if item is not None and item.pos() != position:
-                snap, self.snap = self.snap, False
-                item.setPos(position)
-                self.snap = snap
+            block = self._collapsed_of.get(node_id)
+            for item in (self.items_by_id.get(node_id), block if block is not None and block.anchor == node_id else None):
+                if item is not None and item.pos() != position:
+                    snap, self.snap = self.snap, False
+                    item.setPos(position)
+                    self.snap = snap
         elif kind is ChangeKind.SET_IO:
             self.refresh_all()
         else:
@@ -573,6 +1021,13 @@ class GraphScene(QtWidgets.QGraphicsScene):
             if layer:
                 touched.update(graph.nodes_of_layer(layer))
             self._refresh_nodes(touched or graph.nodes)
+
+    def _refresh_blocks(self, node_ids: Iterable[str]) -> None:
+        """Collapsed blocks whose boundary an edit may have changed re-read it."""
+        for block in {self._collapsed_of[n] for n in node_ids if n in self._collapsed_of}:
+            block.update_boundary()
+            for wire in self._wires_of(block):
+                wire.refresh()
 
     def _refresh_layer(self, layer: str | None) -> None:
         if layer:
@@ -586,24 +1041,72 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     def _shapes_updated(self, changes) -> None:
         """Repaints the nodes whose results changed, and the wires leaving them."""
-        for node_id in changes.get(self.graph, ()):
+        changed = changes.get(self.graph, ())
+        for node_id in changed:
             item = self.items_by_id.get(node_id)
             if item is not None:
                 item.refresh()
                 for wire in item.wires:
                     wire.refresh()
+        self._refresh_blocks(changed)
+        if self.heat and changed:
+            self.set_heat(self.heat)
 
     def refresh_all(self) -> None:
         for item in self.items_by_id.values():
             item.refresh()
-        for wire in self.wires_by_dst.values():
-            wire.refresh()
+        for block in self.blocks_by_name.values():
+            block.update_boundary()
+        self._reroute_all()
         self.update()
 
     def set_dark(self, dark: bool) -> None:
         self.colors = theme.canvas_colors(dark)
         self.setBackgroundBrush(self.colors.background)
+        for item in [*self.items_by_id.values(), *self.blocks_by_name.values()]:
+            item.update()  # cached pixmaps are painted again in the new colours
         self.update()
+
+    # cost heat colouring
+    def set_heat(self, kind: str | None) -> None:
+        """Tints every node by its cost: "flops" (multiply-accumulates), "activation_bytes", or None."""
+        self.heat = kind
+        self._heat = {}
+        engine = self.document.engine_for(self.graph)
+        if kind is not None and engine is not None:
+            costs = model_costs(self.graph, engine)
+            values = {n: getattr(c, kind) for n, c in costs.items() if getattr(c, kind)}
+            top = max(values.values(), default=0)
+            if top > 1:
+                # Log scale: a model's costs span orders of magnitude.
+                self._heat = {n: math.log1p(v) / math.log1p(top) for n, v in values.items()}
+        for item in self.items_by_id.values():
+            item.update()
+
+    def heat_fill(self, node_id: str) -> QtGui.QColor | None:
+        """The node's body colour under heat colouring (None: the usual colour)."""
+        if self.heat is None:
+            return None
+        level = self._heat.get(node_id, 0.0)
+        cold, hot = self.colors.node, QtGui.QColor("#f97316")
+        mix = 0.08 + 0.8 * level
+        return QtGui.QColor(
+            round(cold.red() + (hot.red() - cold.red()) * mix),
+            round(cold.green() + (hot.green() - cold.green()) * mix),
+            round(cold.blue() + (hot.blue() - cold.blue()) * mix),
+        )
+
+    # display blocks
+    def set_collapsed(self, names: Iterable[str], collapsed: bool) -> bool:
+        """Collapses or expands display blocks, laying the drawing out again (one undo step)."""
+        return bool(self.controller.set_collapsed(self.graph, list(names), collapsed))
+
+    def expand_to(self, node_id: str) -> NodeItem | None:
+        """The item of ``node_id``, after expanding a collapsed block that holds it (None if no such node)."""
+        block = self._collapsed_of.get(node_id)
+        if block is not None:
+            self.set_collapsed([block.name], False)
+        return self.items_by_id.get(node_id)
 
     # grid
     def drawBackground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:  # noqa: N802
@@ -660,7 +1163,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         positions = {
             item.node_id: (item.pos().x(), item.pos().y())
             for item in self.selectedItems()
-            if isinstance(item, NodeItem)
+            if isinstance(item, _Box)
         }
         self.controller.move(self.graph, positions)
 
@@ -685,7 +1188,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     def _target(self, pos: QtCore.QPointF) -> tuple[NodeItem, str, int] | None:
         for hit in self.items(pos, QtCore.Qt.ItemSelectionMode.IntersectsItemBoundingRect):
-            if isinstance(hit, NodeItem):
+            if isinstance(hit, NodeItem) and hit.isVisible():
                 port = hit.port_at(hit.mapFromScene(pos))
                 if port is not None:
                     return hit, *port
@@ -717,7 +1220,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         if target is not None:
             t_item, t_kind, t_port = target
             end = t_item.input_pos(t_port) if t_kind == "in" else t_item.output_pos(t_port)
-        path = _curve(start, end) if kind == "out" else _curve(end, start)
+        path = _curve(start, end, self.direction) if kind == "out" else _curve(end, start, self.direction)
         self._temp.setPath(path)
         if problem:
             colour = theme.ERROR
@@ -783,8 +1286,4 @@ class GraphScene(QtWidgets.QGraphicsScene):
         return bool(self.controller.delete(self.graph, nodes, edges))
 
     def layout(self, node_ids: Iterable[str] | None = None) -> None:
-        self.controller.layout(self.graph, node_ids)
-
-    def expand_to(self, node_id: str):
-        """The item of node_id, after expanding a collapsed block that holds it (None if no such node)."""
-        return self.items_by_id.get(node_id)
+        self.controller.layout(self.graph, node_ids, sizes=self.box_sizes())

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtCore
 
-from builder_app.core import editing, ops
+from builder_app.core import display, editing, ops
 from builder_app.core.clipboard import paste_ops
-from builder_app.core.graph import MISSING, Edge, GraphError, GroupingError, ModelGraph, PortRef
+from builder_app.core.graph import MISSING, CanvasBlock, Edge, GraphError, GroupingError, ModelGraph, PortRef
 from builder_app.core.quick_fixes import QuickFix, quick_fixes
 
 if TYPE_CHECKING:
@@ -251,9 +251,28 @@ class EditorController(QtCore.QObject):
             return Applied()
         return self._push(graph, lambda: batch, batch.label)
 
-    def layout(self, graph: ModelGraph, node_ids: Iterable[str] | None = None) -> Outcome:
-        """Lays the graph out automatically (one step)."""
-        return self._push(graph, lambda: editing.layout_ops(graph, node_ids), "Layout")
+    def layout(
+        self,
+        graph: ModelGraph,
+        node_ids: Iterable[str] | None = None,
+        sizes: Mapping[str, tuple[float, float]] | None = None,
+    ) -> Outcome:
+        """Lays the graph out automatically (one step); ``sizes``: the boxes as drawn."""
+        return self._push(graph, lambda: editing.layout_ops(graph, node_ids, sizes=sizes), "Layout")
+
+    def set_direction(self, graph: ModelGraph, direction: str) -> Outcome:
+        """Draws the graph top to bottom ("TB") or left to right ("LR"), laid out again (one step)."""
+        return self._push(graph, lambda: display.direction_ops(graph, direction), "Layout direction")
+
+    def set_collapsed(self, graph: ModelGraph, names: Iterable[str], collapsed: bool) -> Outcome:
+        """Collapses or expands display blocks and lays the drawing out again (one step)."""
+        names = list(names)
+        text = ("Collapse " if collapsed else "Expand ") + (f"'{names[0]}'" if len(names) == 1 else f"{len(names)} blocks")
+        return self._push(graph, lambda: display.collapse_ops(graph, names, collapsed), text)
+
+    def set_blocks(self, graph: ModelGraph, blocks: Iterable[CanvasBlock]) -> Outcome:
+        """Replaces the display blocks (say, proposed from the layer names) and lays out (one step)."""
+        return self._push(graph, lambda: display.blocks_ops(graph, list(blocks)), "Display blocks")
 
     # ------------------------------------------------------------ layers
     def set_param(self, graph: ModelGraph, layer: str, key: str, value: Any, *, merge: bool = False) -> Outcome:

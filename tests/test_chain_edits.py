@@ -300,16 +300,17 @@ def test_new_outputs_flags_a_branch_that_grows_the_outputs_not_one_that_moves_th
 
 
 # ----------------------------------------------------------------- the window
-def drop(view, payload: str, scene_pos: QtCore.QPointF) -> None:
-    """A real drag over the view and a drop, with the palette's drag data."""
+def drop(view, payload: str, scene_pos: QtCore.QPointF) -> WireItem | None:
+    """A real drag over the view and a drop, with the palette's drag data; the wire lit before the drop."""
     point = view.mapFromScene(scene_pos)
     mime = mime_data(payload)
     buttons, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
     copy = QtCore.Qt.DropAction.CopyAction
     QtWidgets.QApplication.sendEvent(view.viewport(), QtGui.QDragEnterEvent(point, copy, mime, buttons, none))
     QtWidgets.QApplication.sendEvent(view.viewport(), QtGui.QDragMoveEvent(point, copy, mime, buttons, none))
-    assert view.wire_at(point) is getattr(view, "_drop_wire", None)  # what a drop here splices into is lit
+    lit = view._drop_wire
     QtWidgets.QApplication.sendEvent(view.viewport(), QtGui.QDropEvent(QtCore.QPointF(point), copy, mime, buttons, none))
+    return lit
 
 
 def iris(qtbot, loader):
@@ -347,7 +348,7 @@ def test_a_palette_drop_onto_a_wire_splices_into_it(qtbot, loader):
     assert isinstance(wire, WireItem)
     middle = wire.path().pointAtPercent(0.5)
     view.centerOn(middle)
-    drop(view, "Dense", middle)
+    assert drop(view, "Dense", middle) is wire  # lit while dragged over
     settle(qtbot, window)
     (new,) = [n for n in graph.nodes if n not in ids.values()]
     assert graph.inputs_of(new) == {0: PortRef(ids["hidden_2"], 0)}
@@ -355,7 +356,7 @@ def test_a_palette_drop_onto_a_wire_splices_into_it(qtbot, loader):
     assert window.document.undo_stack.count() == 1 and view._drop_wire is None
     window.undo()
     assert graph.to_dict() == before
-    drop(view, "Dense", QtCore.QPointF(-900.0, -900.0))  # empty canvas: only added, as before
+    assert drop(view, "Dense", QtCore.QPointF(-900.0, -900.0)) is None  # empty canvas: only added, as before
     (loose,) = [n for n in graph.nodes if n not in ids.values()]
     assert graph.inputs_of(loose) == {} and not graph.consumers_of(loose)
 

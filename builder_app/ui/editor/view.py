@@ -250,8 +250,10 @@ class GraphView(QtWidgets.QGraphicsView):
         return None
 
     def _highlight_drop_wire(self, wire: WireItem | None) -> None:
-        if wire is not getattr(self, "_drop_wire", None):
-            self._drop_wire = wire
+        """Lights the wire a drop would splice into (drawn by :meth:`drawForeground`)."""
+        changed = wire is not getattr(self, "_drop_wire", None)
+        self._drop_wire = wire
+        if changed:
             self.viewport().update()
 
     def drawForeground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:  # noqa: N802 - Qt's name

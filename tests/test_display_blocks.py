@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from builder_app.core.display_blocks import (
     DisplayBlock,
@@ -249,3 +251,27 @@ def test_a_block_that_would_close_a_cycle_is_split():
     inputs, outputs = block_boundary(graph, blocks[1].nodes)
     assert inputs == [PortRef(ids["b1_c"], 0), PortRef(ids["side"], 0)]
     assert outputs == [PortRef(ids["b1_f"], 0)]  # a model output
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_blocks_of_any_graph_never_overlap_and_never_close_a_cycle(data):
+    # random DAGs whose names share block prefixes at random, with automatic names among them
+    count = data.draw(st.integers(2, 40))
+    prefixes = ["b1", "b2", "block_3", "stage1_unit2", "stem", "dense"]
+    spec = [("x", "InputLayer", [])]
+    for i in range(count):
+        earlier = [row[0] for row in spec]
+        sources = data.draw(st.lists(st.sampled_from(earlier), min_size=1, max_size=2, unique=True))
+        prefix = data.draw(st.sampled_from(prefixes))
+        name = f"{prefix}_{i}" if prefix == "dense" else f"{prefix}_l{i}"
+        spec.append((name, "Add" if len(sources) == 2 else "Dense", sources))
+    graph, _ = build(spec)
+    min_size = data.draw(st.integers(2, 4))
+    blocks = propose_blocks(graph, min_size=min_size)
+    assert_valid(graph, blocks, min_size)
+    assert propose_blocks(graph, min_size=min_size) == blocks
+    for block in blocks:
+        inputs, outputs = block_boundary(graph, block.nodes)
+        assert all(ref.node not in block.nodes for ref in inputs)
+        assert outputs and all(ref.node in block.nodes for ref in outputs)

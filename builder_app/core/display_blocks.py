@@ -130,6 +130,7 @@ class _Grouping:
             self.neighbours[edge.src].add(edge.dst)
             self.neighbours[edge.dst].add(edge.src)
         self.rank: dict[object, int] = dict(self.index)
+        self.slots: list[object | None] = list(self.order)
         self.group_of: dict[str, int] = {}
         self.blocks: list[tuple[str, tuple[str, ...]]] = []
 
@@ -203,13 +204,42 @@ class _Grouping:
         inside = set(nodes)
         q = self.quotient
         q.add_node(group)
+        preds = [m for n in nodes for m in q.pred[n] if m not in inside]
         for n in nodes:
             self.group_of[n] = len(self.blocks) - 1
             q.add_edges_from((group, m) for m in q.succ[n] if m not in inside)
             q.add_edges_from((m, group) for m in q.pred[n] if m not in inside)
         q.remove_nodes_from(nodes)
-        # raises NetworkXUnfeasible, were the check above ever wrong
-        self.rank = {v: i for i, v in enumerate(nx.topological_sort(q))}
+        self._reorder(inside, preds, group)
+
+    def _reorder(self, inside: set[str], preds: list[object], group: object) -> None:
+        """Keep the ranks a topological order of the quotient after collapsing ``inside``.
+
+        Only the slots between the first and the last collapsed node move: there, the
+        nodes that lead into the block come first, then the block, then the rest
+        (the block is convex, so nothing it feeds leads back into it).
+        """
+        low = min(self.rank[n] for n in inside)
+        high = max(self.rank[n] for n in inside)
+        window = [v for v in self.slots[low : high + 1] if v is not None]
+        before: set[object] = set()
+        todo = list(preds)
+        while todo:
+            v = todo.pop()
+            if v in before or self.rank[v] <= low:
+                continue
+            before.add(v)
+            todo.extend(self.quotient.pred[v])
+        order = [v for v in window if v in before]
+        order.append(group)
+        order += [v for v in window if v not in before and v not in inside]
+        order += [None] * (high + 1 - low - len(order))
+        self.slots[low : high + 1] = order
+        for n in inside:
+            del self.rank[n]
+        for i, v in enumerate(order, start=low):
+            if v is not None:
+                self.rank[v] = i
 
 
 class _Sandwiches:

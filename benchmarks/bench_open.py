@@ -71,30 +71,34 @@ def _frames(window, path: Path, settle_s: float = 1.5) -> dict[str, float]:
 
     ticker.timeout.connect(tick)
     ticker.start()
+    loop = QtCore.QEventLoop()
+    marks: dict[str, float] = {}
+
+    def check() -> None:
+        # The event loop runs as in the app (no polling loop waking the GUI thread).
+        now = time.perf_counter()
+        if "imported" not in marks and not window.is_importing():
+            marks["imported"] = now
+        document = window.document
+        if "settled" not in marks and "imported" in marks and document is not old:
+            if document.engine is not None and not document.is_computing:
+                marks["settled"] = now
+        if now - marks.get("settled", now) > settle_s or now - start > 120:
+            loop.quit()
+
+    checker = QtCore.QTimer(interval=20)
+    checker.timeout.connect(check)
     start = time.perf_counter()
     window.import_path(path)
-    settled_at = imported_at = None
-    deadline = start + 120
-    while time.perf_counter() < deadline:
-        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
-        if imported_at is None and not window.is_importing():
-            imported_at = time.perf_counter()
-        done = (
-            not window.is_importing()
-            and window.document is not old
-            and window.document.engine is not None
-            and not window.document.is_computing
-        )
-        if done and settled_at is None:
-            settled_at = time.perf_counter()
-        if settled_at is not None and time.perf_counter() - settled_at > settle_s:
-            break
-        time.sleep(0.001)
+    checker.start()
+    loop.exec()
+    checker.stop()
     end = time.perf_counter()
     ticker.stop()
     app.removeEventFilter(frames)
     seen = [start] + [t for t in painted if start <= t <= end] + [end]
-    imported_at = imported_at or end
+    imported_at = marks.get("imported", end)
+    settled_at = marks.get("settled")
     gaps = [(b - a, b) for a, b in pairwise(seen)]
     return {
         "readable": (readable[0] - start) if readable else float("nan"),

@@ -21,8 +21,9 @@ Keras's automatic names (``dense``, ``dense_1``, ``conv2d_3``: the layer's class
 snake case and a counter) say nothing about blocks: such nodes stay alone.
 
 A block is a weakly connected set of at least ``min_size`` nodes; blocks never
-overlap, and collapsing all of them keeps the graph acyclic (checked on the
-quotient graph with networkx). A candidate that would close a cycle is split, in
+overlap, and collapsing all of them keeps the graph acyclic (the quotient graph,
+a networkx DiGraph, is searched for the cycle a candidate would close; the tests
+check the result with ``nx.quotient_graph``). Such a candidate is split, in
 topological order, into pieces that do not; small pieces are dropped.
 
 Reads a :class:`~builder_app.core.graph.ModelGraph` through its accessors only;

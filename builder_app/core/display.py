@@ -33,7 +33,7 @@ from builder_app.core.layout import DEFAULT_SIZE, LAYER_GAP, layered_positions
 Size = tuple[float, float]
 
 #: A collapsed block's box: wider than a node, it names its input and output shapes.
-BLOCK_SIZE: dict[str, Size] = {"TB": (236.0, 64.0), "LR": (236.0, 80.0)}
+BLOCK_SIZE: dict[str, Size] = {"TB": (260.0, 64.0), "LR": (260.0, 82.0)}
 #: More nodes than this on show, and an imported model starts with its blocks collapsed.
 READABLE_NODES = 60
 #: The shape a folded overview aims at (a window's canvas, wider than tall).

@@ -51,7 +51,7 @@ GRID = 10.0
 #: A node's height in a top-to-bottom drawing: header, class line, settings line.
 TB_HEIGHT = 64.0
 #: A collapsed display block is a little wider than a node: it names two shapes.
-BLOCK_WIDTH = 236.0
+BLOCK_WIDTH = 260.0
 #: How far below its output port a wire's shape label sits (top to bottom).
 LABEL_OFFSET = 15.0
 #: Below this zoom, texts are left out (they would be unreadable specks anyway).
@@ -522,7 +522,7 @@ class BlockItem(_Box):
         badges.append((f"{summary.layers} layers", colors.muted))
         self._paint_title(painter, f"▸ {self.name}", badges)
         params = f"{summary.params:,} params" if summary.params else ""
-        self._paint_lines(painter, summary.shapes, "", params)
+        self._paint_lines(painter, f"in {summary.in_shapes}", params, f"out {summary.out_shapes}")
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().mouseReleaseEvent(event)
@@ -541,8 +541,13 @@ class BlockSummary:
     outputs: tuple[PortRef, ...]
     layers: int
     params: int
-    shapes: str
+    in_shapes: str
+    out_shapes: str
     errors: tuple[str, ...]
+
+    @property
+    def shapes(self) -> str:
+        return f"{self.in_shapes} → {self.out_shapes}"
 
 
 def block_summary(graph: ModelGraph, members: Iterable[str], result) -> BlockSummary:
@@ -581,7 +586,7 @@ def block_summary(graph: ModelGraph, members: Iterable[str], result) -> BlockSum
 
     ins = ", ".join(dict.fromkeys(shape(r) for r in inputs)) or "—"
     outs = ", ".join(dict.fromkeys(shape(r) for r in outputs)) or "—"
-    return BlockSummary(tuple(inputs), tuple(outputs), len(layers), params, f"{ins} → {outs}", tuple(errors))
+    return BlockSummary(tuple(inputs), tuple(outputs), len(layers), params, ins, outs, tuple(errors))
 
 
 class WireItem(QtWidgets.QGraphicsPathItem):

@@ -22,6 +22,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core import catalog
+from builder_app.core.costs import format_bytes, format_count, node_cost
 from builder_app.core.events import Change
 from builder_app.core.graph import (
     INPUT_CLASS,
@@ -129,6 +130,8 @@ class Inspector(QtWidgets.QWidget):
             QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
         )
         self.params_label = QtWidgets.QLabel()
+        self.cost_label = self._wrapped_label()
+        self.cost_label.setToolTip("Per sample: multiply-accumulates of the layer's computation, and the bytes of its outputs")
         self.shared_label = self._wrapped_label()
         self.note_label = self._wrapped_label()
         self.errors_label = self._error_label()
@@ -141,6 +144,7 @@ class Inspector(QtWidgets.QWidget):
             self.description_label,
             self.shape_label,
             self.params_label,
+            self.cost_label,
             self.shared_label,
             self.errors_label,
             self.fixes_box,
@@ -437,6 +441,7 @@ class Inspector(QtWidgets.QWidget):
             )
             self.shape_label.setText(shapes)
             self.params_label.hide()
+            self.cost_label.hide()
             self.errors_label.hide()
             self._schedule_fixes([])
             self.warnings_label.hide()
@@ -452,6 +457,16 @@ class Inspector(QtWidgets.QWidget):
                 text += f" ({result.trainable_params:,} trainable)"
             self.params_label.setText(text)
         self.params_label.setVisible(result.params is not None)
+        engine = self.document.engine_for(self._graph)
+        cost = node_cost(self._graph, engine, self._node_id) if engine is not None else None
+        if cost is not None and (cost.flops is not None or cost.activation_bytes is not None):
+            self.cost_label.setText(
+                f"{format_count(cost.flops)} multiply-accumulates, "
+                f"{format_bytes(cost.activation_bytes)} of activations per sample"
+            )
+            self.cost_label.show()
+        else:
+            self.cost_label.hide()
         errors = list(result.errors)
         self.errors_label.setText("\n".join(errors))
         self.errors_label.setVisible(bool(errors))

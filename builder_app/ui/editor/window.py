@@ -13,6 +13,7 @@ lock nobody holds is offered back on the next start.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ from builder_app.ui.editor.summary import SummaryModel
 from builder_app.ui.editor.view import GraphView, Minimap
 
 AUTOSAVE_MS = 5_000
+#: Below this zoom the canvas's names get too small to read (about 8 px): Fit collapses blocks.
+READABLE_ZOOM = 0.63
 CLIPBOARD_MIME = "application/x-builder-app-layers"
 class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
     """One editor window over one :class:`Document`: its tabs, docks, menus and status bar.
@@ -113,7 +116,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         self.summary_table.setModel(self.summary_model)
         self.summary_table.horizontalHeader().setStretchLastSection(True)
         self.summary_table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
-        for index, width in enumerate((240, 180, 90)):
+        for index, width in enumerate((240, 180, 90, 80, 90)):
             self.summary_table.setColumnWidth(index, width)
         self.summary_table.verticalHeader().hide()
         self.summary_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -191,11 +194,32 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         a["extract"] = self._action("&Extract Selection as Model…", self.extract_model)
         a["set_outputs"] = self._action("Set Selection as Model &Outputs", self.set_outputs)
 
-        a["fit"] = self._action("&Fit to View", lambda: self.current_view().fit(), "F", "fit")
+        a["fit"] = self._action("&Fit to View", self.fit_readable, "F", "fit", "Fit the model in view, collapsing its blocks if names would be unreadable")
         a["zoom_in"] = self._action("Zoom &In", lambda: self._zoom(1.25), keys.ZoomIn, "zoom-in")
         a["zoom_out"] = self._action("Zoom &Out", lambda: self._zoom(0.8), keys.ZoomOut, "zoom-out")
         a["zoom_reset"] = self._action("Actual &Size", lambda: self.current_view().set_zoom(1.0), "Ctrl+0")
-        a["layout"] = self._action("Auto &Layout", self.auto_layout, "Ctrl+L", "layout", "Lay the model out left to right")
+        a["layout"] = self._action("Auto &Layout", self.auto_layout, "Ctrl+L", "layout", "Lay the model out again, in its direction")
+        directions = QtGui.QActionGroup(self)
+        for key, label in (("TB", "&Top to Bottom"), ("LR", "&Left to Right")):
+            action = a[f"direction_{key.lower()}"] = self._action(label, lambda _=False, d=key: self.set_direction(d))
+            action.setCheckable(True)
+            directions.addAction(action)
+        a["blocks_from_names"] = self._action(
+            "Blocks from Layer &Names", self.blocks_from_names, None, None, "Group the nodes into display blocks by their layer names"
+        )
+        a["make_block"] = self._action("&Make Display Block", self.make_block, "Ctrl+B", None, "Show the selected nodes as one block")
+        a["collapse"] = self._action("&Collapse Block", lambda: self.collapse_selection(True), "Ctrl+[")
+        a["expand"] = self._action("&Expand Block", lambda: self.collapse_selection(False), "Ctrl+]")
+        a["collapse_all"] = self._action("Collapse &All Blocks", lambda: self.collapse_all(True))
+        a["expand_all"] = self._action("E&xpand All Blocks", lambda: self.collapse_all(False))
+        a["remove_blocks"] = self._action("&Remove Display Blocks", self.remove_blocks)
+        a["block_to_submodel"] = self._action("Convert Block to &Sub-model", self.block_to_submodel)
+        heat = QtGui.QActionGroup(self)
+        for key, label in ((None, "&None"), ("flops", "&Multiply-accumulates"), ("activation_bytes", "&Activation Memory")):
+            action = a[f"heat_{key or 'none'}"] = self._action(label, lambda _=False, k=key: self.set_heat(k))
+            action.setCheckable(True)
+            action.setChecked(key is None)
+            heat.addAction(action)
         a["snap"] = self._action("&Snap to Grid", self._toggle_snap)
         a["snap"].setCheckable(True)
         a["snap"].setChecked(True)
@@ -243,6 +267,17 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         layer.addAction(a["set_outputs"])
         view = menu.addMenu("&View")
         view.addActions([a["fit"], a["zoom_in"], a["zoom_out"], a["zoom_reset"], a["layout"]])
+        direction_menu = view.addMenu("Layout &Direction")
+        direction_menu.addActions([a["direction_tb"], a["direction_lr"]])
+        direction_menu.aboutToShow.connect(self._check_direction)
+        blocks_menu = view.addMenu("&Blocks")
+        blocks_menu.addActions([a["blocks_from_names"], a["make_block"], a["remove_blocks"]])
+        blocks_menu.addSeparator()
+        blocks_menu.addActions([a["collapse"], a["expand"], a["collapse_all"], a["expand_all"]])
+        blocks_menu.addSeparator()
+        blocks_menu.addAction(a["block_to_submodel"])
+        heat_menu = view.addMenu("Cost &Colouring")
+        heat_menu.addActions([a["heat_none"], a["heat_flops"], a["heat_activation_bytes"]])
         view.addSeparator()
         view.addActions([a["snap"], a["minimap"], a["dark"]])
         view.addSeparator()
@@ -750,6 +785,118 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         self.current_scene().layout()
         self.current_view().fit()
 
+    def fit_readable(self) -> None:
+        """Fits the model in view; where its names would be unreadable, collapses its blocks first.
+
+        If even the collapsed drawing is too big to read whole, the view shows its
+        inputs' end at a readable size instead of shrinking the text away.
+        """
+        view = self.current_view()
+        scene = view.graph_scene
+        view.fit()
+        if view.zoom() >= READABLE_ZOOM:
+            return
+        expanded = [b.name for b in scene.graph.canvas.blocks if not b.collapsed]
+        if expanded and scene.set_collapsed(expanded, True):
+            view.fit()
+        if view.zoom() < READABLE_ZOOM:
+            view.show_start(smallest=READABLE_ZOOM)
+
+    # ------------------------------------------------------------ drawing and display blocks
+    def set_direction(self, direction: str) -> None:
+        """Draws the current tab's graph top to bottom ("TB") or left to right ("LR")."""
+        scene = self.current_scene()
+        if scene.graph.canvas.direction != direction and self.document.controller.set_direction(scene.graph, direction):
+            self.current_view().fit()
+        self._check_direction()
+
+    def _check_direction(self) -> None:
+        direction = self.current_scene().graph.canvas.direction
+        self.actions_by_name["direction_tb"].setChecked(direction == "TB")
+        self.actions_by_name["direction_lr"].setChecked(direction == "LR")
+
+    def _selected_blocks(self) -> list[str]:
+        """Names of the display blocks the selection touches (collapsed or not)."""
+        scene = self.current_scene()
+        canvas = scene.graph.canvas
+        names = []
+        for node_id in scene.selected_ids():
+            block = canvas.block_of(node_id)
+            if block is not None and block.name not in names:
+                names.append(block.name)
+        return names
+
+    def blocks_from_names(self) -> None:
+        from builder_app.core.display import proposed_state
+
+        scene = self.current_scene()
+        state = proposed_state(scene.graph)
+        if not state.blocks:
+            self.statusBar().showMessage("No display blocks: the layer names share no block prefixes", 8000)
+            return
+        if self.document.controller.set_blocks(scene.graph, state.blocks):
+            self.statusBar().showMessage(f"{len(state.blocks)} display blocks from the layer names", 8000)
+            self.current_view().fit()
+
+    def make_block(self) -> None:
+        """Shows the selected nodes as one display block (taking them out of other blocks)."""
+        from builder_app.core.graph import CanvasBlock
+
+        scene = self.current_scene()
+        ids = scene.selected_ids()
+        if len(ids) < 2:
+            self.statusBar().showMessage("Select two or more nodes to make a display block", 8000)
+            return
+        canvas = scene.graph.canvas
+        taken = {b.name for b in canvas.blocks}
+        names = [scene.graph.node(n).layer for n in ids]
+        stem = os.path.commonprefix(names).rstrip("_-") or "block"
+        name, number = stem, 1
+        while name in taken:
+            number += 1
+            name = f"{stem}_{number}"
+        chosen = set(ids)
+        kept = [CanvasBlock(b.name, tuple(n for n in b.nodes if n not in chosen), b.collapsed) for b in canvas.blocks]
+        order = [n for n in scene.graph.topological_order() if n in chosen]
+        blocks = [b for b in kept if b.nodes] + [CanvasBlock(name, tuple(order), False)]
+        if self.document.controller.set_blocks(scene.graph, blocks):
+            self.statusBar().showMessage(f"Display block '{name}': {len(order)} layers (Ctrl+[ collapses it)", 8000)
+
+    def remove_blocks(self) -> None:
+        scene = self.current_scene()
+        chosen = set(self._selected_blocks())
+        blocks = [b for b in scene.graph.canvas.blocks if chosen and b.name not in chosen]
+        self.document.controller.set_blocks(scene.graph, blocks)
+
+    def collapse_selection(self, collapsed: bool) -> None:
+        names = self._selected_blocks()
+        if not names:
+            self.statusBar().showMessage("The selection is in no display block", 8000)
+            return
+        self.current_scene().set_collapsed(names, collapsed)
+
+    def collapse_all(self, collapsed: bool) -> None:
+        scene = self.current_scene()
+        names = [b.name for b in scene.graph.canvas.blocks if b.collapsed != collapsed]
+        if names and scene.set_collapsed(names, collapsed):
+            self.current_view().fit()
+
+    def block_to_submodel(self) -> None:
+        """Turns the selected display block into a real sub-model of the same name (one step)."""
+        scene = self.current_scene()
+        names = self._selected_blocks()
+        if len(names) != 1:
+            self.statusBar().showMessage("Select the nodes of one display block", 8000)
+            return
+        block = next(b for b in scene.graph.canvas.blocks if b.name == names[0])
+        members = [n for n in block.nodes if n in scene.graph.nodes]
+        self.document.controller.group(scene.graph, members, name=block.name)
+
+    def set_heat(self, kind: str | None) -> None:
+        """Colours every canvas by cost: "flops", "activation_bytes", or None for plain nodes."""
+        for scene in self.scenes:
+            scene.set_heat(kind)
+
     def _zoom(self, factor: float) -> None:
         view = self.current_view()
         view.set_zoom(view.zoom() * factor)
@@ -780,6 +927,14 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             menu.addActions([a["cut"], a["copy"], a["duplicate"], a["delete"]])
             menu.addSeparator()
             menu.addActions([a["call_again"], a["unshare"], a["group"], a["ungroup"], a["open_submodel"], a["extract"], a["set_outputs"]])
+            menu.addSeparator()
+            blocks = self._selected_blocks()
+            if blocks:
+                collapsed = {b.name: b.collapsed for b in scene.graph.canvas.blocks}
+                menu.addAction(a["expand"] if any(collapsed.get(n) for n in blocks) else a["collapse"])
+                menu.addAction(a["block_to_submodel"])
+            if len(scene.selected_ids()) > 1:
+                menu.addAction(a["make_block"])
         else:
             menu.addActions([a["paste"], a["quick_add"], a["layout"], a["fit"]])
         self._update_actions()

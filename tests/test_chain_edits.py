@@ -7,6 +7,7 @@ window, each one undo step that undo takes back to the graph's exact ``to_dict()
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,19 @@ def test_a_drop_on_a_wire_splices_into_that_wire_only_keeping_the_port():
     assert graph.inputs_of(left) == {0: PortRef(trunk, 0)}  # the other consumer is untouched
     with pytest.raises(NotFoundError, match="no wire into input 1 of 'left'"):
         editing.splice_ops(graph, "Dropout", Edge(trunk, 0, left, 1), (0.0, 0.0))
+
+
+def test_a_drop_half_onto_the_source_goes_one_step_past_it_and_pushes_the_chain_on():
+    graph = chain()
+    a, b, c = node(graph, "a"), node(graph, "b"), node(graph, "c")
+    ax, ay = graph.node(a).position
+    op = editing.splice_ops(graph, "Dropout", Edge(a, 0, b, 0), (ax + 7.0, ay + 30.0))
+    graph.apply(op)
+    (new,) = editing.added_node_ids(op)
+    assert graph.node(new).position == (ax + 7.0, editing.after_position(graph, a)[1])  # TB: below a
+    positions = [graph.node(n).position for n in (a, new, b, c)]
+    assert [y for _, y in positions] == sorted(y for _, y in positions)  # still one chain down the page
+    assert all(later[1] - earlier[1] >= 120.0 for earlier, later in pairwise(positions))
 
 
 def test_a_block_splices_in_by_its_entry_and_exit_and_an_input_is_only_added():

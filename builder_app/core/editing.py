@@ -295,9 +295,10 @@ def _splice(
 def splice_ops(graph: ModelGraph, payload: str, edge: Edge, position: tuple[float, float]) -> ops.Batch:
     """A palette entry dropped onto a wire: ``A -> B`` becomes ``A -> new -> B``, one undo step.
 
-    The new layer sits at ``position`` (where it was dropped), its first input takes
-    the wire's tensor and it feeds the wire's input port of ``B``. Nodes downstream of
-    ``B`` move along the layout direction only if the new node would overlap them.
+    The new layer sits at ``position`` (where it was dropped) or, where that would
+    cover ``A``, one step past ``A`` along the layout direction; its first input takes
+    the wire's tensor and it feeds the wire's input port of ``B``. ``B`` and the nodes
+    downstream of it move along the layout direction only if the new node would overlap them.
     The splice is made even when the new layer cannot take the tensor: the user asked
     for it, and the shape engine's error then shows on the node like any other.
 
@@ -306,6 +307,11 @@ def splice_ops(graph: ModelGraph, payload: str, edge: Edge, position: tuple[floa
     """
     if edge.dst not in graph.nodes or graph.inputs_of(edge.dst).get(edge.dst_port) != (edge.src, edge.src_port):
         raise NotFoundError(f"there is no wire into input {edge.dst_port} of '{graph.label(edge.dst)}'")
+    source = graph.node(edge.src).position
+    if _overlaps(position, source):  # a short wire: dropped half onto A
+        axis = 0 if _step(graph)[0] else 1
+        along = source[axis] + _step(graph)[axis]
+        position = (along, position[1]) if axis == 0 else (position[0], along)
     return _splice(graph, payload, PortRef(edge.src, edge.src_port), [edge], position)
 
 

@@ -236,8 +236,14 @@ class GraphView(QtWidgets.QGraphicsView):
         if payload is None:
             return
         wire = self.wire_at(event.position().toPoint())
-        edge = wire.edge if wire is not None else None
-        self.insert(payload, self.mapToScene(event.position().toPoint()), edge=edge)
+        at = self.mapToScene(event.position().toPoint())
+        edge = None
+        if wire is not None:  # the new node is centred on the wire, as big as the node feeding it
+            edge = wire.edge
+            source = self.graph_scene.items_by_id.get(edge.src)
+            if source is not None:
+                at -= source.body().center()
+        self.insert(payload, at, edge=edge)
         event.acceptProposedAction()
 
     def wire_at(self, point: QtCore.QPoint) -> WireItem | None:

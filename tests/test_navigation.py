@@ -232,19 +232,25 @@ def test_import_runs_on_a_worker_thread_while_the_window_keeps_painting(qtbot, l
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
     started = time.perf_counter()
-    assert window.import_path(keras_file)
+    job = window.import_path(keras_file)
     returned = time.perf_counter() - started
+    assert job is not None
     assert window.is_importing()
     assert "small_cnn.keras" in window._import_label.text() and window._import_bar.isVisible()
     assert not window.import_path(keras_file)  # one import at a time
     assert "being imported" in window.statusBar().currentMessage()
     assert window._import_bar.isVisible()  # a status message does not hide the busy bar
+    qtbot.waitUntil(lambda: job.preview is not None, timeout=60_000)
+    if window.is_importing():  # shown before its weights are read
+        assert window.document is job.preview and window.document.graph.layer("conv_3").weights is None
     qtbot.waitUntil(lambda: not window.is_importing(), timeout=60_000)
     took = time.perf_counter() - started
     timer.stop()
     during = [t for t in ticks if t <= started + took]
     assert returned < 0.1 and took > 0.2
     assert len(during) >= 0.25 * took / 0.010  # the GUI thread kept running its timers meanwhile
+    # The model was shown while its weights were read; then they came into that same document.
+    assert job.preview is window.document
     graph = window.document.graph
     assert {"conv_0", "conv_11", "head"} <= set(graph.layers)
     assert graph.layer("conv_3").weights  # the weights came along
@@ -291,3 +297,22 @@ def test_ctrl_f_belongs_to_the_canvas_and_the_palette_keeps_its_own(qtbot, loade
     assert view.find_bar.isVisible() and view.find_bar.field.hasFocus()
     window.actions_by_name["find"].trigger()  # the Edit menu's entry opens the same bar
     assert view.find_bar.isVisible()
+
+
+def test_weights_that_fail_after_the_preview_bring_the_project_back(qtbot, loader, keras_file, tmp_path):
+    import zipfile
+
+    window = open_window(qtbot, loader, load_project(EXAMPLES / "iris_mlp.kproj"))
+    before = window.document.graph.to_dict()
+    broken = tmp_path / "bad_weights.keras"
+    with zipfile.ZipFile(keras_file) as source, zipfile.ZipFile(broken, "w") as target:
+        for info in source.infolist():
+            data = b"not an HDF5 file" if info.filename == "model.weights.h5" else source.read(info)
+            target.writestr(info.filename, data)
+    job = window.import_path(broken)
+    assert job is not None
+    qtbot.waitUntil(lambda: not window.is_importing(), timeout=30_000)
+    assert job.preview is not None and window.document is not job.preview  # shown, then taken back
+    message = window.statusBar().currentMessage()
+    assert message.startswith("bad_weights.keras: ") and "HDF5" in message and "\n" not in message
+    assert window.document.graph.to_dict() == before and window.document.path is not None

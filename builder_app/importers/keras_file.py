@@ -30,7 +30,7 @@ import os
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -85,10 +85,17 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def import_model(path: str | os.PathLike[str]) -> ImportResult:
+def import_model(path: str | os.PathLike[str], on_graph: Callable[[ModelGraph], None] | None = None) -> ImportResult:
     """Imports a ``.keras`` file, a legacy ``.h5`` model or a model-config JSON.
 
     The format is told by the file's first bytes, not its name.
+
+    Args:
+        path: The model file.
+        on_graph: For a file with weights, called (on the importing thread) with the
+            model's graph as soon as the config is mapped, before the weights are read:
+            an editor can show the model meanwhile. The graph is the import's own: the
+            callback may copy it, never change it.
 
     Raises:
         ModelImportError: The file is unreadable, not a Keras model, or unsafe.
@@ -97,7 +104,7 @@ def import_model(path: str | os.PathLike[str]) -> ImportResult:
     path = Path(path)
     name = path.name or str(path)
     try:
-        return _import(path)
+        return _import(path, on_graph)
     except Refused as exc:
         problem = str(exc)
     except ConfigError as exc:
@@ -113,7 +120,7 @@ def import_model(path: str | os.PathLike[str]) -> ImportResult:
     raise ModelImportError(f"{name}: {one_line(problem)}") from None
 
 
-def _import(path: Path) -> ImportResult:
+def _import(path: Path, on_graph: Callable[[ModelGraph], None] | None = None) -> ImportResult:
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -130,9 +137,9 @@ def _import(path: Path) -> ImportResult:
         head = handle.read(8)
         handle.seek(0)
         if head.startswith(b"PK"):
-            return _import_keras_archive(handle, info.st_size)
+            return _import_keras_archive(handle, info.st_size, on_graph)
         if head == _HDF5_SIGNATURE:
-            return _import_h5(path)
+            return _import_h5(path, on_graph)
         if head.lstrip()[:1] in (b"{", b"") and info.st_size:
             return _import_json(handle, info.st_size)
     raise Refused("not a Keras model: expected a .keras archive, an HDF5 .h5 model or a model-config JSON")
@@ -182,7 +189,7 @@ def _graph(data: Any, warnings: list[str], renamed: dict[str, str] | None = None
 
 
 # ================================================================== .keras
-def _import_keras_archive(handle: IO[bytes], size: int) -> ImportResult:
+def _import_keras_archive(handle: IO[bytes], size: int, on_graph: Callable[[ModelGraph], None] | None = None) -> ImportResult:
     safe_io.check_zip_directory(
         handle,
         size,
@@ -208,6 +215,8 @@ def _import_keras_archive(handle: IO[bytes], size: int) -> ImportResult:
             raise Refused(f"not a .keras model (the archive has no {_CONFIG_MEMBER})")
         config = _read_member(archive, members[_CONFIG_MEMBER], MAX_CONFIG_BYTES)
         graph = _graph(_parse_config(config, _CONFIG_MEMBER), warnings)
+        if on_graph is not None and _WEIGHTS_MEMBER in members:
+            on_graph(graph)
         if any(name.startswith("assets/") and not name.endswith("/") for name in members):
             warnings.append(
                 "the model's assets (vocabularies and other files) were not imported; "
@@ -343,7 +352,7 @@ def _is_operation(layer: Layer) -> bool:
 
 
 # ===================================================================== .h5
-def _import_h5(path: Path) -> ImportResult:
+def _import_h5(path: Path, on_graph: Callable[[ModelGraph], None] | None = None) -> ImportResult:
     warnings: list[str] = []
     try:
         h5 = h5py.File(path, "r")
@@ -358,6 +367,8 @@ def _import_h5(path: Path) -> ImportResult:
             raise Refused("not a Keras model (the HDF5 file has no model_config)")
         renamed: dict[str, str] = {}
         graph = _graph(_parse_config(config, "the model_config"), warnings, renamed)
+        if on_graph is not None and "model_weights" in h5:
+            on_graph(graph)
         if "model_weights" in h5:
             _load_legacy_weights(graph, h5["model_weights"], warnings, renamed)
         else:

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from builder_app.core.project import PROJECT_SUFFIX, ProjectLoadError, load_project, save_project
+from builder_app.core.graph import ModelGraph
+from builder_app.core.project import (
+    PROJECT_SUFFIX,
+    Project,
+    ProjectLoadError,
+    load_project,
+    save_project,
+)
 from builder_app.ui.editor.document import Document
 
 MAX_RECENT = 10
@@ -26,21 +33,28 @@ def settings() -> QtCore.QSettings:
 
 
 class ImportJob(QtCore.QObject):
-    """One model file imported on a worker thread; ``done(job, outcome)`` fires on the GUI thread.
+    """One model file imported on a worker thread; its signals fire on the GUI thread.
 
-    The outcome is the :class:`~builder_app.importers.keras_file.ImportResult`, or the
+    ``previewed(job, graph)``: for a file with weights, the model as soon as its config
+    is mapped, laid out and grouped as the import will be, without weights (a copy: the
+    window may show and edit it). ``done(job, outcome)``: the
+    :class:`~builder_app.importers.keras_file.ImportResult`, or the
     :class:`~builder_app.importers.keras_file.ModelImportError` whose one line says why not.
     ``import_model`` touches no widget and no open document: it builds its own graph and,
     for the weights, its own Keras model (Keras keeps its build state per thread), so it
     runs beside the GUI thread's shape passes. The window runs one job at a time.
     """
 
+    previewed = QtCore.Signal(object, object)
     done = QtCore.Signal(object, object)
 
     def __init__(self, path: Path, parent: QtCore.QObject | None = None):
         super().__init__(parent)
         self.path = path
         self._thread: threading.Thread | None = None
+        #: The window's document showing the preview, and the project it replaced.
+        self.preview: Document | None = None
+        self.replaced: tuple[Project, bool] | None = None
 
     def start(self, *_args) -> None:
         """Starts the import (once; the loader's ready or failed signal may call it)."""
@@ -55,13 +69,45 @@ class ImportJob(QtCore.QObject):
         from builder_app.importers.keras_file import ModelImportError, import_model
 
         try:
-            outcome: object = import_model(self.path)
+            outcome: object = import_model(self.path, on_graph=self._preview)
         except ModelImportError as exc:
             outcome = exc
         try:
             self.done.emit(self, outcome)  # queued across threads: the slot runs on the GUI thread
         except RuntimeError:  # the window is gone: nobody takes the model
             pass
+
+    def _preview(self, graph: ModelGraph) -> None:
+        from builder_app.core import display
+
+        copy = ModelGraph.from_dict(graph.to_dict())
+        display.prepare_imported(copy)  # what the import does to its graph once the weights are in
+        try:
+            self.previewed.emit(self, copy)
+        except RuntimeError:  # the window is gone
+            pass
+
+
+def adopt_weights(into: ModelGraph, source: ModelGraph) -> int:
+    """Gives ``into``'s layers the weights of ``source``'s layers of the same name, class and config.
+
+    Sub-models are followed. A layer edited since (its class or config differ) keeps
+    what it has. Returns how many layers with weights were left out that way.
+    """
+    left_out = 0
+    for name, layer in source.layers.items():
+        target = into.layers.get(name)
+        if layer.submodel is not None:
+            if target is not None and target.submodel is not None:
+                left_out += adopt_weights(target.submodel, layer.submodel)
+            continue
+        if not layer.weights:
+            continue
+        if target is None or target.class_name != layer.class_name or target.config != layer.config:
+            left_out += 1
+            continue
+        target.weights = layer.weights
+    return left_out
 
 
 class ProjectFiles:
@@ -100,18 +146,19 @@ class ProjectFiles:
         if path:
             self.import_path(Path(path))
 
-    def import_path(self, path: Path) -> bool:
-        """Starts importing a Keras model file on a worker thread; False if one is importing already.
+    def import_path(self, path: Path) -> ImportJob | None:
+        """Starts importing a Keras model file on a worker thread; None if one is importing already.
 
         The window keeps painting and answering while the file is read, mapped and laid
-        out (a busy bar in the status bar names the file). When it is done the model
-        opens as an unsaved project, or the one-line reason it cannot be imported is
-        reported and the current project stays.
+        out (a busy bar in the status bar names the file). The model shows as soon as its
+        config is mapped, as an unsaved project, and its weights follow. If the file cannot
+        be imported, the one-line reason is reported and the project shown before comes back.
         """
         if self._import_job is not None:
             self.statusBar().showMessage(f"Not done: {self._import_job.path.name} is being imported", 8000)
-            return False
+            return None
         job = ImportJob(Path(path), self)
+        job.previewed.connect(self._import_previewed)
         job.done.connect(self._import_done)
         self._import_job = job
         self._import_started_at = self._undo_state()
@@ -121,7 +168,7 @@ class ProjectFiles:
         else:  # Keras is being imported on the loader's thread: the job imports nothing of its own
             self.loader.ready.connect(job.start, QtCore.Qt.ConnectionType.SingleShotConnection)
             self.loader.failed.connect(job.start, QtCore.Qt.ConnectionType.SingleShotConnection)
-        return True
+        return job
 
     def is_importing(self) -> bool:
         """True while a model file is being imported on the worker thread."""
@@ -143,6 +190,20 @@ class ProjectFiles:
         self._import_label.show()
         bar.show()
 
+    def _import_previewed(self, job: ImportJob, graph: ModelGraph) -> None:
+        """Shows the imported model while its weights are read; edits to it are kept."""
+        if job is not self._import_job or job.preview is not None:
+            return
+        # The window stayed editable: changes made meanwhile are asked about (again, at the end).
+        if self._undo_state() != self._import_started_at and not self.maybe_save():
+            return
+        job.replaced = (self.document.project, self.document.is_dirty)
+        self.set_document(Document(Project(graph)))
+        self.document.mark_dirty()
+        job.preview = self.document
+        self._import_started_at = self._undo_state()
+        self._import_label.setText(f"Importing {job.path.name}: reading the weights…")
+
     def _import_done(self, job: ImportJob, outcome: object) -> None:
         from builder_app.importers.keras_file import ModelImportError
 
@@ -151,19 +212,31 @@ class ProjectFiles:
         self._import_job = None
         self._import_label.hide()
         self._import_bar.hide()
+        showing = job.preview is not None and self.document is job.preview
         if isinstance(outcome, ModelImportError):
+            if showing:  # the preview goes: the project it replaced comes back
+                project, dirty = job.replaced
+                self.set_document(Document(project))
+                if dirty:
+                    self.document.mark_dirty()
             self._error("Cannot import model", str(outcome))
             return
-        # The window stayed editable: changes made meanwhile are asked about again.
-        if self._undo_state() != self._import_started_at and not self.maybe_save():
-            self.statusBar().showMessage(f"Import of {job.path.name} dropped; the project is kept", 8000)
-            return
         result = outcome
-        result.project.path = None
-        self.set_document(Document(result.project))
-        self.document.mark_dirty()
-        if result.warnings:
-            self.statusBar().showMessage(f"Imported {job.path.name} with {len(result.warnings)} warning(s): {result.warnings[0]}", 15000)
+        warnings = list(result.warnings)
+        if showing:  # the window shows this model already: only its weights are new
+            left_out = adopt_weights(self.document.graph, result.project.graph)
+            if left_out:
+                warnings.append(f"{left_out} layer(s) edited while the weights were read keep their own weights")
+            self.document.mark_dirty()
+        else:
+            if self._undo_state() != self._import_started_at and not self.maybe_save():
+                self.statusBar().showMessage(f"Import of {job.path.name} dropped; the project is kept", 8000)
+                return
+            result.project.path = None
+            self.set_document(Document(result.project))
+            self.document.mark_dirty()
+        if warnings:
+            self.statusBar().showMessage(f"Imported {job.path.name} with {len(warnings)} warning(s): {warnings[0]}", 15000)
         else:
             self.statusBar().showMessage(f"Imported {job.path.name}", 6000)
 

@@ -718,10 +718,24 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         ids = self.current_scene().selected_ids()
         if len(ids) != 1:
             return
-        x, y = self.graph.node(ids[0]).position
-        outcome = self.controller.call_again(self.graph, ids[0], (x, y + 140.0))
+        outcome = self.controller.call_again(self.graph, ids[0], self._free_spot_beside(ids[0]))
         if outcome:
             self.current_scene().select_nodes(outcome.nodes)
+
+    def _free_spot_beside(self, node_id: str) -> tuple[float, float]:
+        """A position beside a node (across the flow) where a box of its size overlaps nothing."""
+        scene = self.current_scene()
+        item = scene.visible_item(node_id)
+        x, y = self.graph.node(node_id).position
+        width, height = item.size() if item is not None else (184.0, 64.0)
+        step = (width + 60.0, 0.0) if scene.direction == "TB" else (0.0, height + 50.0)
+        taken = [QtCore.QRectF(i.pos(), QtCore.QSizeF(*i.size())).adjusted(-10, -10, 10, 10) for i in scene.visible_boxes()]
+        for _ in range(len(taken) + 1):
+            x, y = x + step[0], y + step[1]
+            spot = QtCore.QRectF(x, y, width, height)
+            if not any(spot.intersects(rect) for rect in taken):
+                break
+        return (round(x / 10) * 10.0, round(y / 10) * 10.0)
 
     def unshare(self) -> None:
         ids = self.current_scene().selected_ids()

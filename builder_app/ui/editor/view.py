@@ -67,12 +67,43 @@ class GraphView(QtWidgets.QGraphicsView):
             self.resetTransform()
             self.centerOn(0, 0)
         else:
-            self.fitInView(rect, QtCore.Qt.AspectRatioMode.KeepAspectRatio)
-            if self.zoom() > 1.0:
-                self.set_zoom(1.0)
-            self.centerOn(rect.center())
+            # The part of the viewport the minimap leaves free: fitting under it would hide nodes.
+            free = self._free_area(rect)
+            zoom = min(free.width() / rect.width(), free.height() / rect.height(), 1.0)
+            self.set_zoom(zoom)
+            # Centre the diagram in the free part: shift the view's centre by the difference.
+            offset = (QtCore.QRectF(self.viewport().rect()).center() - free.center()) / zoom
+            self.centerOn(rect.center() + offset)
         self.zoom_changed.emit(self.zoom())
         self.minimap.refresh()
+
+    def _free_area(self, rect: QtCore.QRectF) -> QtCore.QRectF:
+        """The part of the viewport to fit ``rect`` into: beside or above/below the minimap.
+
+        Fitting under the minimap would hide nodes; of the strip beside it and the
+        strip above or below it, the one that lets the diagram be drawn larger wins.
+        """
+        whole = QtCore.QRectF(self.viewport().rect()).adjusted(8, 8, -8, -8)
+        if not self.minimap.isVisible():
+            return whole
+        box = QtCore.QRectF(self.minimap.geometry())
+        beside, across = QtCore.QRectF(whole), QtCore.QRectF(whole)
+        if box.center().x() > whole.center().x():
+            beside.setRight(box.left() - 8)
+        else:
+            beside.setLeft(box.right() + 8)
+        if box.center().y() > whole.center().y():
+            across.setBottom(box.top() - 8)
+        else:
+            across.setTop(box.bottom() + 8)
+
+        def zoom(area: QtCore.QRectF) -> float:
+            if area.width() <= 0 or area.height() <= 0:
+                return 0.0
+            return min(area.width() / rect.width(), area.height() / rect.height())
+
+        best = max((beside, across), key=zoom)
+        return best if zoom(best) > 0 else whole
 
     def reveal(self, node_id: str) -> bool:
         """Brings a node into view: expands a collapsed block holding it, selects it, centres it.
@@ -104,7 +135,10 @@ class GraphView(QtWidgets.QGraphicsView):
             return
         self.set_zoom(readable)
         visible = self.mapToScene(self.viewport().rect()).boundingRect()
-        self.centerOn(rect.left() + visible.width() / 2 - 20, rect.center().y())
+        if self.graph_scene.direction == "TB":  # the inputs are at the top
+            self.centerOn(rect.center().x(), rect.top() + visible.height() / 2 - 20)
+        else:
+            self.centerOn(rect.left() + visible.width() / 2 - 20, rect.center().y())
         self.minimap.refresh()
 
     def set_zoom(self, zoom: float) -> None:

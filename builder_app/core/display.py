@@ -122,19 +122,26 @@ def drawn_positions(
         given.setdefault(anchor, BLOCK_SIZE[direction])
     positions = layered_positions(drawn, direction, given)
     if fold if fold is not None else bool(stand_in):
-        positions = folded(positions, given, direction)
+        # An expanded block stays in one column: the fold never cuts through it.
+        together = [
+            [n for n in block.nodes if n in positions]
+            for block in state.blocks
+            if not block.collapsed
+        ]
+        positions = folded(positions, given, direction, together=[t for t in together if len(t) > 1])
     return positions
 
 
 def folded(
     positions: Mapping[str, tuple[float, float]], sizes: Mapping[str, Size], direction: str,
-    aspect: float = TARGET_ASPECT,
+    aspect: float = TARGET_ASPECT, together: Iterable[Iterable[str]] = (),
 ) -> dict[str, tuple[float, float]]:
     """A long drawing cut between its layers into side-by-side columns of about ``aspect``.
 
     Only whole layers move (a layer is the nodes that share a position along the
     flow), so every column reads like the drawing it came from; wires from one
-    column to the next are routed back up by the canvas.
+    column to the next are routed back up by the canvas. No cut falls inside the
+    span of a group in ``together`` (an expanded block reads as one piece).
     """
     if not positions:
         return dict(positions)
@@ -167,11 +174,25 @@ def folded(
     if columns == 1:
         return dict(positions)
     layer_starts = sorted({s[2] for s in spans.values()})
+    kept = [
+        (min(spans[n][2] for n in group), max(spans[n][2] for n in group))
+        for group in (list(g) for g in together)
+        if group
+    ]
+
+    def can_cut(at: float) -> bool:
+        return not any(lo < at <= hi for lo, hi in kept)
+
     per_column = length / columns
     column_of_layer: dict[float, int] = {}
     column, column_start = 0, start
     for layer_start in layer_starts:
-        if layer_start - column_start >= per_column * 0.98 and column < columns - 1 and layer_start > column_start:
+        if (
+            layer_start - column_start >= per_column * 0.98
+            and column < columns - 1
+            and layer_start > column_start
+            and can_cut(layer_start)
+        ):
             column, column_start = column + 1, layer_start
         column_of_layer[layer_start] = column
     starts: dict[int, float] = {}

@@ -19,7 +19,7 @@ their ends (:class:`~builder_app.core.routing.Router`, rebuilt when a box moves)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -58,6 +58,11 @@ LABEL_OFFSET = 15.0
 TEXT_LOD = 0.42
 #: Below this zoom, nodes are coloured blocks and wires straight lines.
 OVERVIEW_LOD = 0.18
+#: How far a wire keeps from the boxes it passes (the router's clearance).
+ROUTE_CLEARANCE = 12.0
+#: More boxes changed than this since the last routing (a layout, a collapse), and
+#: every wire is routed again; fewer (a drag), and only the wires near them.
+REROUTE_ALL_AT = 24
 
 
 # --------------------------------------------------------------------------- #
@@ -171,7 +176,6 @@ class _Box(QtWidgets.QGraphicsItem):
     def __init__(self, scene: GraphScene):
         super().__init__()
         self._scene = scene
-        self.wires: set[WireItem] = set()
         self._size = (NODE_WIDTH, TB_HEIGHT)
         self._bounds = QtCore.QRectF()
         self.setAcceptHoverEvents(True)
@@ -180,6 +184,11 @@ class _Box(QtWidgets.QGraphicsItem):
         self.setZValue(1)
 
     def port_counts(self) -> tuple[int, int]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def wires(self) -> set[WireItem]:  # pragma: no cover - interface
+        """The wires drawn to and from this box."""
         raise NotImplementedError
 
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
@@ -312,6 +321,8 @@ class NodeItem(_Box):
         super().__init__(scene)
         self.node_id = node_id
         self.face: NodeFace = scene.face(node_id)
+        # Placed before it sends geometry changes: a new item has no wires to tell.
+        self.setPos(*scene.graph.node(node_id).position)
         self.setFlags(
             QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
             | QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsMovable
@@ -322,6 +333,11 @@ class NodeItem(_Box):
 
     def port_counts(self) -> tuple[int, int]:
         return len(self.face.inputs), self.face.outputs
+
+    @property
+    def wires(self) -> set[WireItem]:
+        """The wires into and out of this node (kept by the scene, also while the item is unmade)."""
+        return self._scene.wires_at(self.node_id)
 
     def refresh(self, force: bool = False) -> None:
         face = self._scene.face(self.node_id)
@@ -454,6 +470,7 @@ class BlockItem(_Box):
         self.name = name
         self.members = members
         self.anchor = members[0]
+        self.setPos(*scene.graph.node(self.anchor).position)
         self.setFlags(
             QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
             | QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsMovable
@@ -471,6 +488,14 @@ class BlockItem(_Box):
 
     def port_counts(self) -> tuple[int, int]:
         return len(self.inputs), len(self.outputs)
+
+    @property
+    def wires(self) -> set[WireItem]:
+        """The wires of the block's nodes: those crossing its edge end on its ports."""
+        found: set[WireItem] = set()
+        for node_id in self.members:
+            found |= self._scene.wires_at(node_id)
+        return found
 
     def update_boundary(self) -> None:
         """Re-reads the tensors that cross the block's edge and its totals."""
@@ -551,12 +576,17 @@ class BlockSummary:
 
 
 def block_summary(graph: ModelGraph, members: Iterable[str], result) -> BlockSummary:
-    """The tensors entering and leaving ``members`` (in graph order), and their totals."""
-    inside = set(members)
-    order = [n for n in graph.topological_order() if n in inside]
+    """The tensors entering and leaving ``members`` (in graph order), and their totals.
+
+    Costs the block's size, not the graph's: the graph keeps its topological index,
+    so a scene summing up twenty blocks of a big model reads each node once.
+    """
+    index = graph.topological_index()
+    inside = {n for n in members if n in index}
+    order = sorted(inside, key=index.__getitem__)
     inputs: dict[PortRef, None] = {}
     outputs: dict[PortRef, None] = {}
-    model_outputs = set(graph.explicit_outputs())
+    model_outputs = graph.explicit_outputs()
     layers: dict[str, None] = {}
     params = 0
     errors: list[str] = []
@@ -564,11 +594,12 @@ def block_summary(graph: ModelGraph, members: Iterable[str], result) -> BlockSum
         for ref in graph.inputs_of(node_id).values():
             if ref.node not in inside:
                 inputs.setdefault(PortRef(ref.node, ref.port))
-        for edge in graph.consumers_of(node_id):
+        consumers = graph.consumers_of(node_id)
+        for edge in consumers:
             if edge.dst not in inside:
                 outputs.setdefault(PortRef(node_id, edge.src_port))
         outputs.update((ref, None) for ref in model_outputs if ref.node == node_id)
-        if not graph.consumers_of(node_id) and not model_outputs:
+        if not consumers and not model_outputs:
             outputs.setdefault(PortRef(node_id, 0))
         layer = graph.node(node_id).layer
         found = result(node_id)
@@ -605,6 +636,7 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         self.ends = QtCore.QLineF()
         self.bends: tuple[tuple[float, float], ...] = ()
         self._bounds = QtCore.QRectF()
+        self._label_box = QtCore.QRectF()
         self.setFlags(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(0)
         self.refresh()
@@ -634,8 +666,9 @@ class WireItem(QtWidgets.QGraphicsPathItem):
 
     def _update_bounds(self) -> None:
         rect = self.path().controlPointRect().adjusted(-4, -4, 4, 4)
+        self._label_box = self._label_rect() if self.label else QtCore.QRectF()
         if self.label:
-            rect = rect.united(self._label_rect())
+            rect = rect.united(self._label_box)
         self._bounds = rect
 
     def shape(self) -> QtGui.QPainterPath:
@@ -664,7 +697,7 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         painter.drawPath(self.path())
         if not self.label or lod < TEXT_LOD:
             return
-        rect = self._label_rect()
+        rect = self._label_box  # measured when the label or the ends changed, not per repaint
         painter.setPen(QtGui.QPen(colors.node_border, 1))
         painter.setBrush(colors.background)
         painter.drawRoundedRect(rect, 7, 7)
@@ -720,6 +753,39 @@ class _Fonts:
 # --------------------------------------------------------------------------- #
 # The scene
 # --------------------------------------------------------------------------- #
+class NodeItems(Mapping[str, "NodeItem"]):
+    """``GraphScene.items_by_id``: node id -> its :class:`NodeItem`, for every node of the graph.
+
+    A node hidden in a collapsed block gets its item when it is first asked for (or
+    when its block expands), not when the scene is built: an imported ResNet50 opens
+    as about twenty boxes, and making the ~150 hidden ones would cost most of the
+    time before the first frame. Reading an entry, ``get``, ``values()`` and
+    ``items()`` make the items they return; ``in`` and ``len`` make none.
+    """
+
+    def __init__(self, scene: GraphScene):
+        self._scene = scene
+        #: The items made so far (what the scene keeps up to date and removes).
+        self.made: dict[str, NodeItem] = {}
+
+    def __getitem__(self, node_id: str) -> NodeItem:
+        item = self.made.get(node_id)
+        if item is None:
+            if node_id not in self._scene.graph.nodes:
+                raise KeyError(node_id)
+            item = self._scene._add_node(node_id)
+        return item
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._scene.graph.nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._scene.graph.nodes))
+
+    def __len__(self) -> int:
+        return len(self._scene.graph.nodes)
+
+
 class GraphScene(QtWidgets.QGraphicsScene):
     """The items of one graph, kept in step with it.
 
@@ -740,8 +806,10 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.fonts = _Fonts()
         self.snap = True
         self.highlighted_layer: str | None = None
-        self.items_by_id: dict[str, NodeItem] = {}
+        self.items_by_id = NodeItems(self)
         self.wires_by_dst: dict[tuple[str, int], WireItem] = {}
+        #: Node id -> the wires into and out of it (what its item, made or not, draws).
+        self._wires_at: dict[str, set[WireItem]] = {}
         #: Collapsed display blocks by name, and the block drawn for each hidden node.
         self.blocks_by_name: dict[str, BlockItem] = {}
         self._collapsed_of: dict[str, BlockItem] = {}
@@ -749,9 +817,11 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.heat: str | None = None
         self._heat: dict[str, float] = {}
         self._router: Router | None = None
+        #: The boxes the wires were last routed around (what a reroute compares with).
+        self._routed: dict[str, tuple[float, float, float, float]] | None = None
         self._building = False
         self._reroute = QtCore.QTimer(self, singleShot=True, interval=0)
-        self._reroute.timeout.connect(self._reroute_all)
+        self._reroute.timeout.connect(self._reroute_changed)
         self.dragging_wire = False
         self._wire_from: tuple[NodeItem, str, int] | None = None
         self._detached: Edge | None = None
@@ -806,12 +876,16 @@ class GraphScene(QtWidgets.QGraphicsScene):
         """What is drawn for a node: its own box, or the collapsed block that holds it."""
         return self._collapsed_of.get(node_id) or self.items_by_id.get(node_id)
 
+    def wires_at(self, node_id: str) -> set[WireItem]:
+        """The wires into and out of a node (do not mutate)."""
+        return self._wires_at.get(node_id, set())
+
     def selected_edges(self) -> list[Edge]:
         return [i.edge for i in self.selectedItems() if isinstance(i, WireItem)]
 
     def diagram_rect(self) -> QtCore.QRectF:
         """The area the diagram covers, with a margin (read from the graph: cheap)."""
-        if not self.items_by_id:
+        if not self.graph.nodes:
             return QtCore.QRectF()
         left = top = math.inf
         right = bottom = -math.inf
@@ -826,7 +900,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     def visible_boxes(self) -> list[_Box]:
         """The boxes drawn: nodes outside collapsed blocks, and the collapsed blocks."""
-        boxes: list[_Box] = [i for n, i in self.items_by_id.items() if n not in self._collapsed_of]
+        boxes: list[_Box] = [self.items_by_id[n] for n in self.graph.nodes if n not in self._collapsed_of]
         return boxes + list(self.blocks_by_name.values())
 
     def box_sizes(self) -> dict[str, tuple[float, float]]:
@@ -835,26 +909,28 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     # building
     def rebuild(self) -> None:
-        for item in [*self.items_by_id.values(), *self.wires_by_dst.values(), *self.blocks_by_name.values()]:
+        """Makes the items afresh: the boxes drawn, then every wire (hidden nodes' items wait)."""
+        for item in [*self.items_by_id.made.values(), *self.wires_by_dst.values(), *self.blocks_by_name.values()]:
             self.removeItem(item)
-        self.items_by_id.clear()
+        self.items_by_id.made.clear()
         self.wires_by_dst.clear()
+        self._wires_at.clear()
         self.blocks_by_name.clear()
         self._collapsed_of.clear()
         self._building = True
         try:
-            for node_id in self.graph.nodes:
-                self._add_node(node_id)
             self._sync_blocks()
             for edge in self.graph.edges():
                 self._add_wire(edge)
         finally:
             self._building = False
-        self._router = None
         self._reroute_all()
 
     def _sync_blocks(self) -> None:
-        """Makes the collapsed blocks drawn match the graph's canvas settings."""
+        """Makes the collapsed blocks drawn match the graph's canvas settings.
+
+        Nodes that come out of a collapsed block get their items here if they had none.
+        """
         wanted = {
             block.name: members
             for block in self.graph.canvas.blocks
@@ -871,15 +947,20 @@ class GraphScene(QtWidgets.QGraphicsScene):
                 item = BlockItem(self, name, members)
                 self.addItem(item)
                 self.blocks_by_name[name] = item
+            else:
+                snap, self.snap = self.snap, False
+                item.setPos(*self.graph.node(item.anchor).position)
+                self.snap = snap
+                item.update_boundary()
             for node_id in members:
                 self._collapsed_of[node_id] = item
-        for block in self.blocks_by_name.values():
-            snap, self.snap = self.snap, False
-            block.setPos(*self.graph.node(block.anchor).position)
-            self.snap = snap
-            block.update_boundary()
-        for node_id, item in self.items_by_id.items():
-            item.setVisible(node_id not in self._collapsed_of)
+        made = self.items_by_id.made
+        for node_id in self.graph.nodes:
+            item = made.get(node_id)
+            if item is not None:
+                item.setVisible(node_id not in self._collapsed_of)
+            elif node_id not in self._collapsed_of:
+                self._add_node(node_id)
         for wire in self.wires_by_dst.values():
             wire.setVisible(wire.edge.dst not in self._collapsed_of or wire.edge.src not in self._collapsed_of
                             or self._collapsed_of[wire.edge.dst] is not self._collapsed_of[wire.edge.src])
@@ -914,9 +995,13 @@ class GraphScene(QtWidgets.QGraphicsScene):
         if self._building:
             return ()
         if self._router is None:
-            self._router = Router({item.node_id: item.box() for item in self.visible_boxes()}, self.direction)
+            self._router = Router(self._boxes(), self.direction, ROUTE_CLEARANCE)
         own = [item.node_id for item in (self.visible_item(edge.src), self.visible_item(edge.dst)) if item is not None]
         return tuple(self._router.route((a.x(), a.y()), (b.x(), b.y()), own))
+
+    def _boxes(self) -> dict[str, tuple[float, float, float, float]]:
+        """Node id (a block: its first node) -> its box as drawn, for the wire router."""
+        return {item.node_id: item.box() for item in self.visible_boxes()}
 
     def box_moved(self, item: _Box) -> None:
         """A box moved or changed size: its wires follow, the others are rerouted soon."""
@@ -928,27 +1013,60 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self._reroute.start()
 
     def _wires_of(self, item: _Box) -> Iterable[WireItem]:
-        if isinstance(item, BlockItem):
-            seen: set[WireItem] = set()
-            for node_id in item.members:
-                member = self.items_by_id.get(node_id)
-                if member is not None:
-                    seen.update(member.wires)
-            return seen
         return list(item.wires)
 
     def _reroute_all(self) -> None:
-        self._router = None
+        """Routes every wire around the boxes as they stand."""
+        boxes = self._boxes()
+        self._router = Router(boxes, self.direction, ROUTE_CLEARANCE)
         for wire in self.wires_by_dst.values():
             wire.refresh()
+        self._routed = boxes
+
+    def _reroute_changed(self) -> None:
+        """After boxes moved, appeared or went: reroutes the wires they can have changed.
+
+        Those are the wires of the boxes that changed and the wires passing near their
+        old or new place; a wire elsewhere keeps its route, which stays clear of every
+        box (no box came near it). Moving a node of an 800-node model so reroutes a few
+        dozen wires instead of all of them. Many changed boxes (a layout) reroute all.
+        """
+        before = self._routed
+        boxes = self._boxes()
+        if before is None:
+            self._reroute_all()
+            return
+        changed = [n for n in boxes.keys() | before.keys() if boxes.get(n) != before.get(n)]
+        if not changed:
+            return
+        if len(changed) > REROUTE_ALL_AT:
+            self._reroute_all()
+            return
+        margin = ROUTE_CLEARANCE + 1.0
+        spots = [
+            QtCore.QRectF(x - margin, y - margin, w + 2 * margin, h + 2 * margin)
+            for x, y, w, h in [*(before[n] for n in changed if n in before), *(boxes[n] for n in changed if n in boxes)]
+        ]
+        wires: set[WireItem] = set()
+        for node_id in changed:
+            item = self.visible_item(node_id) if node_id in self.graph.nodes else None
+            if item is not None:
+                wires |= item.wires
+        for wire in self.wires_by_dst.values():
+            if wire not in wires and wire.isVisible():
+                bounds = wire.boundingRect()
+                if any(bounds.intersects(spot) for spot in spots):
+                    wires.add(wire)
+        self._router = Router(boxes, self.direction, ROUTE_CLEARANCE)
+        for wire in wires:
+            wire.refresh()
+        self._routed = boxes
 
     def _add_node(self, node_id: str) -> NodeItem:
         item = NodeItem(self, node_id)
-        snap, self.snap = self.snap, False
-        item.setPos(*self.graph.node(node_id).position)
-        self.snap = snap
+        item.setVisible(node_id not in self._collapsed_of)
         self.addItem(item)
-        self.items_by_id[node_id] = item
+        self.items_by_id.made[node_id] = item
         return item
 
     def _add_wire(self, edge: Edge) -> None:
@@ -956,35 +1074,34 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.addItem(wire)
         self.wires_by_dst[(edge.dst, edge.dst_port)] = wire
         for node_id in (edge.src, edge.dst):
-            self.items_by_id[node_id].wires.add(wire)
+            self._wires_at.setdefault(node_id, set()).add(wire)
 
     def _remove_wire(self, dst: str, dst_port: int) -> None:
         wire = self.wires_by_dst.pop((dst, dst_port), None)
         if wire is None:
             return
         for node_id in (wire.edge.src, wire.edge.dst):
-            item = self.items_by_id.get(node_id)
-            if item is not None:
-                item.wires.discard(wire)
+            self._wires_at.get(node_id, set()).discard(wire)
         self.removeItem(wire)
 
     def _on_change(self, change: Change) -> None:
         kind = change.kind
         graph = self.graph
+        made = self.items_by_id.made
         if kind is ChangeKind.ADD_NODE:
+            if any(self.graph.canvas.block_of(n) for n in change.nodes):
+                self._sync_blocks()  # makes the items of the nodes it leaves visible
             for node_id in change.nodes:
-                if node_id not in self.items_by_id:
+                if node_id not in made and node_id in graph.nodes and node_id not in self._collapsed_of:
                     self._add_node(node_id)
             self._refresh_layer(change.detail.get("layer"))
-            if any(self.graph.canvas.block_of(n) for n in change.nodes):
-                self._sync_blocks()
             self._reroute.start()
         elif kind is ChangeKind.REMOVE_NODE:
             for node_id in change.nodes:
-                item = self.items_by_id.pop(node_id, None)
+                for wire in list(self._wires_at.pop(node_id, ())):
+                    self._remove_wire(wire.edge.dst, wire.edge.dst_port)
+                item = made.pop(node_id, None)
                 if item is not None:
-                    for wire in list(item.wires):
-                        self._remove_wire(wire.edge.dst, wire.edge.dst_port)
                     self.removeItem(item)
             self._refresh_layer(change.detail.get("layer"))
             if any(n in self._collapsed_of for n in change.nodes):
@@ -1011,7 +1128,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
             node_id = change.detail["node"]
             position = QtCore.QPointF(*graph.node(node_id).position)
             block = self._collapsed_of.get(node_id)
-            for item in (self.items_by_id.get(node_id), block if block is not None and block.anchor == node_id else None):
+            for item in (made.get(node_id), block if block is not None and block.anchor == node_id else None):
                 if item is not None and item.pos() != position:
                     snap, self.snap = self.snap, False
                     item.setPos(position)
@@ -1039,26 +1156,31 @@ class GraphScene(QtWidgets.QGraphicsScene):
             self._refresh_nodes(self.graph.nodes_of_layer(layer))
 
     def _refresh_nodes(self, node_ids: Iterable[str]) -> None:
+        """The items made of these nodes re-read their faces (one not made yet reads it when made)."""
+        made = self.items_by_id.made
         for node_id in node_ids:
-            item = self.items_by_id.get(node_id)
+            item = made.get(node_id)
             if item is not None:
                 item.refresh()
 
     def _shapes_updated(self, changes) -> None:
         """Repaints the nodes whose results changed, and the wires leaving them."""
         changed = changes.get(self.graph, ())
+        made = self.items_by_id.made
+        wires: set[WireItem] = set()
         for node_id in changed:
-            item = self.items_by_id.get(node_id)
+            item = made.get(node_id)
             if item is not None:
                 item.refresh()
-                for wire in item.wires:
-                    wire.refresh()
+            wires |= self.wires_at(node_id)
+        for wire in wires:  # a wire's shape label: also of the wires leaving a hidden node
+            wire.refresh()
         self._refresh_blocks(changed)
         if self.heat and changed:
             self.set_heat(self.heat)
 
     def refresh_all(self) -> None:
-        for item in self.items_by_id.values():
+        for item in list(self.items_by_id.made.values()):
             item.refresh()
         for block in self.blocks_by_name.values():
             block.update_boundary()
@@ -1068,7 +1190,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
     def set_dark(self, dark: bool) -> None:
         self.colors = theme.canvas_colors(dark)
         self.setBackgroundBrush(self.colors.background)
-        for item in [*self.items_by_id.values(), *self.blocks_by_name.values()]:
+        for item in [*self.items_by_id.made.values(), *self.blocks_by_name.values()]:
             item.update()  # cached pixmaps are painted again in the new colours
         self.update()
 
@@ -1085,7 +1207,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
             if top > 1:
                 # Log scale: a model's costs span orders of magnitude.
                 self._heat = {n: math.log1p(v) / math.log1p(top) for n, v in values.items()}
-        for item in self.items_by_id.values():
+        for item in self.items_by_id.made.values():
             item.update()
 
     def heat_fill(self, node_id: str) -> QtGui.QColor | None:
@@ -1131,10 +1253,14 @@ class GraphScene(QtWidgets.QGraphicsScene):
         while y < rect.bottom():
             (lines_major if round(y / step) % 5 == 0 else lines_minor).append(QtCore.QLineF(rect.left(), y, rect.right(), y))
             y += step
+        # Axis-aligned hairlines look the same without antialiasing, which costs most of a repaint.
+        smooth = painter.testRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
         painter.setPen(QtGui.QPen(self.colors.grid, 0))
         painter.drawLines(lines_minor)
         painter.setPen(QtGui.QPen(self.colors.grid_major, 0))
         painter.drawLines(lines_major)
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, smooth)
 
     # selection and highlights
     def _on_selection(self) -> None:
@@ -1150,15 +1276,19 @@ class GraphScene(QtWidgets.QGraphicsScene):
                 self._update_nodes(self.graph.nodes_of_layer(layer))
 
     def _update_nodes(self, node_ids: Iterable[str]) -> None:
+        made = self.items_by_id.made
         for node_id in node_ids:
-            item = self.items_by_id.get(node_id)
+            item = made.get(node_id)
             if item is not None:
                 item.update()
 
     def select_nodes(self, node_ids: Iterable[str]) -> None:
+        """Selects these nodes' items (a node hidden in a collapsed block cannot be selected)."""
         wanted = set(node_ids)
         self.clearSelection()
         for node_id in wanted:
+            if node_id in self._collapsed_of:
+                continue
             item = self.items_by_id.get(node_id)
             if item is not None:
                 item.setSelected(True)

@@ -269,7 +269,7 @@ class _Box(QtWidgets.QGraphicsItem):
         fonts = self._scene.fonts
         width = self._size[0]
         painter.setFont(fonts.small)
-        metrics = QtGui.QFontMetricsF(fonts.small)
+        metrics = fonts.small_metrics
         inside = self._scene.direction == "TB"
         x = width - (4 if inside else 0)
         for text, colour in badges:
@@ -286,7 +286,7 @@ class _Box(QtWidgets.QGraphicsItem):
         painter.setFont(fonts.title)
         painter.setPen(QtGui.QColor("#ffffff"))
         title_rect = QtCore.QRectF(8, 0, right - 8, HEADER)
-        shown = QtGui.QFontMetricsF(fonts.title).elidedText(title, QtCore.Qt.TextElideMode.ElideRight, title_rect.width())
+        shown = fonts.title_metrics.elidedText(title, QtCore.Qt.TextElideMode.ElideRight, title_rect.width())
         painter.drawText(title_rect, QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft, shown)
 
     def _paint_lines(self, painter: QtGui.QPainter, left: str, right: str, second: str) -> None:
@@ -296,10 +296,10 @@ class _Box(QtWidgets.QGraphicsItem):
         width = self._size[0]
         painter.setFont(fonts.body)
         painter.setPen(colors.text)
-        metrics = QtGui.QFontMetricsF(fonts.small)
+        metrics = fonts.small_metrics
         note_width = metrics.horizontalAdvance(right) + 4 if right else 0.0
         line = QtCore.QRectF(10, HEADER + 3, width - 20 - note_width, 17)
-        body = QtGui.QFontMetricsF(fonts.body)
+        body = fonts.body_metrics
         painter.drawText(line, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
                          body.elidedText(left, QtCore.Qt.TextElideMode.ElideRight, line.width()))
         painter.setPen(colors.muted)
@@ -408,7 +408,7 @@ class NodeItem(_Box):
         if any(face.inputs):
             painter.setFont(self._scene.fonts.small)
             painter.setPen(colors.muted)
-            metrics = QtGui.QFontMetricsF(self._scene.fonts.small)
+            metrics = self._scene.fonts.small_metrics
             for i, name in enumerate(face.inputs):
                 if not name:
                     continue
@@ -678,7 +678,7 @@ class WireItem(QtWidgets.QGraphicsPathItem):
 
     def _label_rect(self) -> QtCore.QRectF:
         start = self.ends.p1()
-        width = QtGui.QFontMetricsF(self._scene.fonts.small).horizontalAdvance(self.label) + 10
+        width = self._scene.fonts.small_metrics.horizontalAdvance(self.label) + 10
         if self._scene.direction == "TB":
             return QtCore.QRectF(start.x() - width / 2, start.y() + LABEL_OFFSET - 8, width, 16)
         return QtCore.QRectF(start.x() + 10, start.y() - 18, width, 16)
@@ -748,6 +748,10 @@ class _Fonts:
         self.body.setPointSizeF(8.5)
         self.small = QtGui.QFont(base)
         self.small.setPointSizeF(7.5)
+        # Measured on every node's paint: made once, not per paint.
+        self.title_metrics = QtGui.QFontMetricsF(self.title)
+        self.body_metrics = QtGui.QFontMetricsF(self.body)
+        self.small_metrics = QtGui.QFontMetricsF(self.small)
 
 
 # --------------------------------------------------------------------------- #

@@ -5,12 +5,35 @@ named positional tensors, as the catalog's ``PortsSpec`` says) or keeps the exac
 call Keras recorded: ``{"args": [...], "kwargs": {...}}`` where ``{"port": i}``
 stands for input port ``i``. Shape inference and model building both read calls
 through :func:`call_arguments`, so they can never disagree.
+
+Besides tensors, a recorded call may hold the few plain objects Keras writes for
+arguments: slices, ``...``, tuples, and constant arrays (``__tensor__`` /
+``__numpy__``, e.g. the channel means of ``preprocess_input``). A constant is read
+as nested lists of numbers of a known dtype, bounded by
+:data:`MAX_CONSTANT_ELEMENTS`; nothing in it is executed or unpickled.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+
+#: The most numbers a constant array in a call may hold (a 1000 x 1000 matrix).
+MAX_CONSTANT_ELEMENTS = 1_000_000
+#: The most dimensions a constant array may have.
+MAX_CONSTANT_RANK = 32
+#: How Keras records a constant array argument: a backend tensor, a NumPy array.
+CONSTANT_KINDS = ("__tensor__", "__numpy__")
+#: The dtypes a constant array may have (Keras's numeric ones and bool).
+CONSTANT_DTYPES = frozenset({
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64",
+})  # fmt: skip
+
+# Constants already made, by identity of their recorded dict: a node's template is
+# replaced, never mutated (see keras_build), so shape passes convert each once.
+_made: dict[int, tuple[Mapping[str, Any], Any]] = {}
 
 
 class CallError(ValueError):
@@ -52,7 +75,11 @@ def call_arguments(
 
 
 def constant(value: Mapping[str, Any]) -> Any:
-    """The few non-tensor objects Keras records in calls; nothing else is accepted."""
+    """The few non-tensor objects Keras records in calls; nothing else is accepted.
+
+    Raises:
+        CallError: Another object, or a constant array that :func:`constant_problem` refuses.
+    """
     kind, config = value.get("class_name"), value.get("config") or {}
     if kind == "__slice__":
         return slice(config.get("start"), config.get("stop"), config.get("step"))
@@ -60,7 +87,77 @@ def constant(value: Mapping[str, Any]) -> Any:
         return Ellipsis
     if kind == "__tuple__":
         return tuple(config.get("value", []))
+    if kind in CONSTANT_KINDS:
+        return _made_constant(value)
     raise CallError(f"the call holds an object this app does not run: {str(kind)[:60]}")
+
+
+def constant_problem(value: Any) -> str | None:
+    """Why a recorded constant array is not plain numbers of a known dtype, or None.
+
+    ``value`` is ``{"class_name": "__tensor__" | "__numpy__", "config": {"value":
+    nested lists, "dtype": name}}``. The lists must be rectangular, of numbers (or
+    booleans), at most :data:`MAX_CONSTANT_RANK` deep and
+    :data:`MAX_CONSTANT_ELEMENTS` in all; the size is known from the first path
+    down, so a huge or ragged constant is refused before all of it is walked.
+    """
+    config = value.get("config") if isinstance(value, Mapping) else None
+    if not isinstance(config, Mapping) or "value" not in config:
+        return "a constant array needs a 'config' with its 'value'"
+    dtype = config.get("dtype")
+    if not isinstance(dtype, str) or dtype not in CONSTANT_DTYPES:
+        return f"a constant array's dtype must be one of {', '.join(sorted(CONSTANT_DTYPES))}, not {str(dtype)[:40]!r}"
+    data = config["value"]
+    shape: list[int] = []
+    probe = data
+    while isinstance(probe, list):
+        if len(shape) == MAX_CONSTANT_RANK:
+            return f"a constant array has more than {MAX_CONSTANT_RANK} dimensions"
+        shape.append(len(probe))
+        probe = probe[0] if probe else None
+    if math.prod(shape) > MAX_CONSTANT_ELEMENTS:
+        return (
+            f"a constant array of shape {tuple(shape)} holds more than "
+            f"{MAX_CONSTANT_ELEMENTS:,} numbers"
+        )
+    stack = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth == len(shape):
+            if not isinstance(item, int | float):
+                return f"a constant array holds {type(item).__name__} values, not numbers"
+        elif not isinstance(item, list) or len(item) != shape[depth]:
+            return f"a constant array is not rectangular (its shape starts as {tuple(shape)})"
+        else:
+            stack.extend((v, depth + 1) for v in item)
+    return None
+
+
+def _made_constant(value: Mapping[str, Any]) -> Any:
+    """The array a recorded constant stands for, as Keras itself makes it when loading."""
+    entry = _made.get(id(value))
+    if entry is not None and entry[0] is value:
+        return entry[1]
+    problem = constant_problem(value)
+    if problem is not None:
+        raise CallError(problem)
+    config = value["config"]
+    try:
+        if value["class_name"] == "__numpy__":
+            import numpy as np
+
+            made = np.array(config["value"], dtype=config["dtype"])
+        else:
+            from builder_app.core.keras_compat import import_keras
+
+            made = import_keras().ops.convert_to_tensor(config["value"], dtype=config["dtype"])
+    except Exception as exc:  # noqa: BLE001 - out of range for the dtype, in NumPy's or Keras's words
+        problem = f"a constant array cannot be made as {config['dtype']}: {str(exc)[:120]}"
+        raise CallError(problem) from None
+    if len(_made) > 1000:
+        _made.clear()
+    _made[id(value)] = (value, made)
+    return made
 
 
 def template_ports(call: Any) -> set[int]:

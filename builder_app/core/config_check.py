@@ -4,6 +4,8 @@ Configs come from user files, and Keras deserialization of an arbitrary
 ``{"module": ..., "class_name": ...}`` dict can import code. :func:`check_config`
 validates a config against what the catalog knows (its layer classes, their
 signatures, the identifiers Keras resolves) and never imports anything a config names.
+A constant array (``__tensor__``, ``__numpy__``) is read as plain numbers, bounded by
+:data:`builder_app.core.calls.MAX_CONSTANT_ELEMENTS`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import warnings
 from typing import Any
 
+from builder_app.core.calls import CONSTANT_KINDS, constant_problem
 from builder_app.core.catalog import (
     ACTIVATION,
     ANY,
@@ -333,6 +336,12 @@ class _Checker:
         if fields is None:
             return
         module, class_name = fields
+        if class_name in CONSTANT_KINDS:
+            # A constant array: plain numbers of a known dtype, bounded in size (see calls).
+            problem = constant_problem(value)
+            if problem is not None:
+                self.add(where, problem)
+            return
         if class_name in _FORBIDDEN_CLASS_NAMES or (
             class_name is not None and class_name.startswith("__") and class_name != "__tuple__"
         ):

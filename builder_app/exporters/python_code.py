@@ -31,13 +31,14 @@ import builtins
 import inspect
 import json
 import keyword
+import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from builder_app.core import catalog, keras_compat
-from builder_app.core.calls import call_arguments
+from builder_app.core.calls import CONSTANT_KINDS, call_arguments, constant_problem
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snake_case
 from builder_app.core.keras_build import is_operation, make_keras_layer
 from builder_app.core.messages import problems_message
@@ -603,7 +604,7 @@ class _FunctionWriter:
         except TypeError:
             raise CodegenError(f"{where}: its call holds a {type(value).__name__}") from None
 
-    def constant(self, value: Mapping, inputs, where: str, subscript: bool) -> str:
+    def constant(self, value: Mapping, inputs, where: str, subscript: bool) -> Any:
         kind, config = value.get("class_name"), value.get("config") or {}
         if kind == "__slice__":
             parts = [config.get("start"), config.get("stop"), config.get("step")]
@@ -615,6 +616,11 @@ class _FunctionWriter:
             return "..."
         if kind == "__tuple__":
             return flat(literal(list(config.get("value", [])), as_tuple=True))
+        if kind in CONSTANT_KINDS:
+            problem = constant_problem(value)
+            if problem is not None:
+                raise CodegenError(f"{where}: {problem}")
+            return _constant_array(config)
         raise CodegenError(f"{where}: its call holds an object with no Python form ({str(kind)[:60]})")
 
     # ------------------------------------------------------------ operations
@@ -705,6 +711,32 @@ class _FunctionWriter:
         if layer.class_name not in _FLAT_OUTPUTS and layer.submodel is None:
             expr = Call("keras.tree.flatten", [expr])
         self.lines += self.statement(targets, expr)
+
+
+def _constant_array(config: Mapping[str, Any]) -> Call:
+    """A constant array of a call as ``keras.ops.convert_to_tensor([...], dtype="float32")``.
+
+    That is how Keras itself loads one (``__tensor__``), and the nested list reads
+    as the values: each float written as short as its dtype allows (``-103.939``,
+    not float32's ``-103.93900299072266``) while it still names the same number.
+    """
+    import numpy as np
+
+    dtype, data = config["dtype"], config["value"]
+    if dtype in ("float16", "float32"):
+        data = _short_floats(data, getattr(np, dtype))
+    return Call("keras.ops.convert_to_tensor", [literal(data), Kw("dtype", string(dtype))])
+
+
+def _short_floats(value: Any, narrow: type) -> Any:
+    """Floats in nested lists replaced by the shortest decimal that is the same ``narrow`` number."""
+    if isinstance(value, list):
+        return [_short_floats(v, narrow) for v in value]
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    exact = narrow(value)
+    short = float(str(exact))
+    return short if narrow(short) == exact else value
 
 
 # --------------------------------------------------------------------------- #

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from builder_app.core import keras_compat
+from builder_app.core.calls import CONSTANT_KINDS, constant_problem
 from builder_app.core.graph import INPUT_CLASS, GraphError, Layer, ModelGraph, Node, PortRef
 from builder_app.core.ops import AddNode, Connect, SetModelIO
 
@@ -294,6 +295,12 @@ def _call_template(node_data: Any, layer_name: str) -> tuple[dict[str, Any], lis
                     raise ConfigError(f"layer '{layer_name}': a tensor without keras_history")
                 refs.append(tuple(history))
                 return {"port": len(refs) - 1}
+            if value.get("class_name") in CONSTANT_KINDS:
+                # A constant array (preprocess_input's channel means): plain numbers, kept as they are.
+                problem = constant_problem(value)
+                if problem is not None:
+                    raise ConfigError(f"layer '{layer_name}': {problem}")
+                return value
             return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v) for v in value]

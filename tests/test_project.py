@@ -1366,3 +1366,21 @@ def test_display_blocks_drop_unknown_nodes_and_keep_a_node_in_one_block(tmp_path
     path.write_bytes(doc_archive(document(graph=graph)))
     blocks = load_project(path).graph.canvas.blocks
     assert [(b.name, b.nodes) for b in blocks] == [("a", (ids[0],)), ("b", (ids[1],))]
+
+
+def test_a_project_of_ten_thousand_layer_calls_saves_and_opens(tmp_path):
+    """Reading a graph is linear in its size (it once relinked every layer by scanning every node)."""
+    count = 10_000
+    layers = [{"name": "inp", "class_name": "InputLayer", "config": {"batch_shape": [None, 4], "dtype": "float32"}}]
+    nodes = [{"id": "n0", "layer": "inp", "position": [0.0, 0.0]}]
+    edges = []
+    for i in range(1, count):
+        layers.append({"name": f"relu_{i}", "class_name": "ReLU", "config": {}})
+        nodes.append({"id": f"n{i}", "layer": f"relu_{i}", "position": [0.0, 100.0 * i]})
+        edges.append([f"n{i - 1}", 0, f"n{i}", 0])
+    graph = ModelGraph.from_dict({"name": "long", "layers": layers, "nodes": nodes, "edges": edges, "inputs": [], "outputs": []})
+    save_project(Project(graph), tmp_path / "long.kproj")
+    loaded = load_project(tmp_path / "long.kproj").graph
+    assert len(loaded.nodes) == count
+    assert loaded.nodes_of_layer("relu_9999") == ["n9999"]
+    assert loaded.inputs_of("n9999")[0].node == "n9998"

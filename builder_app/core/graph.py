@@ -743,8 +743,9 @@ class ModelGraph:
         if unused:
             raise GraphError(f"layer '{unused[0]}' is never called")
         graph._layers = layers
-        for layer_name in layers:
-            graph._relink_layer(layer_name)
+        graph._layer_nodes = {name: [] for name in layers}
+        for node_id, node in graph._nodes.items():  # one pass, in graph order
+            graph._layer_nodes[node.layer].append(node_id)
         for item in _list(data, "edges"):
             if not (
                 isinstance(item, list)

@@ -340,9 +340,15 @@ class NodeItem(_Box):
         return self._scene.wires_at(self.node_id)
 
     def refresh(self, force: bool = False) -> None:
+        if self.read_face(force):
+            for wire in self.wires:
+                wire.refresh()
+
+    def read_face(self, force: bool = False) -> bool:
+        """Re-reads the node's face; True when it changed (then its wires need a refresh too)."""
         face = self._scene.face(self.node_id)
         if face == self.face and not force:
-            return
+            return False
         size = node_size(face, self._scene.direction)
         if size != self._size:
             self.prepareGeometryChange()
@@ -350,9 +356,8 @@ class NodeItem(_Box):
             self._scene.box_moved(self)
         self.face = face
         self._tooltip()
-        for wire in self.wires:
-            wire.refresh()
         self.update()
+        return True
 
     def _tooltip(self) -> None:
         face = self.face
@@ -639,7 +644,8 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         self._label_box = QtCore.QRectF()
         self.setFlags(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(0)
-        self.refresh()
+        if not scene._building:  # a scene being built routes every wire once, when all are there
+            self.refresh()
 
     def refresh(self) -> None:
         ends = self._scene.wire_ends(self.edge)
@@ -821,6 +827,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.heat: str | None = None
         self._heat: dict[str, float] = {}
         self._router: Router | None = None
+        self._router_boxes: dict[str, tuple[float, float, float, float]] = {}
         #: The boxes the wires were last routed around (what a reroute compares with).
         self._routed: dict[str, tuple[float, float, float, float]] | None = None
         self._building = False
@@ -904,7 +911,8 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     def visible_boxes(self) -> list[_Box]:
         """The boxes drawn: nodes outside collapsed blocks, and the collapsed blocks."""
-        boxes: list[_Box] = [self.items_by_id[n] for n in self.graph.nodes if n not in self._collapsed_of]
+        made, hidden = self.items_by_id.made, self._collapsed_of
+        boxes: list[_Box] = [made.get(n) or self.items_by_id[n] for n in self.graph.nodes if n not in hidden]
         return boxes + list(self.blocks_by_name.values())
 
     def box_sizes(self) -> dict[str, tuple[float, float]]:
@@ -999,13 +1007,24 @@ class GraphScene(QtWidgets.QGraphicsScene):
         if self._building:
             return ()
         if self._router is None:
-            self._router = Router(self._boxes(), self.direction, ROUTE_CLEARANCE)
+            self._router_for(self._boxes())
         own = [item.node_id for item in (self.visible_item(edge.src), self.visible_item(edge.dst)) if item is not None]
         return tuple(self._router.route((a.x(), a.y()), (b.x(), b.y()), own))
 
     def _boxes(self) -> dict[str, tuple[float, float, float, float]]:
         """Node id (a block: its first node) -> its box as drawn, for the wire router."""
         return {item.node_id: item.box() for item in self.visible_boxes()}
+
+    def _router_for(self, boxes: dict[str, tuple[float, float, float, float]]) -> Router:
+        """The router over these boxes: the last one built when they have not changed since.
+
+        A drag routes the moved box's wires at once and the others a moment later, over
+        the same boxes; building the index once for both halves the cost of a move.
+        """
+        if self._router is None or self._router_boxes != boxes:
+            self._router = Router(boxes, self.direction, ROUTE_CLEARANCE)
+            self._router_boxes = boxes
+        return self._router
 
     def box_moved(self, item: _Box) -> None:
         """A box moved or changed size: its wires follow, the others are rerouted soon."""
@@ -1022,7 +1041,8 @@ class GraphScene(QtWidgets.QGraphicsScene):
     def _reroute_all(self) -> None:
         """Routes every wire around the boxes as they stand."""
         boxes = self._boxes()
-        self._router = Router(boxes, self.direction, ROUTE_CLEARANCE)
+        self._router = None
+        self._router_for(boxes)
         for wire in self.wires_by_dst.values():
             wire.refresh()
         self._routed = boxes
@@ -1061,7 +1081,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
                 bounds = wire.boundingRect()
                 if any(bounds.intersects(spot) for spot in spots):
                     wires.add(wire)
-        self._router = Router(boxes, self.direction, ROUTE_CLEARANCE)
+        self._router_for(boxes)
         for wire in wires:
             wire.refresh()
         self._routed = boxes
@@ -1171,15 +1191,17 @@ class GraphScene(QtWidgets.QGraphicsScene):
         """Repaints the nodes whose results changed, and the wires leaving them."""
         changed = changes.get(self.graph, ())
         made = self.items_by_id.made
-        wires: set[WireItem] = set()
+        wires: set[WireItem] = set()  # each refreshed once, however many of its ends changed
         for node_id in changed:
             item = made.get(node_id)
             if item is not None:
-                item.refresh()
-            wires |= self.wires_at(node_id)
-        for wire in wires:  # a wire's shape label: also of the wires leaving a hidden node
+                item.read_face()
+            wires |= self.wires_at(node_id)  # a shape label: also of a wire leaving a hidden node
+        for block in {self._collapsed_of[n] for n in changed if n in self._collapsed_of}:
+            block.update_boundary()
+            wires |= block.wires
+        for wire in wires:
             wire.refresh()
-        self._refresh_blocks(changed)
         if self.heat and changed:
             self.set_heat(self.heat)
 

@@ -425,3 +425,14 @@ def test_a_good_payload_still_pastes():
     batch, ids = paste_ops(target, data)
     batch.apply(target)
     assert len(ids) == 2 and len(target.edges()) == 1
+
+
+# ------------------------------------------------------ also checked: a payload from a newer version
+def test_a_paste_from_a_newer_version_is_refused_in_one_line():
+    from builder_app.core.clipboard import CLIPBOARD_VERSION
+
+    data = payload()
+    data["version"] = CLIPBOARD_VERSION + 1
+    data["nodes"][0]["shiny_new_field"] = {"anything": [1, 2, 3]}
+    message = paste_refusal(data)
+    assert "another version" in message

@@ -21,6 +21,22 @@ reaches Keras deserialization:
 Weights need a model that builds: when the imported config has errors (which is
 allowed: ``validate`` then shows where), the import keeps the graph and says
 that the weights were left out.
+
+What the config declares is bounded before anything acts on it:
+
+* Sizes. Rebuilding the model allocates every variable its config declares, and
+  a few-KB file can declare a 940 GB layer. So the shape engine counts each
+  layer's weights first (recording ``add_weight`` shapes, creating nothing), and
+  each is compared with what the weights file holds at that layer's path. A model
+  whose layers declare more than the file holds for them, by more than
+  :data:`MAX_UNBACKED_WEIGHTS_BYTES` in all, is never rebuilt: where the file
+  holds weights for the largest such layer, the file contradicts its own config
+  and is refused in one line naming the layer; where it holds none (a model saved
+  unbuilt, a config edited by hand), the graph is imported without weights, with
+  a warning naming the layer, since there was nothing to import for it.
+* Depth. A model is imported only if its project can be saved and reopened:
+  ``project.json`` nests at most :data:`builder_app.core.project.MAX_JSON_DEPTH`
+  levels, and each sub-model level adds three (see :func:`max_submodel_levels`).
 """
 
 from __future__ import annotations
@@ -60,6 +76,20 @@ MAX_CONFIG_DEPTH = 200
 MAX_WEIGHTS_BYTES = 8 * GIB
 #: Groups and datasets in the weights file.
 MAX_H5_OBJECTS = 1_000_000
+#: What rebuilding the model for its weights may allocate (counted as float32) for
+#: layers whose weights the file does not hold: a layer missing from a file is
+#: tolerated (it keeps its initializers), a few-KB file declaring gigabytes is not.
+MAX_UNBACKED_WEIGHTS_BYTES = 1 * GIB
+
+#: JSON levels one sub-model adds to project.json: the graph's "layers", the layer,
+#: and its "submodel" graph.
+_LEVELS_PER_SUBMODEL = 3
+#: JSON levels of project.json around and inside the innermost graph, for layers
+#: as Keras writes them: the document, the graph, "layers", a layer, its "config",
+#: an initializer, its "config", one nested value (a list in it).
+_LEVELS_AROUND_SUBMODELS = 8
+#: Bytes of one weight as the limits count it.
+_FLOAT32_BYTES = 4
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CONFIG_MEMBER = "config.json"
@@ -181,11 +211,48 @@ def _graph(data: Any, warnings: list[str], renamed: dict[str, str] | None = None
             # A subclass of Functional saved with its config: its layers are plain.
             data = {"class_name": "Functional", "config": data["config"]}
     graph = graph_from_model_config(data, renamed)
+    _check_depth(graph)
     if renamed:
         old, new = next(iter(renamed.items()))
         more = f" (and {len(renamed) - 1} more)" if len(renamed) > 1 else ""
         warnings.append(f"Keras 3 layer names cannot hold '/': renamed '{old}' to '{new}'{more}")
     return graph
+
+
+def max_submodel_levels() -> int:
+    """How deep sub-models may nest in an imported model: as deep as a project can save.
+
+    ``project.json`` nests at most :data:`builder_app.core.project.MAX_JSON_DEPTH`
+    levels (read at call time, as the project reads it); each sub-model adds
+    three, and the innermost layers' own configs take a few more.
+    """
+    from builder_app.core import project
+
+    return (project.MAX_JSON_DEPTH - _LEVELS_AROUND_SUBMODELS) // _LEVELS_PER_SUBMODEL
+
+
+def _submodel_levels(graph: ModelGraph) -> int:
+    """How many sub-models deep ``graph`` nests (0: none), without recursion."""
+    deepest = 0
+    stack = [(graph, 0)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((layer.submodel, level + 1) for layer in current.layers.values() if layer.submodel is not None)
+    return deepest
+
+
+def _check_depth(graph: ModelGraph) -> None:
+    """Refuses a model whose project could not be saved and reopened for its nesting."""
+    from builder_app.core import project
+
+    levels, limit = _submodel_levels(graph), max_submodel_levels()
+    if levels > limit:
+        raise Refused(f"sub-models are nested {levels} deep; a project holds at most {limit} sub-model levels")
+    # The levels fit; a layer's own config may still nest too deeply to be saved.
+    most = project.MAX_JSON_DEPTH
+    if safe_io.json_depth({"graph": graph.to_dict()}, most) > most:
+        raise Refused(f"the model's layer configs nest too deeply: a project nests at most {most} levels")
 
 
 # ================================================================== .keras
@@ -250,13 +317,18 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) ->
     return bytes(buffer)
 
 
-def _check_h5_file(h5: h5py.File, label: str, size: int) -> None:
+def _check_h5_file(h5: h5py.File, label: str, size: int) -> dict[str, int]:
     """Walks every group and dataset of an untrusted HDF5 file, reading no data.
 
     After this, whatever reads the file reads plain numbers stored in it, never
     more than the file's size, and follows no link out of it.
+
+    Returns:
+        The elements of the datasets under each group, by the group's path
+        (``"layers/dense/vars"``, ``"layers/dense"``, ...; the root is ``""``).
     """
     budget = safe_io.H5Budget(label, bytes_left=size, objects_left=MAX_H5_OBJECTS)
+    held: dict[str, int] = {}
     stack: list[h5py.Group] = [h5]
     while stack:
         group = stack.pop()
@@ -265,7 +337,15 @@ def _check_h5_file(h5: h5py.File, label: str, size: int) -> None:
             if kind is h5py.Group:
                 stack.append(group[key])
             else:
-                safe_io.check_h5_dataset(group, key, f"'{group.name.rstrip('/')}/{key}'", budget)
+                dataset = safe_io.check_h5_dataset(group, key, f"'{group.name.rstrip('/')}/{key}'", budget)
+                count = int(dataset.size)
+                path = group.name.strip("/")
+                while True:
+                    held[path] = held.get(path, 0) + count
+                    if not path:
+                        break
+                    path = path.rpartition("/")[0]
+    return held
 
 
 def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[str]) -> None:
@@ -273,10 +353,10 @@ def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[st
     label = _WEIGHTS_MEMBER
     try:
         with h5py.File(weights_path, "r") as h5:
-            _check_h5_file(h5, label, weights_path.stat().st_size)
+            held = _check_h5_file(h5, label, weights_path.stat().st_size)
     except OSError as exc:
         raise Refused(f"{label} is not a readable HDF5 file ({exc})") from None
-    model = _rebuilt(graph, warnings)
+    model = _rebuilt(graph, warnings, lambda engine: _keras3_declared(graph, engine, held))
     if model is None:
         return
     from builder_app.core import keras_compat
@@ -290,21 +370,99 @@ def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[st
                 layer.weights = [np.array(w) for w in obj.get_weights()]
 
 
-def _rebuilt(graph: ModelGraph, warnings: list[str]):
-    """The Keras model the weights are loaded into, or None (with a warning)."""
-    from builder_app.core.keras_model import BuildError, build_keras_model
+#: (label of a layer, the weights it declares, the weights the file holds for it).
+Declared = tuple[str, int, int]
 
+
+def _rebuilt(graph: ModelGraph, warnings: list[str], declared: Callable[[Any], Iterator[Declared]]):
+    """The Keras model the weights are loaded into, or None (with a warning).
+
+    The shape engine checks the graph first, creating no variable: a model with
+    errors is not built (its message names the node), and ``declared(engine)``
+    is weighed against the file (see :func:`_check_declared`) before anything is
+    allocated.
+
+    Raises:
+        Refused: The file holds weights for a layer that declares far more.
+    """
+    from builder_app.core.keras_model import BuildError, build_keras_model
+    from builder_app.core.messages import problems_message
+    from builder_app.core.shapes import ShapeEngine
+
+    engine = ShapeEngine(graph)
     try:
-        # Unvalidated first: validation would cost half as much again, and a valid
-        # model is the usual case. Only a failure needs the engine's node-exact message.
+        problems = engine.errors()
+        if problems:
+            warnings.append(f"the weights were not imported: {problems_message(graph, problems)}")
+            return None
+        if not _check_declared(list(declared(engine)), warnings):
+            return None
+    finally:
+        engine.close()
+    try:
+        # The engine has validated the graph: building again would cost half as much again.
         return build_keras_model(graph, with_weights=False, validate=False)
-    except BuildError:
-        pass
-    try:
-        return build_keras_model(graph, with_weights=False)
     except BuildError as exc:
         warnings.append(f"the weights were not imported: {exc}")
         return None
+
+
+def _check_declared(declared: list[Declared], warnings: list[str]) -> bool:
+    """Whether the model may be rebuilt for weights the file holds; a warning if not.
+
+    Layers declaring more weights than the file holds for them get none from it;
+    rebuilding them would allocate what they declare. Up to
+    :data:`MAX_UNBACKED_WEIGHTS_BYTES` of that is allowed (such a layer keeps its
+    initializers, with Keras's own warning); beyond it, the largest is named.
+
+    Raises:
+        Refused: The file holds weights for that layer, just far fewer than it declares.
+    """
+    unbacked = [(label, wanted, held) for label, wanted, held in declared if wanted > held]
+    excess = sum(wanted for _, wanted, _ in unbacked) * _FLOAT32_BYTES
+    if excess <= MAX_UNBACKED_WEIGHTS_BYTES:
+        return True
+    label, wanted, held = max(unbacked, key=lambda item: item[1])
+    what = f"layer '{label}' declares {wanted:,} weights ({size_text(wanted * _FLOAT32_BYTES)} as float32)"
+    if held:
+        raise Refused(f"{what}; the weights file holds {held:,} for it")
+    more = f" (with {len(unbacked) - 1} more layer(s) the file lacks)" if len(unbacked) > 1 else ""
+    warnings.append(
+        f"the weights were not imported: {what} and the file holds none for it{more}; "
+        f"the model is not rebuilt for more than {size_text(MAX_UNBACKED_WEIGHTS_BYTES)} of weights the file lacks"
+    )
+    return False
+
+
+def _declared_weights(engine, graph: ModelGraph, name: str) -> int:
+    """The weights layer ``name`` of ``graph`` declares, by the shape engine's count (0 if unknown)."""
+    calls = graph.nodes_of_layer(name)
+    sub = engine.engine_for(graph)
+    result = sub.peek(calls[0]) if sub is not None and calls else None
+    return (result.params or 0) if result is not None else 0
+
+
+def _keras3_declared(graph: ModelGraph, engine, held: dict[str, int], prefix: str = "layers") -> Iterator[Declared]:
+    """What each weighted layer declares and what a Keras 3 weights file holds at its path.
+
+    The paths are :func:`_saved_paths`'s, found from the catalog's classes rather
+    than from built Keras objects.
+    """
+    from builder_app.core import catalog
+
+    used: dict[str, int] = {}
+    for layer in graph.layers.values():
+        if _is_operation(layer):
+            continue
+        if layer.submodel is not None:
+            base = "sequential" if layer.class_name == "Sequential" else "functional"
+        else:
+            base = _snake_case(catalog.keras_class(layer.class_name).__name__)
+        path = f"{prefix}/{_unique(base, used)}"
+        if layer.submodel is not None:
+            yield from _keras3_declared(layer.submodel, engine, held, f"{path}/layers")
+        elif layer.class_name != INPUT_CLASS:
+            yield layer.name, _declared_weights(engine, graph, layer.name), held.get(path, 0)
 
 
 def _saved_paths(graph: ModelGraph, model, prefix: str) -> Iterator[tuple[Layer, Any, str]]:
@@ -359,7 +517,7 @@ def _import_h5(path: Path, on_graph: Callable[[ModelGraph], None] | None = None)
     except OSError as exc:
         raise Refused(f"not a readable HDF5 file ({exc})") from None
     with h5:
-        _check_h5_file(h5, "the file", path.stat().st_size)
+        held = _check_h5_file(h5, "the file", path.stat().st_size)
         config = _h5_text_attribute(h5, "model_config")
         if config is None:
             if "layer_names" in h5.attrs or "model_weights" in h5:
@@ -370,7 +528,7 @@ def _import_h5(path: Path, on_graph: Callable[[ModelGraph], None] | None = None)
         if on_graph is not None and "model_weights" in h5:
             on_graph(graph)
         if "model_weights" in h5:
-            _load_legacy_weights(graph, h5["model_weights"], warnings, renamed)
+            _load_legacy_weights(graph, h5["model_weights"], warnings, renamed, held)
         else:
             warnings.append("the file holds no weights; the layers start from their initializers")
     return _finish(graph, warnings)
@@ -416,11 +574,22 @@ def _h5_names(node: h5py.Group, name: str) -> list[str]:
     return names
 
 
-def _load_legacy_weights(graph: ModelGraph, group: h5py.Group, warnings: list[str], renamed: dict[str, str]) -> None:
+def _load_legacy_weights(
+    graph: ModelGraph, group: h5py.Group, warnings: list[str], renamed: dict[str, str], held: dict[str, int]
+) -> None:
     """Legacy HDF5 weights (``model_weights/<layer>/<weight path>``) -> the graph, by layer name."""
     if not isinstance(group, h5py.Group):
         raise Refused("'model_weights' is not a group")
-    model = _rebuilt(graph, warnings)
+    stored = {new: old for old, new in renamed.items()}
+
+    def declared(engine) -> Iterator[Declared]:
+        # Legacy files group a sub-model's weights under its own top-level name.
+        for layer in graph.layers.values():
+            if not _is_operation(layer) and layer.class_name != INPUT_CLASS:
+                key = f"model_weights/{stored.get(layer.name, layer.name)}"
+                yield layer.name, _declared_weights(engine, graph, layer.name), held.get(key, 0)
+
+    model = _rebuilt(graph, warnings, declared)
     if model is None:
         return
     objects = dict(_legacy_objects(graph, model))

@@ -1384,3 +1384,30 @@ def test_a_project_of_ten_thousand_layer_calls_saves_and_opens(tmp_path):
     assert len(loaded.nodes) == count
     assert loaded.nodes_of_layer("relu_9999") == ["n9999"]
     assert loaded.inputs_of("n9999")[0].node == "n9998"
+
+
+def _save_repeatedly(path: str, marker: str, times: int) -> None:
+    project = Project(ModelGraph.from_dict(small_graph_dict()), {"marker": marker})
+    for _ in range(times):
+        save_project(project, path)
+
+
+def test_two_processes_saving_one_project_at_once_leave_a_whole_file(tmp_path):
+    """Say `train --update-project` finishing while the editor saves: one wins, the file is never torn."""
+    import multiprocessing
+
+    path = tmp_path / "raced.kproj"
+    save_project(Project(ModelGraph.from_dict(small_graph_dict())), path)
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_save_repeatedly, args=(str(path), m, 40)) for m in ("editor", "trainer")]
+    for writer in writers:
+        writer.start()
+    seen = set()
+    while any(w.is_alive() for w in writers):
+        seen.add(load_project(path).training.get("marker"))  # every read in between is whole too
+    for writer in writers:
+        writer.join()
+        assert writer.exitcode == 0
+    assert load_project(path).training["marker"] in {"editor", "trainer"}
+    assert seen <= {None, "editor", "trainer"}
+    assert temp_files(tmp_path) == []

@@ -283,3 +283,19 @@ def test_the_depth_limit_follows_the_project_format(monkeypatch):
     levels = keras_file.max_submodel_levels()
     monkeypatch.setattr(project_format, "MAX_JSON_DEPTH", project_format.MAX_JSON_DEPTH + 30)
     assert keras_file.max_submodel_levels() == levels + 10
+
+
+def test_a_layer_config_too_deep_for_a_project_is_refused_though_its_levels_fit(tmp_path):
+    # Within the config's own limit, but project.json would nest more than 128 levels.
+    config = mnist_config(3)
+    deep: Any = 0
+    for _ in range(project_format.MAX_JSON_DEPTH):
+        deep = [deep]
+    config["config"]["layers"][1]["config"]["kernel_initializer"] = {"class_name": "Constant", "config": {"value": deep}}
+    path = tmp_path / "deep_config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelImportError) as caught:
+        import_model(path)
+    assert str(caught.value) == (
+        "deep_config.json: the config of layer 'dense_1' nests too deeply: a project nests at most 128 levels"
+    )

@@ -252,7 +252,18 @@ def _check_depth(graph: ModelGraph) -> None:
     # The levels fit; a layer's own config may still nest too deeply to be saved.
     most = project.MAX_JSON_DEPTH
     if safe_io.json_depth({"graph": graph.to_dict()}, most) > most:
-        raise Refused(f"the model's layer configs nest too deeply: a project nests at most {most} levels")
+        deepest = max(_all_layers(graph), key=lambda item: safe_io.json_depth(item[1].config, most))
+        raise Refused(
+            f"the config of layer '{deepest[0]}' nests too deeply: a project nests at most {most} levels"
+        )
+
+
+def _all_layers(graph: ModelGraph, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+    """Every layer, sub-models' included, labelled ``sub-model/layer``."""
+    for layer in graph.layers.values():
+        yield f"{prefix}{layer.name}", layer
+        if layer.submodel is not None:
+            yield from _all_layers(layer.submodel, f"{prefix}{layer.name}/")
 
 
 # ================================================================== .keras

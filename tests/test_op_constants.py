@@ -278,3 +278,32 @@ def test_layer_configs_read_constants_as_bounded_plain_data():
     assert problem.startswith("mean: ") and "more than 1,000,000" in problem
     (problem,) = check_config("Normalization", {"mean": code})
     assert "holds dict values" in problem
+
+
+@pytest.mark.parametrize("module", ["resnet50", "densenet"])
+def test_savedmodel_and_onnx_hold_the_constants_as_values(module, tmp_path):
+    """A traced export keeps the constants inside the graph, not as extra inputs to feed."""
+    import tensorflow as tf
+
+    from builder_app.exporters.saved_model import export_savedmodel
+
+    original = preprocessed(module)
+    graph = import_model(_saved(original, tmp_path)).project.graph
+    inputs = np.random.default_rng(4).uniform(0, 255, size=(2, 224, 224, 3)).astype("float32")
+    expected = np.asarray(original(inputs, training=False))
+
+    export_savedmodel(graph, tmp_path / "served")
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_allclose(np.asarray(served.serve(inputs)), expected, rtol=0, atol=1e-4)
+
+    pytest.importorskip("tf2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from builder_app.exporters.onnx_export import export_onnx
+
+    export_onnx(graph, tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    (name,) = [i.name for i in session.get_inputs()]  # the image only
+    (got,) = session.run(None, {name: inputs})
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)

@@ -134,26 +134,31 @@ def constant_problem(value: Any) -> str | None:
 
 
 def _made_constant(value: Mapping[str, Any]) -> Any:
-    """The array a recorded constant stands for, as Keras itself makes it when loading."""
+    """The array a recorded constant stands for: a read-only NumPy array of its dtype.
+
+    NumPy for both kinds, never a backend tensor: Keras's operations take either, a
+    model traced for SavedModel or ONNX then holds the values as a constant (an
+    eager tensor would be captured as an extra graph input), and the model saves
+    it as ``__numpy__``, which Keras loads in safe mode.
+    """
     entry = _made.get(id(value))
     if entry is not None and entry[0] is value:
         return entry[1]
     problem = constant_problem(value)
     if problem is not None:
         raise CallError(problem)
+    import numpy as np
+
+    from builder_app.core.keras_compat import import_keras
+
+    import_keras()  # registers bfloat16 with NumPy (ml_dtypes)
     config = value["config"]
     try:
-        if value["class_name"] == "__numpy__":
-            import numpy as np
-
-            made = np.array(config["value"], dtype=config["dtype"])
-        else:
-            from builder_app.core.keras_compat import import_keras
-
-            made = import_keras().ops.convert_to_tensor(config["value"], dtype=config["dtype"])
-    except Exception as exc:  # noqa: BLE001 - out of range for the dtype, in NumPy's or Keras's words
+        made = np.array(config["value"], dtype=config["dtype"])
+    except Exception as exc:  # noqa: BLE001 - out of range for the dtype, in NumPy's words
         problem = f"a constant array cannot be made as {config['dtype']}: {str(exc)[:120]}"
         raise CallError(problem) from None
+    made.flags.writeable = False
     if len(_made) > 1000:
         _made.clear()
     _made[id(value)] = (value, made)

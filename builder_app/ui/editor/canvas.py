@@ -18,6 +18,7 @@ their ends (:class:`~builder_app.core.routing.Router`, rebuilt when a box moves)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -258,11 +259,7 @@ class _Box(QtWidgets.QGraphicsItem):
         painter.setPen(QtGui.QPen(border, width))
         painter.setBrush(fill)
         painter.drawRoundedRect(rect, 6, 6)
-        header = QtGui.QPainterPath()
-        header.addRoundedRect(QtCore.QRectF(0.5, 0.5, rect.width() - 1, HEADER), 5.5, 5.5)
-        clip = QtGui.QPainterPath()
-        clip.addRect(QtCore.QRectF(0, 0, rect.width(), HEADER))
-        painter.fillPath(header.intersected(clip), accent)
+        painter.fillPath(_header_path(rect.width()), accent)
 
     def _paint_title(self, painter: QtGui.QPainter, title: str, badges: list[tuple[str, QtGui.QColor]]) -> None:
         """The title in the header; badges at the header's right end (top to bottom) or above it."""
@@ -710,6 +707,16 @@ class WireItem(QtWidgets.QGraphicsPathItem):
         painter.setFont(self._scene.fonts.small)
         painter.setPen(colors.text)
         painter.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, self.label)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_path(width: float) -> QtGui.QPainterPath:
+    """A box's header band, rounded at the top: a path intersection, made once per width."""
+    header = QtGui.QPainterPath()
+    header.addRoundedRect(QtCore.QRectF(0.5, 0.5, width - 1, HEADER), 5.5, 5.5)
+    clip = QtGui.QPainterPath()
+    clip.addRect(QtCore.QRectF(0, 0, width, HEADER))
+    return header.intersected(clip)
 
 
 def _curve(a: QtCore.QPointF, b: QtCore.QPointF, direction: str = "LR") -> QtGui.QPainterPath:

@@ -120,16 +120,19 @@ def constant_problem(value: Any) -> str | None:
             f"a constant array of shape {tuple(shape)} holds more than "
             f"{MAX_CONSTANT_ELEMENTS:,} numbers"
         )
-    stack = [(data, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth == len(shape):
-            if not isinstance(item, int | float):
-                return f"a constant array holds {type(item).__name__} values, not numbers"
-        elif not isinstance(item, list) or len(item) != shape[depth]:
-            return f"a constant array is not rectangular (its shape starts as {tuple(shape)})"
-        else:
-            stack.extend((v, depth + 1) for v in item)
+    # Level by level (list.extend and map run in C: a million numbers take ~0.1 s).
+    level = [data]
+    for size in shape:
+        inner: list[Any] = []
+        for item in level:
+            if not isinstance(item, list) or len(item) != size:
+                return f"a constant array is not rectangular (its shape starts as {tuple(shape)})"
+            inner.extend(item)
+        level = inner
+    kinds = set(map(type, level))
+    if not kinds <= {int, float, bool}:
+        odd = next(k for k in kinds if k not in (int, float, bool))
+        return f"a constant array holds {odd.__name__} values, not numbers"
     return None
 
 

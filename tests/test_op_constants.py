@@ -263,6 +263,14 @@ def _constants_in(value) -> list[dict]:
     return []
 
 
+def test_a_constant_naming_a_module_is_refused():
+    value = {"class_name": "__tensor__", "config": {"value": [1.0], "dtype": "float32"}}
+    assert constant_problem(value) is None
+    assert "module" in constant_problem({**value, "module": "os"})
+    assert "registered_name" in constant_problem({**value, "registered_name": "evil"})
+    assert "fn" in constant_problem({**value, "config": {**value["config"], "fn": "os.system"}})
+
+
 def test_layer_configs_read_constants_as_bounded_plain_data():
     small = {"class_name": "__tensor__", "config": {"value": [0.5, 0.25], "dtype": "float32"}}
     big = {

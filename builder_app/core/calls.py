@@ -104,6 +104,12 @@ def constant_problem(value: Any) -> str | None:
     config = value.get("config") if isinstance(value, Mapping) else None
     if not isinstance(config, Mapping) or "value" not in config:
         return "a constant array needs a 'config' with its 'value'"
+    # Keras writes these fields only: a module or a registered name would name code.
+    extra = sorted(
+        str(k) for k in (set(value) - {"class_name", "config"}) | (set(config) - {"value", "dtype"})
+    )
+    if extra:
+        return f"a constant array holds fields Keras never writes: {', '.join(extra)[:80]}"
     dtype = config.get("dtype")
     if not isinstance(dtype, str) or dtype not in CONSTANT_DTYPES:
         return f"a constant array's dtype must be one of {', '.join(sorted(CONSTANT_DTYPES))}, not {str(dtype)[:40]!r}"

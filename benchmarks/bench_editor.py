@@ -134,7 +134,6 @@ def _move_ms(window, repeats: int = 5) -> float:
 def _resnet_overview(window, directory: Path) -> list[tuple[str, str]]:
     """ResNet50 as imported (collapsed blocks, folded overview): scene build and repaint at fit."""
     import keras
-
     from PySide6 import QtWidgets
 
     from builder_app.importers.keras_file import import_model

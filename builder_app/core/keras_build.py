@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 
 from builder_app.core import catalog, keras_compat
 from builder_app.core.calls import call_arguments, template_ports
-from builder_app.core.messages import clean_message
+from builder_app.core.messages import NodeError, clean_message
+from builder_app.core.text import format_shape
 
 # Facts about call templates, by identity: a node's template is replaced, never
 # mutated, so the object itself is the key (and is kept alive by the entry).
@@ -183,7 +184,11 @@ def build_layer(state: LayerState, args, kwargs) -> list[TensorType]:
             recorded = True
         except Exception:  # noqa: BLE001 - retried below with real weights
             recorded = False
+    # Checked before anything is allocated: export and the real build below
+    # would create these weights.
+    check_declared_sizes(instance, records.declared)
     if recorded:
+        check_initializers(instance, records.declared)
         existing = instance.weights  # created outside build (in __init__), real
         state.params = sum(n for n, _ in records) + sum(math.prod(w.shape) for w in existing)
         state.trainable_params = sum(n for n, t in records if t) + sum(
@@ -201,6 +206,136 @@ def build_layer(state: LayerState, args, kwargs) -> list[TensorType]:
     state.params = fresh.count_params()
     state.trainable_params = sum(math.prod(w.shape) for w in fresh.trainable_weights)
     return call_outputs(fresh, args, kwargs)
+
+
+#: The most elements one weight may have, and one sample of a node's output: 2**31 - 1.
+#: Shape inference records weights without creating them, so any size validates;
+#: exporting, training or ``export --check`` creates them. TensorFlow indexes many
+#: kernels with 32-bit integers, and 2**31 float32 elements are 8 GiB: a model past
+#: this is a typo (``units=10**12``), and a node error says so before anything is
+#: allocated.
+MAX_ELEMENTS = 2**31 - 1
+
+#: An initializer whose config values are all scalars depends on the shape only
+#: through its rank (and fans): it is probed on a shape of at most this much a side.
+_SHAPE_FREE_PROBE_LIMIT = 2
+#: The largest weight an initializer that depends on the exact shape (a list value,
+#: an STFT window) is probed on; larger ones are not probed.
+_EXACT_PROBE_LIMIT = 2**22
+# Initializer config (and probe shape, dtype) -> the failure, or None.
+_probed: dict[tuple[str, str, tuple[int, ...], str], str | None] = {}
+
+
+def check_declared_sizes(instance: Any, declared: list[keras_compat.DeclaredWeight]) -> None:
+    """Refuses a declared weight of more than :data:`MAX_ELEMENTS` elements.
+
+    Raises:
+        NodeError: One sentence naming the layer, the weight and its shape.
+    """
+    for weight in declared:
+        size = math.prod(d or 1 for d in weight.shape)
+        if size > MAX_ELEMENTS:
+            raise NodeError(
+                f"{type(instance).__name__} '{instance.name}': its weight "
+                f"'{weight.name or 'weight'}' of shape {tuple(weight.shape)} would have "
+                f"{size:,} elements, more than the {MAX_ELEMENTS:,} (2**31 - 1) a weight may have"
+            )
+
+
+def check_initializers(instance: Any, declared: list[keras_compat.DeclaredWeight]) -> None:
+    """Runs each declared weight's initializer on a small shape, as export would on the real one.
+
+    A recording build never calls the initializers, so an argument of the wrong
+    type (``RandomNormal(mean="zero")``, a list where a number belongs) would first
+    fail when the model is exported. Results are cached by the initializer's config.
+
+    Raises:
+        NodeError: One sentence naming the layer, the weight and Keras's reason.
+    """
+    keras = import_keras()
+    for weight in declared:
+        if weight.initializer is None:  # Keras's default (glorot_uniform or zeros)
+            continue
+        failure = _probe_initializer(keras, weight, instance)
+        if failure is not None:
+            raise NodeError(
+                f"{type(instance).__name__} '{instance.name}': the initializer of its weight "
+                f"'{weight.name or 'weight'}' fails: {failure}"
+            )
+
+
+def _probe_initializer(keras: Any, weight: keras_compat.DeclaredWeight, instance: Any) -> str | None:
+    try:
+        initializer = keras.initializers.get(weight.initializer)
+        if not isinstance(initializer, keras.initializers.Initializer):
+            return None  # a plain callable: not from a config
+        config = initializer.get_config()
+        dtype = keras.backend.standardize_dtype(weight.dtype or instance.variable_dtype)
+    except Exception as exc:  # noqa: BLE001 - Keras's refusal, in its words
+        return clean_message(exc)
+    if any(d is None for d in weight.shape):
+        return None  # not a shape an initializer is called with
+    name = type(initializer).__name__
+    shape = tuple(int(d) for d in weight.shape)
+    exact = name == "STFT" or not all(
+        v is None or isinstance(v, bool | int | float | str) for v in config.values()
+    )
+    if not exact:
+        shape = tuple(min(d, _SHAPE_FREE_PROBE_LIMIT) for d in shape)
+    elif math.prod(shape) > _EXACT_PROBE_LIMIT:
+        return None
+    try:
+        key = (name, json.dumps(config, sort_keys=True), shape, dtype)
+    except TypeError:  # a value JSON cannot write: probe it every time
+        key = None
+    if key is not None and key in _probed:
+        return _probed[key]
+    try:
+        # A fresh copy: a stateful seed (a SeedGenerator) must not advance.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            type(initializer).from_config(config)(shape, dtype=dtype)
+        failure = None
+    except Exception as exc:  # noqa: BLE001 - whatever the initializer raises
+        failure = clean_message(exc)
+    if key is not None:
+        if len(_probed) > 10_000:
+            _probed.clear()
+        _probed[key] = failure
+    return failure
+
+
+def check_output_sizes(outputs: list[TensorType]) -> str | None:
+    """Why one of these outputs is too big (more than :data:`MAX_ELEMENTS` a sample), or None."""
+    for tensor in outputs:
+        size = math.prod(d or 1 for d in tensor.shape[1:])
+        if size > MAX_ELEMENTS:
+            return (
+                f"its output {format_shape(tensor.shape)} would have {size:,} elements a sample, "
+                f"more than the {MAX_ELEMENTS:,} (2**31 - 1) a tensor may have"
+            )
+    return None
+
+
+def check_submodel_inputs(
+    model_name: str, input_names: list[str], expected: list[TensorType], given: list[TensorType]
+) -> None:
+    """Checks the inputs of a sub-model call as calling a Keras functional model does.
+
+    That call first checks each tensor against the model's ``input_spec``: its
+    Input's shape, with any batch size (and a last axis of 1 that may be missing
+    or extra). The layers inside may accept more (a Dense takes any rank), so
+    without this check export would be the first to refuse the call.
+
+    Raises:
+        ValueError: Keras's message naming the input and both shapes.
+    """
+    keras = import_keras()
+    specs = [
+        keras.InputSpec(shape=(None, *t.shape[1:]) if t.shape else (), allow_last_axis_squeeze=True, name=name)
+        for t, name in zip(expected, input_names, strict=True)
+    ]
+    keras_compat.assert_input_compatibility(specs, [_Spec(t) for t in given], model_name)
 
 
 #: Stands for the input spec of a keras.ops operation (they have none to check).

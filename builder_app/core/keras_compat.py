@@ -81,7 +81,11 @@ def import_keras():
             shape = tuple(bound.arguments.get("shape") or ())
             trainable = bool(bound.arguments.get("trainable", True)) and self.trainable
             records.append((math.prod(shape), trainable))
-            return DeclaredWeight(shape, bound.arguments.get("dtype"), trainable)
+            weight = DeclaredWeight(shape, bound.arguments.get("dtype"), trainable)
+            weight.name = bound.arguments.get("name")
+            weight.initializer = bound.arguments.get("initializer")
+            records.declared.append(weight)
+            return weight
 
         add_weight.__wrapped__ = original
         layer_class.add_weight = add_weight
@@ -94,10 +98,12 @@ def recording_weights() -> Iterator[list[tuple[int, bool]]]:
     """While inside, ``add_weight`` creates no variable: it records (size, trainable).
 
     Yields:
-        The list the declared weights are appended to (this thread's only).
+        The list the declared weights are appended to (this thread's only); its
+        ``declared`` attribute holds the :class:`DeclaredWeight` objects, whose
+        shapes and initializers can be checked without creating the weights.
     """
     import_keras()
-    records: list[tuple[int, bool]] = []
+    records = _Records()
     _recording.records = records
     try:
         yield records
@@ -105,13 +111,26 @@ def recording_weights() -> Iterator[list[tuple[int, bool]]]:
         _recording.records = None
 
 
+class _Records(list):
+    """(size, trainable) of each declared weight, and the weights themselves."""
+
+    def __init__(self):
+        super().__init__()
+        self.declared: list[DeclaredWeight] = []
+
+
 class DeclaredWeight:
-    """Stands for a weight during a recording build: only its shape is known."""
+    """Stands for a weight during a recording build: only its shape is known.
+
+    ``name`` and ``initializer`` are what ``add_weight`` was given (either may be None).
+    """
 
     def __init__(self, shape: tuple[int, ...], dtype: Any, trainable: bool):
         self.shape = shape
         self.dtype = dtype
         self.trainable = trainable
+        self.name: str | None = None
+        self.initializer: Any = None
 
     def __repr__(self) -> str:
         return f"<declared weight {self.shape}>"

@@ -31,6 +31,17 @@ def problems_message(graph: ModelGraph, problems: list[tuple[str | None, str]]) 
     return f"the model is not valid: {where}{message}{more}"
 
 
+def shared_input_message(graph: ModelGraph, node_id: str) -> str:
+    """An Input layer with more than one node: Keras makes one tensor of an InputLayer."""
+    node = graph.node(node_id)
+    calls = graph.nodes_of_layer(node.layer)
+    return (
+        f"Input '{graph.label(node_id)}': the Input layer '{node.layer}' has {len(calls)} nodes, "
+        f"but an Input is one tensor of the model; give each node its own Input layer "
+        f"or wire every consumer from one node"
+    )
+
+
 def count_of(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -56,6 +67,9 @@ def clean_message(exc: BaseException) -> str:
     text = re.sub(r"^Error when deserializing class '\w+' using config=.*?Exception encountered: ", "", text, flags=re.S)
     text = re.sub(r"^Exception encountered: ", "", text)
     text = text.replace(" with name 'None'", "")
+    # TensorFlow's eager errors: "{{function_node __wrapped__Mul_device_...}} Incompatible shapes [Op:Mul] name: "
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:\w+\](?:\s*name:.*)?$", "", text, flags=re.S)
     text = re.sub(r"\s+", " ", text).strip()
     if len(text) > 400:
         text = text[:397] + "..."

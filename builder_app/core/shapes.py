@@ -42,6 +42,8 @@ from builder_app.core.keras_build import (
     call_facts,
     call_key,
     call_outputs,
+    check_output_sizes,
+    check_submodel_inputs,
     import_keras,
     instantiate,
     is_operation,
@@ -56,6 +58,7 @@ from builder_app.core.messages import (
     count_of,
     describe_failure,
     node_warnings,
+    shared_input_message,
 )
 
 #: The usual call: one tensor, nothing else.
@@ -286,6 +289,10 @@ class ShapeEngine:
             found.append(outputs[0] if outputs else None)
         return found
 
+    def input_names(self) -> list[str]:
+        """The layer names of the model's Input nodes, in Keras order."""
+        return [self.graph.node(n).layer for n in self.graph.model_inputs()]
+
     def _model_output_refs(self) -> list[PortRef]:
         counts = {n: len(r.outputs or [None]) for n, r in self._results.items()}
         return self.graph.model_outputs(counts)
@@ -366,7 +373,7 @@ class ShapeEngine:
                 continue
             dirty.discard(node_id)
             old = self._results.get(node_id)
-            new = self._compute(node_id, index)
+            new = _sized(self.graph, node_id, self._compute(node_id, index))
             self._results[node_id] = new
             layer = nodes[node_id].layer
             if firsts.get(layer) == node_id:
@@ -416,6 +423,9 @@ class ShapeEngine:
         graph = self.graph
         layer = graph.layer_of(node_id)
         if layer.class_name == INPUT_CLASS:
+            if len(graph._layer_nodes[layer.name]) > 1:
+                # Keras makes one tensor of an InputLayer: a second node cannot be exported.
+                return NodeResult(errors=[shared_input_message(graph, node_id)])
             return _input_result(layer.name, layer.config)
         try:
             inputs = self._gather_inputs(node_id)
@@ -601,6 +611,9 @@ class ShapeEngine:
             return result
         given = [inputs[i][1] for i in range(len(expected))]
         try:
+            if given != expected:
+                # What calling a Keras functional model checks first: its Inputs' specs.
+                check_submodel_inputs(layer.name, engine.input_names(), expected, given)
             if given == expected:
                 result.outputs = [t for t in engine.output_types() if t is not None]
             else:
@@ -674,6 +687,23 @@ def _input_result(name: str, config: Mapping[str, Any]) -> NodeResult:
     except Exception:  # noqa: BLE001
         return NodeResult(errors=[f"Input '{name}': unknown dtype {dtype!r}"])
     return NodeResult(outputs=[TensorType(as_shape(shape), dtype)], params=0, trainable_params=0)
+
+
+def _sized(graph: ModelGraph, node_id: str, result: NodeResult) -> NodeResult:
+    """The result, or an error when an output is too big to ever be made (see MAX_ELEMENTS).
+
+    Shapes are computed without tensors, so any size is inferred; exporting with
+    ``--check``, training or running the model would allocate it.
+    """
+    if result.outputs:
+        problem = check_output_sizes(result.outputs)
+        if problem is not None:
+            return NodeResult(
+                params=result.params,
+                trainable_params=result.trainable_params,
+                errors=[f"'{graph.label(node_id)}': {problem}"],
+            )
+    return result
 
 
 def _holds(graph: ModelGraph, wanted: ModelGraph) -> bool:

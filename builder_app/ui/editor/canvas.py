@@ -286,8 +286,10 @@ class _Box(QtWidgets.QGraphicsItem):
         shown = fonts.title_metrics.elidedText(title, QtCore.Qt.TextElideMode.ElideRight, title_rect.width())
         painter.drawText(title_rect, QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft, shown)
 
-    def _paint_lines(self, painter: QtGui.QPainter, left: str, right: str, second: str) -> None:
-        """The class line (with a right-aligned note) and the settings line below the header."""
+    def _paint_lines(
+        self, painter: QtGui.QPainter, left: str, right: str, second: str, pill: str = ""
+    ) -> None:
+        """The class line (with a right-aligned note) and the settings line (with a pill) below the header."""
         fonts = self._scene.fonts
         colors = self._scene.colors
         width = self._size[0]
@@ -304,9 +306,19 @@ class _Box(QtWidgets.QGraphicsItem):
             painter.setFont(fonts.small)
             note = QtCore.QRectF(width - 10 - note_width, HEADER + 3, note_width, 17)
             painter.drawText(note, QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter, right)
+        pill_width = metrics.horizontalAdvance(pill) + 10 if pill else 0.0
+        if pill:  # at the settings line's right end, where it never hides the title
+            box = QtCore.QRectF(width - 8 - pill_width, HEADER + 22.5, pill_width, 13)
+            painter.setPen(QtCore.Qt.PenStyle.NoPen)
+            painter.setBrush(theme.WARNING)
+            painter.drawRoundedRect(box, 6, 6)
+            painter.setFont(fonts.small)
+            painter.setPen(QtGui.QColor("#ffffff"))
+            painter.drawText(box, QtCore.Qt.AlignmentFlag.AlignCenter, pill)
+            painter.setPen(colors.muted)
         if second:
             painter.setFont(fonts.body)
-            line = QtCore.QRectF(10, HEADER + 20, width - 20, 17)
+            line = QtCore.QRectF(10, HEADER + 20, width - 20 - (pill_width + 4 if pill else 0), 17)
             painter.drawText(line, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
                              body.elidedText(second, QtCore.Qt.TextElideMode.ElideRight, line.width()))
 
@@ -403,10 +415,9 @@ class NodeItem(_Box):
             badges.append(("output", colors.muted))
         if face.shared:
             badges.append((f"shared {face.shared[0]}/{face.shared[1]}", accent))
-        if face.trains_differently:
-            badges.append(("train≠infer", theme.WARNING))
         self._paint_title(painter, face.title, badges)
-        self._paint_lines(painter, face.detail, face.params, face.settings)
+        pill = "train≠infer" if face.trains_differently else ""
+        self._paint_lines(painter, face.detail, face.params, face.settings, pill)
         if any(face.inputs):
             painter.setFont(self._scene.fonts.small)
             painter.setPen(colors.muted)

@@ -9,6 +9,7 @@ and export.
 """
 
 import json
+import runpy
 
 import pytest
 
@@ -26,6 +27,7 @@ from builder_app.core.ops import (
 )
 from builder_app.core.project import Project, save_project
 from builder_app.core.shapes import ShapeEngine
+from builder_app.exporters.python_code import python_source
 
 
 def chain(name: str, specs: list[tuple[str, dict]]) -> tuple[ModelGraph, list[str]]:
@@ -205,6 +207,24 @@ def test_initializers_keras_accepts_stay_valid_and_build():
     engine.close()
     kernel = build_keras_model(graph).get_layer("dense").kernel.numpy()
     assert kernel.tolist() == [[1.0, 2.0, 3.0]] * 4
+
+
+def test_objects_written_without_their_module_export_to_python(tmp_path):
+    """A config written by hand names no module; Keras finds the class by the argument."""
+    config = {
+        "units": 3,
+        "kernel_initializer": {"class_name": "Constant", "config": {"value": [1.0, 2.0, 3.0]}},
+        "bias_initializer": {"class_name": "RandomNormal", "config": {"mean": 1.0, "seed": 7}},
+        "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.5}},
+        "kernel_constraint": {"class_name": "MaxNorm", "config": {"max_value": 2.0}},
+    }
+    graph, _ = chain("by_hand", [("InputLayer", {"batch_shape": [None, 4]}), ("Dense", config)])
+    path = tmp_path / "model.py"
+    path.write_text(python_source(graph))
+    rebuilt = runpy.run_path(str(path))["build_model"]().get_layer("dense")
+    original = build_keras_model(graph).get_layer("dense")
+    assert rebuilt.get_config() == original.get_config()
+    assert rebuilt.kernel.numpy().tolist() == [[1.0, 2.0, 3.0]] * 4
 
 
 # ------------------------------------------------------------ absurd sizes

@@ -72,6 +72,12 @@ _NESTED_OBJECT_MODULES = {
     "keras.regularizers": "regularizers",
     "keras.constraints": "constraints",
 }
+# The namespace of an object serialized without its module, by the argument's name.
+_NAMESPACE_BY_SUFFIX = (
+    ("initializer", "initializers"),
+    ("regularizer", "regularizers"),
+    ("constraint", "constraints"),
+)
 # Config keys holding a nested layer (Bidirectional, TimeDistributed, RNN).
 _LAYER_ARGS = {"layer", "backward_layer", "cell"}
 # Leading required arguments that a bare value would not explain: always keywords
@@ -231,6 +237,12 @@ class _ValueWriter:
         config = value.get("config") or {}
         if module in _NESTED_OBJECT_MODULES:
             return self.keras_object(_NESTED_OBJECT_MODULES[module], class_name, config, key)
+        if module is None:
+            # Written without its module (by hand, in a project): Keras resolves the
+            # class with the getter of the argument, which its name says.
+            for suffix, namespace in _NAMESPACE_BY_SUFFIX:
+                if key.endswith(suffix):
+                    return self.keras_object(namespace, class_name, config, key)
         if (isinstance(module, str) and module.startswith("keras.layers")) or key in _LAYER_ARGS:
             return _layer_constructor(class_name, config, config.get("name"), self.where)
         if key == "dtype" or key.endswith("_dtype"):

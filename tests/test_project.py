@@ -1399,7 +1399,7 @@ def test_two_processes_saving_one_project_at_once_leave_a_whole_file(tmp_path):
     path = tmp_path / "raced.kproj"
     save_project(Project(ModelGraph.from_dict(small_graph_dict())), path)
     context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_save_repeatedly, args=(str(path), m, 40)) for m in ("editor", "trainer")]
+    writers = [context.Process(target=_save_repeatedly, args=(str(path), m, 150)) for m in ("editor", "trainer")]
     for writer in writers:
         writer.start()
     seen = set()

@@ -39,11 +39,18 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], 
     target = Path(path)
     tmp_path, handle = _open_temp(target)
     try:
-        with handle:
+        try:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_path, target)
+            if fcntl is not None:
+                # Renamed while still open, so still locked: another process
+                # cleaning stale temporary files never takes it in between.
+                os.replace(tmp_path, target)
+        finally:
+            handle.close()
+        if fcntl is None:  # pragma: no cover - Windows cannot rename an open file
+            os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_path)
@@ -84,7 +91,28 @@ def _temp_prefix(target: Path) -> str:
 
 
 def _open_temp(target: Path) -> tuple[Path, IO[bytes]]:
-    """Creates and locks a fresh temporary file beside ``target``."""
+    """Creates and locks a fresh temporary file beside ``target``.
+
+    Between creating the file and locking it, a cleaner in another process may
+    take it for a killed save's and remove it; such a file is noticed once locked
+    (the name no longer leads to it) and another one is made.
+    """
+    for _ in range(100):
+        tmp_path, handle = _create_temp(target)
+        if _still_there(tmp_path, handle):
+            return tmp_path, handle
+        handle.close()
+    raise FileExistsError(f"cannot keep a temporary file beside {target}")  # pragma: no cover
+
+
+def _still_there(path: Path, handle: IO[bytes]) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except OSError:
+        return False
+
+
+def _create_temp(target: Path) -> tuple[Path, IO[bytes]]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
         tmp_path = target.parent / f"{_temp_prefix(target)}{secrets.token_hex(_TEMP_TOKEN_HEX // 2)}.tmp"
@@ -105,8 +133,9 @@ def _open_temp(target: Path) -> tuple[Path, IO[bytes]]:
         raise
     try:
         if fcntl is not None:
+            # Blocking: the only other holder can be a cleaner's momentary check.
             with contextlib.suppress(OSError):  # a file system without locks
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp_path, stat.S_IMODE(os.stat(target).st_mode))
     except BaseException:

@@ -361,7 +361,9 @@ def block_boundary(graph: ModelGraph, nodes: Iterable[str]) -> tuple[list[PortRe
     missing = sorted(n for n in members if n not in graph.nodes)
     if missing:
         raise ValueError(f"display block: there is no node '{missing[0]}' in the graph")
-    order = [n for n in graph.topological_order() if n in members]
+    # The graph's topological index: a block costs its own size, not the graph's.
+    index = graph.topological_index()
+    order = sorted(members, key=index.__getitem__)
     inputs: dict[PortRef, None] = {}
     for n in order:
         sources: Mapping[int, PortRef] = graph.inputs_of(n)
@@ -374,7 +376,10 @@ def block_boundary(graph: ModelGraph, nodes: Iterable[str]) -> tuple[list[PortRe
         for e in graph.consumers_of(n)
         if e.dst not in members
     }
-    leaving |= {ref for ref in graph.model_outputs() if ref.node in members}
-    rank = {n: i for i, n in enumerate(order)}
-    outputs = sorted(leaving, key=lambda ref: (rank[ref.node], ref.port))
+    explicit = graph.explicit_outputs()
+    if explicit:
+        leaving |= {ref for ref in explicit if ref.node in members}
+    else:  # as graph.model_outputs(): every node that feeds nothing, read from the block alone
+        leaving |= {PortRef(n, 0) for n in order if not graph.consumers_of(n) and not graph.is_input(n)}
+    outputs = sorted(leaving, key=lambda ref: (index[ref.node], ref.port))
     return list(inputs), outputs

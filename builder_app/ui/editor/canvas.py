@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core.costs import model_costs
+from builder_app.core.display_blocks import block_boundary
 from builder_app.core.events import Change, ChangeKind
 from builder_app.core.face_text import differs_in_training, key_settings
 from builder_app.core.graph import (
@@ -595,25 +596,12 @@ def block_summary(graph: ModelGraph, members: Iterable[str], result) -> BlockSum
     so a scene summing up twenty blocks of a big model reads each node once.
     """
     index = graph.topological_index()
-    inside = {n for n in members if n in index}
-    order = sorted(inside, key=index.__getitem__)
-    inputs: dict[PortRef, None] = {}
-    outputs: dict[PortRef, None] = {}
-    model_outputs = graph.explicit_outputs()
+    order = sorted((n for n in members if n in index), key=index.__getitem__)
+    inputs, outputs = block_boundary(graph, order)
     layers: dict[str, None] = {}
     params = 0
     errors: list[str] = []
     for node_id in order:
-        for ref in graph.inputs_of(node_id).values():
-            if ref.node not in inside:
-                inputs.setdefault(PortRef(ref.node, ref.port))
-        consumers = graph.consumers_of(node_id)
-        for edge in consumers:
-            if edge.dst not in inside:
-                outputs.setdefault(PortRef(node_id, edge.src_port))
-        outputs.update((ref, None) for ref in model_outputs if ref.node == node_id)
-        if not consumers and not model_outputs:
-            outputs.setdefault(PortRef(node_id, 0))
         layer = graph.node(node_id).layer
         found = result(node_id)
         if layer not in layers:
@@ -1002,23 +990,21 @@ class GraphScene(QtWidgets.QGraphicsScene):
         src_block, dst_block = self._collapsed_of.get(edge.src), self._collapsed_of.get(edge.dst)
         if src_block is not None and src_block is dst_block:
             return None
-        if src_block is not None:
-            ref = PortRef(edge.src, edge.src_port)
-            a = src_block.output_pos(src_block.outputs.index(ref)) if ref in src_block.outputs else src_block.output_pos(0)
-        else:
-            src = self.items_by_id.get(edge.src)
-            if src is None:
-                return None
-            a = src.output_pos(edge.src_port)
-        if dst_block is not None:
-            ref = PortRef(edge.src, edge.src_port)
-            b = dst_block.input_pos(dst_block.inputs.index(ref)) if ref in dst_block.inputs else dst_block.input_pos(0)
-        else:
-            dst = self.items_by_id.get(edge.dst)
-            if dst is None:
-                return None
-            b = dst.input_pos(edge.dst_port)
-        return a, b
+        tensor = PortRef(edge.src, edge.src_port)
+        a = self._end(edge.src, edge.src_port, src_block, tensor, output=True)
+        b = self._end(edge.dst, edge.dst_port, dst_block, tensor, output=False)
+        return None if a is None or b is None else (a, b)
+
+    def _end(self, node_id: str, port: int, block, tensor: PortRef, output: bool) -> QtCore.QPointF | None:
+        """One end of a wire: the node's port, or the port its collapsed block gives the tensor."""
+        if block is not None:
+            ports = block.outputs if output else block.inputs
+            index = ports.index(tensor) if tensor in ports else 0
+            return block.output_pos(index) if output else block.input_pos(index)
+        item = self.items_by_id.get(node_id)
+        if item is None:
+            return None
+        return item.output_pos(port) if output else item.input_pos(port)
 
     def bends(self, edge: Edge, a: QtCore.QPointF, b: QtCore.QPointF) -> tuple[tuple[float, float], ...]:
         """Bend points taking a wire around the boxes between its ends."""

@@ -28,7 +28,7 @@ from builder_app.core.graph import (
     ModelGraph,
     PortRef,
 )
-from builder_app.core.layout import DEFAULT_SIZE, LAYER_GAP, layered_positions
+from builder_app.core.layout import DEFAULT_SIZE, layered_positions
 
 Size = tuple[float, float]
 
@@ -301,7 +301,6 @@ def overlapping(graph: ModelGraph, sizes: Mapping[str, Size] | None = None) -> b
 
 __all__ = [
     "BLOCK_SIZE",
-    "LAYER_GAP",
     "blocks_ops",
     "collapse_ops",
     "collapsed_of",

@@ -246,9 +246,11 @@ def test_import_runs_on_a_worker_thread_while_the_window_keeps_painting(qtbot, l
     qtbot.waitUntil(lambda: not window.is_importing(), timeout=60_000)
     took = time.perf_counter() - started
     timer.stop()
-    during = [t for t in ticks if t <= started + took]
-    assert returned < 0.1 and took > 0.2
-    assert len(during) >= 0.25 * took / 0.010  # the GUI thread kept running its timers meanwhile
+    during = [t for t in ticks if started + returned <= t <= started + took]
+    # The call returned with the import still running (asserted above), and the GUI
+    # thread kept running its timers meanwhile. No timed thresholds: the machine's
+    # load decides how long each part takes; `python -m benchmarks open` measures them.
+    assert len(during) >= 3
     # The model was shown while its weights were read; then they came into that same document.
     assert job.preview is window.document
     graph = window.document.graph

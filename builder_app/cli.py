@@ -416,7 +416,10 @@ def _train_window(project, args: argparse.Namespace) -> int:
 
     from builder_app.ui.training.window import TrainingWindow
 
+    from builder_app.ui import collector
+
     app = QApplication.instance() or QApplication([])
+    collector.install(app)
     window = TrainingWindow(project)
     if args.data:
         window.data.setCurrentText(args.data)

@@ -13,10 +13,20 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from builder_app.core.project import Project
+from builder_app.ui import collector
 from builder_app.ui.editor.document import KerasLoader
 from builder_app.ui.editor.window import MainWindow
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "resources" / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread():
+    """Garbage of a test is collected here, on the GUI thread, not on a later test's worker thread."""
+    yield
+    app = QtWidgets.QApplication.instance()
+    if app is not None:
+        collector.install(app).check()
 
 
 @pytest.fixture(scope="module")

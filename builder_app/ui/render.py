@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core.atomic import write_atomically
+from builder_app.ui import collector
 from builder_app.core.project import Project
 
 #: Bounds of a rendered PNG (pixels per side, and in all); bigger diagrams are scaled
@@ -26,6 +27,7 @@ def ensure_application() -> QtWidgets.QApplication:
     if app is None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app = QtWidgets.QApplication(["builder-app"])
+    collector.install(app)
     return app  # type: ignore[return-value]
 
 

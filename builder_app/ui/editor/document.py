@@ -31,6 +31,7 @@ from builder_app.core.graph import ModelGraph
 from builder_app.core.ops import Op
 from builder_app.core.project import Project
 from builder_app.core.shapes import NodeResult, ShapeEngine
+from builder_app.ui import collector
 
 #: Models with at least this many nodes get their first shape pass on a worker thread
 #: (on the GUI thread a pass costs about 6 ms a node: ResNet50's 177 froze the window for 1 s).
@@ -139,6 +140,8 @@ class Document(QtCore.QObject):
 
     def __init__(self, project: Project | None = None, parent: QtCore.QObject | None = None):
         super().__init__(parent)
+        # Its worker threads allocate a lot: Python's collector must not run on them.
+        collector.install(QtCore.QCoreApplication.instance())
         self.project = project or Project(ModelGraph("model"))
         editing.place_if_unpositioned(self.project.graph)
         self.undo_stack = QtGui.QUndoStack(self)

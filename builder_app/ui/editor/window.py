@@ -30,7 +30,7 @@ from builder_app.core.project import (
     save_project,
 )
 from builder_app.exporters.registry import EXPORTERS
-from builder_app.ui import theme
+from builder_app.ui import collector, theme
 from builder_app.ui.editor.canvas import GraphScene
 from builder_app.ui.editor.controller import EditorController, Notice, Refusal
 from builder_app.ui.editor.document import Document, KerasLoader
@@ -1102,6 +1102,7 @@ def run_app(project_path: Path | None = None) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["builder-app"])
     app.setApplicationName("builder-app")
     app.setOrganizationName("builder-app")
+    collector.install(app)
     theme.apply_style(app)
     window = MainWindow()
     geometry = settings().value("geometry")

@@ -16,17 +16,28 @@ from builder_app.training.curves import (
     TimeLeft,
     as_integer,
     as_number,
+    best_epoch,
+    best_text,
     blend_opaque,
     constant_range,
+    count_ticks,
+    default_monitor,
+    epoch_markers,
     finite_bounds,
     format_duration,
+    format_ticks,
+    format_value,
+    history_best_text,
     is_loss_metric,
     is_validation,
+    log_tick_label,
     metric_base_name,
+    metric_order,
     metric_title,
+    monitor_mode,
+    nice_epoch_step,
     shows_log_tick_label,
     tensorboard_smooth,
-    whole_number_ticks,
 )
 
 
@@ -123,10 +134,106 @@ def test_metric_names():
     assert 0 < curves.DEFAULT_SMOOTHING < curves.MAX_SMOOTHING < 1
 
 
-def test_epoch_ticks_are_whole_numbers():
+def test_epoch_ticks_are_whole_numbers_from_1():
     levels = [(0.5, [0.0, 0.5, 1.0, 1.5, 2.0]), (0.1, [0.1, 0.2, 1.0000000001])]
-    assert whole_number_ticks(levels) == [(1.0, [0.0, 1.0, 2.0]), (1.0, [1.0000000001])]
-    assert whole_number_ticks([(5.0, [0.0, 5.0])]) == [(5.0, [0.0, 5.0])]
+    assert count_ticks(levels) == [(1.0, [1.0, 2.0]), (1.0, [1.0000000001])]
+    # Epoch 1 spans (0, 1]: no epoch 0, nor a negative one, on any epoch axis.
+    assert count_ticks([(5.0, [-5.0, 0.0, 5.0])]) == [(5.0, [5.0])]
+
+
+@pytest.mark.parametrize(
+    ("values", "spacing", "strings"),
+    [
+        ([0.001, 0.002, 0.003], 0.001, ["0.001", "0.002", "0.003"]),  # not "1 (x0.001)"
+        ([0.0005, 0.001, 0.0015], 0.0005, ["0.0005", "0.0010", "0.0015"]),
+        ([0.0, 1e-5, 2e-5, 3e-5], 1e-5, ["0", "1e-5", "2e-5", "3e-5"]),
+        ([8e-5, 1e-4, 1.2e-4], 2e-5, ["8e-5", "1e-4", "1.2e-4"]),
+        ([10_000.0, 20_000.0, 30_000.0], 10_000, ["10,000", "20,000", "30,000"]),
+        ([1000.0, 1500.0, 2000.0], 500, ["1000", "1500", "2000"]),
+        ([1e6, 1.5e6, 2e6], 5e5, ["1e6", "1.5e6", "2e6"]),
+        ([0.1 * 3, 0.1 * 6, 5.551115123125783e-17], 0.3, ["0.3", "0.6", "0.0"]),  # float noise
+        ([-0.5, 0.0, 0.5], 0.25, ["-0.50", "0.00", "0.50"]),
+        ([0.00100, 0.00105, 0.0011], 0.00005, ["0.00100", "0.00105", "0.00110"]),
+    ],
+)
+def test_tick_labels_are_real_values(values, spacing, strings):
+    assert format_ticks(values, spacing) == strings
+
+
+def test_the_axis_range_picks_the_tick_notation():
+    # Minor ticks below 0.001 on an axis that reaches 0.001: plain decimals like the major ones.
+    assert format_ticks([1e-4, 3e-4, 9e-4], 1e-4, largest=0.00105) == ["0.0001", "0.0003", "0.0009"]
+    assert format_ticks([1e-4, 3e-4, 9e-4], 1e-4) == ["1e-4", "3e-4", "9e-4"]
+    assert format_ticks([math.nan], 1.0) == ["nan"]
+
+
+def test_log_tick_labels_are_real_values():
+    labels = [log_tick_label(math.log10(v)) for v in (1e-5, 2e-5, 3e-5, 0.001, 0.5, 1, 20, 3e4, 5e6)]
+    assert labels == ["1e-5", "2e-5", "", "0.001", "0.5", "1", "20", "", "5e6"]
+
+
+def test_format_value_keeps_four_significant_digits():
+    assert format_value(0.123) == "0.123"
+    assert format_value(0.0012345) == "0.001234"
+    assert format_value(1.2345e-5) == "1.234e-5"
+    assert format_value(30_000.0) == "30,000"
+    assert format_value(2.0) == "2" and format_value(0.0) == "0"
+    assert format_value(math.nan) == "nan"
+
+
+def test_epoch_marker_steps_are_nice_numbers():
+    assert nice_epoch_step(1, 5, 12) == 1
+    assert nice_epoch_step(1, 13, 12) == 2
+    assert nice_epoch_step(1, 60, 12) == 5
+    assert nice_epoch_step(1, 200, 12) == 20
+    assert nice_epoch_step(1, 1000, 12) == 100
+    assert nice_epoch_step(1, 100_000, 12) == 10_000
+
+
+def test_epoch_markers_stay_readable_at_any_zoom():
+    ends = np.arange(1, 501) * 20.0  # 500 epochs of 20 steps
+    whole = epoch_markers(ends, 0, 10_000, 12)
+    assert len(whole) == 10 and whole[0] == (50, 1000.0) and whole[-1] == (500, 10_000.0)
+    zoomed = epoch_markers(ends, 1000, 1400, 12)  # epochs 50 to 70 in view
+    assert [e for e, _ in zoomed] == list(range(50, 71, 2))
+    assert epoch_markers(ends, 1001, 1019, 12) == []  # inside one epoch
+    assert [e for e, _ in epoch_markers(ends[:5], 0, 100, 12)] == [1, 2, 3, 4, 5]
+    for most in range(1, 16):
+        for low, high in ((0, 10_000), (3000, 3500), (0, 260), (7777, 9999)):
+            markers = epoch_markers(ends, low, high, most)
+            assert len(markers) <= most
+            assert all(low <= x <= high for _, x in markers)
+
+
+def test_metric_plots_have_a_fixed_order():
+    compiled = ["loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"]
+    # Keras logs come alphabetically; saved histories in any order: loss first, then as compiled.
+    assert metric_order(["accuracy", "auc", "loss"], compiled) == ["loss", "accuracy", "auc"]
+    assert metric_order(["auc", "loss", "accuracy"], compiled) == ["loss", "accuracy", "auc"]
+    # Unknown names follow: losses first, then by name, whatever order they come in.
+    names = ["precision", "out_b_loss", "accuracy", "loss", "out_a_loss", "mae"]
+    expected = ["loss", "accuracy", "out_a_loss", "out_b_loss", "mae", "precision"]
+    assert metric_order(names, compiled) == expected
+    assert metric_order(list(reversed(names)), compiled) == expected
+    assert metric_order(["accuracy", "loss"]) == ["loss", "accuracy"]
+
+
+def test_the_best_epoch_is_named_after_its_metric():
+    assert monitor_mode("val_loss") == "min" and monitor_mode("mean_absolute_error") == "min"
+    assert monitor_mode("val_accuracy") == "max" and monitor_mode("auc") == "max"
+    assert default_monitor(["loss", "val_loss"]) == "val_loss"
+    assert default_monitor(["loss", "accuracy"]) == "loss" and default_monitor(["auc"]) is None
+    assert best_epoch([0.5, math.nan, 0.2, 0.2, 0.3]) == (3, 0.2)  # from 1; the first of ties
+    assert best_epoch([0.5, 0.9, 0.7], "max") == (2, 0.9)
+    assert best_epoch([math.nan, None]) is None
+    assert best_epoch([0.4, 0.3], epochs=[6.0, 7.0]) == (7, 0.3)
+    assert best_text("val_loss", [0.5, 0.3, 0.123, 0.2]) == "best val_loss: 0.123 (epoch 3)"
+    assert best_text("val_accuracy", [0.5, 0.91, 0.8]) == "best val_accuracy: 0.91 (epoch 2)"
+    assert best_text("loss", []) == ""
+    history = {"loss": [1.0, 0.5, 0.4], "val_loss": [2.0, 1.5, math.nan]}
+    assert history_best_text(history) == "best val_loss: 1.5 (epoch 2)"
+    assert history_best_text(history, monitor="loss") == "best loss: 0.4 (epoch 3)"
+    assert history_best_text({"accuracy": [0.5]}) == ""
 
 
 def test_log_ticks_label_1_2_and_5_of_each_decade():

@@ -9,8 +9,9 @@ import sys
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.training import events as ev
 from builder_app.training.curves import tensorboard_smooth
@@ -113,7 +114,7 @@ def test_a_whole_run_fills_every_plot(qtbot, dashboard):
     assert dashboard.batch_count() == n
     assert dashboard.epoch_count() == EPOCHS
     steps, losses = dashboard.raw_loss_curve.getOriginalDataset()
-    np.testing.assert_array_equal(steps, np.arange(n))
+    np.testing.assert_array_equal(steps, np.arange(1, n + 1))  # steps from 1, as Keras counts
     np.testing.assert_allclose(losses, [batch_loss(g) for g in range(n)])
     _, smoothed = dashboard.smoothed_loss_curve.getOriginalDataset()
     np.testing.assert_allclose(smoothed, reference_smooth(losses, 0.6), rtol=1e-12)
@@ -419,9 +420,242 @@ def test_sparse_events_are_taken_as_far_as_they_go(qtbot, dashboard):
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.batch_count() == 2
     x, y = dashboard.raw_loss_curve.getOriginalDataset()
-    np.testing.assert_array_equal(x, [0, 1])
+    np.testing.assert_array_equal(x, [1, 2])
     assert y[0] == 0.5 and math.isnan(y[1])
     assert dashboard.metric_names() == ["loss"]  # "note" is no metric
     assert dashboard.status() == "failed"
     assert dashboard.status_text().startswith("Failed: ")
     assert "step 2" in dashboard.progress_bar.text()
+
+
+# ------------------------------------------------------------------ issue 14, item 5
+
+
+def small_run(epochs, steps, scale=1e-3, throughput=3200.0, logs_order=None):
+    """A run whose losses are around ``scale``; epoch logs in ``logs_order`` (Keras's is alphabetical)."""
+    yield ev.started(
+        device="CPU",
+        epochs=epochs,
+        steps_per_epoch=steps,
+        batch_size=BATCH_SIZE,
+        samples=steps * BATCH_SIZE,
+        validation_samples=100,
+        metrics=["loss", "accuracy", "val_loss", "val_accuracy"],
+    )
+    g = 0
+    for epoch in range(epochs):
+        for step in range(steps):
+            loss = scale * (1 + 4 * math.exp(-g / (epochs * steps / 4)))
+            yield ev.batch(
+                epoch=epoch, step=step, global_step=g, loss=loss, running_loss=loss,
+                learning_rate=scale / (1 + g / 100), samples_per_second=throughput, seconds=g * 0.01,
+            )  # fmt: skip
+            g += 1
+        logs = {
+            "loss": scale * (1 + 4 / (epoch + 1)),
+            "accuracy": 1 - 0.5 / (epoch + 1),
+            "val_loss": scale * (1.5 + 4 / (epoch + 1)),
+            "val_accuracy": 0.95 - 0.5 / (epoch + 1),
+        }
+        if logs_order:
+            logs = {key: logs[key] for key in logs_order}
+        yield ev.epoch(epoch=epoch, logs=logs, learning_rate=scale, seconds=0.1, samples_per_second=throughput)
+    yield ev.finished(status="completed", history={}, seconds=g * 0.01, weights=None)
+
+
+def every_plot(dashboard):
+    return [dashboard.batch_plot, dashboard.lr_plot, dashboard.throughput_plot] + [
+        dashboard.metric_plot(name) for name in dashboard.metric_names()
+    ]
+
+
+def shown_ticks(axis):
+    """The axis's ticks as it draws them now: (value, label) of every level."""
+    low, high = axis.range
+    length = axis.height() if axis.orientation in ("left", "right") else axis.width()
+    scale = axis.scale * axis.autoSIPrefixScale
+    ticks = []
+    for spacing, values in axis.tickValues(low, high, length):
+        ticks += zip(values, axis.tickStrings(values, scale, spacing), strict=True)
+    return ticks
+
+
+@pytest.mark.parametrize(("scale", "throughput"), [(1e-3, 3200.0), (1e-5, 3e4), (3e4, 1e-5)])
+def test_every_axis_shows_real_values_without_a_prefix_scale(qtbot, dashboard, scale, throughput):
+    """The loss axis read "loss (x0.001)" over ticks of 100 to 500."""
+    feed(dashboard, small_run(8, 10, scale=scale, throughput=throughput))
+    wait_for_redraw(qtbot, dashboard)
+    qtbot.wait(50)
+    checked = 0
+    for widget in every_plot(dashboard):
+        for side in ("left", "bottom"):
+            axis = widget.getPlotItem().getAxis(side)
+            assert "(x" not in axis.labelString(), axis.labelString()
+            assert axis.autoSIPrefixScale == 1.0
+            ticks = shown_ticks(axis)
+            assert ticks, f"no ticks on {side} of {widget.getPlotItem().titleLabel.text}"
+            for value, text in ticks:
+                if text:  # a real value, to the precision of its spacing
+                    assert float(text.replace(",", "")) == pytest.approx(value, rel=1e-6, abs=1e-12)
+                    assert len(text) <= 8, text
+                    checked += 1
+    assert checked > 20
+    label = dashboard.batch_plot.getPlotItem().getAxis("left").labelString()
+    assert ">loss </span>" in label, label  # the title alone, no "(x0.001)"
+
+
+def test_tick_strings_of_small_and_large_values(dashboard):
+    axis = dashboard.batch_plot.getPlotItem().getAxis("left")
+    axis.setRange(0, 3.2e-5)
+    assert axis.tickStrings([1e-5, 2e-5, 3e-5], 1.0, 1e-5) == ["1e-5", "2e-5", "3e-5"]
+    axis.setRange(0, 32_000)
+    assert axis.tickStrings([10_000.0, 20_000.0, 30_000.0], 1.0, 10_000.0) == [
+        "10,000",
+        "20,000",
+        "30,000",
+    ]
+    axis.setRange(0, 0.0021)
+    assert axis.tickStrings([0.001, 0.002], 1.0, 0.001) == ["0.001", "0.002"]
+    dashboard.set_log_scale(True)
+    assert axis.tickStrings([-5.0, math.log10(2e-5), math.log10(3e-5)], 1.0, 1.0) == ["1e-5", "2e-5", ""]
+
+
+def drawn_labels(axis):
+    """The tick labels the axis paints now, left to right."""
+    image = QtGui.QImage(10, 10, QtGui.QImage.Format.Format_ARGB32)
+    painter = QtGui.QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for rect, _, text in sorted(texts, key=lambda spec: spec[0].x())]
+
+
+def visible_epoch_lines(dashboard):
+    return [
+        item
+        for item in dashboard.batch_plot.getPlotItem().items
+        if isinstance(item, pg.InfiniteLine) and item.isVisible()
+    ]
+
+
+def test_epoch_markers_stay_a_readable_few_on_a_long_run(qtbot, dashboard):
+    """A marker for each of 200 epochs was a curtain over the batch loss."""
+    feed(dashboard, small_run(200, 5))
+    wait_for_redraw(qtbot, dashboard)
+    qtbot.wait(50)
+    markers = dashboard.epoch_markers()
+    assert [epoch for epoch, _ in markers] == list(range(20, 201, 20))
+    assert [x for _, x in markers] == [5.0 * epoch for epoch in range(20, 201, 20)]
+    lines = visible_epoch_lines(dashboard)
+    assert sorted(line.value() for line in lines) == [x for _, x in markers]
+    top = dashboard.batch_plot.getPlotItem().getAxis("top")
+    assert drawn_labels(top) == [str(e) for e in range(20, 201, 20)]
+    assert ">epoch </span>" in top.labelString()
+
+    # Zoomed to epochs 20 to 40: every other epoch, still a dozen at most.
+    view = dashboard.batch_plot.getPlotItem().getViewBox()
+    view.setXRange(100, 200, padding=0)
+    qtbot.wait(20)
+    assert [epoch for epoch, _ in dashboard.epoch_markers()] == list(range(20, 41, 2))
+    assert len(visible_epoch_lines(dashboard)) == 11
+
+    # A narrow plot has room for fewer.
+    view.enableAutoRange()
+    dashboard.resize(700, 850)
+    qtbot.waitUntil(lambda: dashboard.batch_plot.width() < 500, timeout=2000)
+    qtbot.wait(50)
+    count = len(dashboard.epoch_markers())
+    assert 1 <= count < 10 and count <= view.width() // 40  # labels of 3 digits and a gap
+    assert len(visible_epoch_lines(dashboard)) == count
+
+
+def test_a_short_run_marks_every_epoch(qtbot, dashboard):
+    feed(dashboard, small_run(5, 20))
+    wait_for_redraw(qtbot, dashboard)
+    assert dashboard.epoch_markers() == [(e, 20.0 * e) for e in range(1, 6)]
+
+
+def test_the_panels_keep_their_order_from_run_to_run(qtbot, dashboard):
+    """Loss and Accuracy swapped places when the previous runs came before the new run's start."""
+    alphabetical = ["accuracy", "loss", "val_accuracy", "val_loss"]  # Keras's order of logs
+    feed(dashboard, small_run(3, 4, logs_order=alphabetical))
+    wait_for_redraw(qtbot, dashboard)
+    assert dashboard.metric_names() == ["loss", "accuracy"]
+
+    # What the training window does for a second run: previous runs, reset, the new run.
+    history = {"accuracy": [0.5, 0.7], "loss": [0.9, 0.4], "val_accuracy": [0.4, 0.6], "val_loss": [1.0, 0.5]}
+    for _ in range(2):
+        dashboard.show_previous_runs([{"name": "run 1", "history": history}])
+        dashboard.reset()
+        assert dashboard.metric_names() == ["loss", "accuracy"]
+        feed(dashboard, small_run(2, 4, logs_order=alphabetical))
+        wait_for_redraw(qtbot, dashboard)
+        assert dashboard.metric_names() == ["loss", "accuracy"]
+        qtbot.wait(20)
+        loss, accuracy = dashboard.metric_plot("loss"), dashboard.metric_plot("accuracy")
+        assert (loss.y(), loss.x()) < (accuracy.y(), accuracy.x())  # on screen too
+
+    # A metric only a previous run has, and a started event without metrics, keep the order.
+    dashboard.show_previous_runs([{"name": "old", "history": {"precision": [0.3], "accuracy": [0.5], "loss": [1.0]}}])
+    dashboard.add_event({"kind": "started", "epochs": 1})
+    dashboard.add_event({"kind": "epoch", "epoch": 0, "logs": {"auc": 0.7, "accuracy": 0.6, "loss": 0.5}})
+    wait_for_redraw(qtbot, dashboard)
+    assert dashboard.metric_names() == ["loss", "accuracy", "auc", "precision"]
+
+
+def test_epochs_count_from_1_in_every_plot(qtbot, dashboard):
+    """Epochs counted from 0 in one plot and from 1 in the others."""
+    events = list(run_events())
+    feed(dashboard, events[:2])  # started, the first batch
+    wait_for_redraw(qtbot, dashboard)
+    assert dashboard.epoch_label.text() == "Epoch 1 / 3"
+    feed(dashboard, events[2:])
+    dashboard.show_previous_runs([{"name": "earlier", "history": {"loss": [1.3, 0.8, 0.5]}}])
+    wait_for_redraw(qtbot, dashboard)
+    qtbot.wait(50)
+
+    n = EPOCHS * STEPS
+    x, _ = dashboard.raw_loss_curve.getOriginalDataset()
+    assert (x[0], x[-1]) == (1, n)  # step 1 to n, as Keras prints "1/50"
+    x, _ = dashboard.throughput_curve.getOriginalDataset()
+    assert (x[0], x[-1]) == (1, n)
+    # Epoch n ends at step n * steps on the batch plot, and at x = n on every epoch axis.
+    assert dashboard.epoch_markers() == [(e, float(e * STEPS)) for e in (1, 2, 3)]
+    x, _ = dashboard.lr_batch_curve.getOriginalDataset()
+    assert x[0] == pytest.approx(1 / STEPS) and x[STEPS - 1] == pytest.approx(1) and x[-1] == pytest.approx(3)
+    x, _ = dashboard.lr_epoch_curve.getOriginalDataset()
+    np.testing.assert_array_equal(x, [1, 2, 3])
+    for name in dashboard.metric_names():
+        for curve in [*dashboard.metric_curves(name).values(), *dashboard.previous_run_curves(name)]:
+            x, _ = curve.getOriginalDataset()
+            np.testing.assert_array_equal(x, [1, 2, 3])
+    # No axis of epochs or steps names an epoch 0.
+    for widget in every_plot(dashboard):
+        ticks = shown_ticks(widget.getPlotItem().getAxis("bottom"))
+        assert ticks and all(value >= 1 for value, _ in ticks), ticks
+    assert dashboard.best_summary().endswith("(epoch 3)")
+
+
+def test_the_best_epoch_is_labelled_with_its_metric(qtbot, dashboard):
+    """The best value showed as "best loss" whichever metric it was."""
+    assert dashboard.best_summary() == ""
+    feed(dashboard, list(run_events())[: 1 + STEPS + 1])  # the first epoch
+    wait_for_redraw(qtbot, dashboard)
+    assert dashboard.best_summary() == "best val_loss: 1.2 (epoch 1)"
+    assert dashboard.best_label.isVisible()
+    feed(dashboard, list(run_events())[1 + STEPS + 1 :])
+    wait_for_redraw(qtbot, dashboard)
+    assert dashboard.monitor() == "val_loss"
+    assert dashboard.best_summary() == "best val_loss: 0.4 (epoch 3)"
+    dashboard.set_monitor("val_accuracy")  # an early-stopping monitor: higher is better
+    assert dashboard.best_summary() == "best val_accuracy: 0.65 (epoch 3)"
+    dashboard.set_monitor(None)
+
+    # Without validation the run is judged by its loss; a new run starts blank.
+    dashboard.add_event({"kind": "started", "epochs": 2, "metrics": ["loss"]})
+    assert dashboard.best_summary() == ""
+    for epoch, loss in enumerate([0.02, 0.0125]):
+        dashboard.add_event({"kind": "epoch", "epoch": epoch, "logs": {"loss": loss}})
+    wait_for_redraw(qtbot, dashboard)
+    assert dashboard.best_summary() == "best loss: 0.0125 (epoch 2)"

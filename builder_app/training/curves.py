@@ -12,7 +12,7 @@ Qt or pyqtgraph (the import-linter contract on ``builder_app.training`` holds it
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -194,10 +194,15 @@ def metric_title(name: str) -> str:
 Ticks = Sequence[tuple[float, Sequence[float]]]
 
 
-def whole_number_ticks(levels: Ticks) -> list[tuple[float, list[float]]]:
-    """An axis's tick levels, ``(spacing, values)``, kept to whole numbers (epochs)."""
+def count_ticks(levels: Ticks) -> list[tuple[float, list[float]]]:
+    """An axis's tick levels, ``(spacing, values)``, kept to whole counts from 1.
+
+    Epochs and steps are counted from 1, as Keras prints them ("Epoch 1/10",
+    "1/50"): epoch 1 spans (0, 1] and ends at 1, so a tick at 0 or below would name
+    an epoch that never was.
+    """
     return [
-        (max(spacing, 1.0), [v for v in values if abs(v - round(v)) < 1e-6])
+        (max(spacing, 1.0), [v for v in values if abs(v - round(v)) < 1e-6 and v > 0.5])
         for spacing, values in levels
     ]
 
@@ -208,6 +213,239 @@ def shows_log_tick_label(value: float, scale: float = 1.0) -> bool:
     All nine labels of a decade overlap on a small plot.
     """
     return f"{10.0**value * scale:.0e}"[0] in "125"
+
+
+def _decimals(spacing: float) -> int:
+    """The fewest decimal places that write multiples of ``spacing`` exactly (0.25 -> 2)."""
+    for places in range(16):
+        scaled = spacing * 10.0**places
+        if round(scaled) >= 1 and abs(scaled - round(scaled)) <= 1e-6 * scaled:
+            return places
+    return 16
+
+
+def _short_exponent(text: str) -> str:
+    """``"1.50e-05"`` -> ``"1.5e-5"``, ``"3e+04"`` -> ``"3e4"``."""
+    mantissa, _, exponent = text.partition("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _exponent(value: float) -> int:
+    """The power of ten of a positive value's leading digit (tolerant of float noise)."""
+    return math.floor(math.log10(value) + 1e-9)
+
+
+def format_ticks(
+    values: Sequence[float], spacing: float, largest: float | None = None
+) -> list[str]:
+    """An axis's tick labels: the real values, as precise as the ticks' spacing needs.
+
+    No scaling by a prefix or a factor in the axis's title. Plain decimals when
+    the axis reaches from 0.001 to a million ("0.0015", "250", "30,000"; thousands
+    grouped from 10,000), short scientific notation outside that ("1e-5",
+    "2.5e-4", "1.5e6").
+
+    Args:
+        values: The ticks' values.
+        spacing: The distance between neighbouring ticks (sets the precision).
+        largest: The greatest magnitude on the axis (picks the notation); by
+            default the ticks' own.
+    """
+    values = [float(v) for v in values]
+    finite = [abs(v) for v in values if math.isfinite(v)]
+    if not finite:
+        return [str(v) for v in values]
+    if largest is None or not math.isfinite(largest) or largest <= 0:
+        largest = max(finite)
+    spacing = abs(float(spacing))
+    if not (math.isfinite(spacing) and spacing > 0):
+        spacing = 10.0 ** _exponent(largest) if largest else 1.0
+    zero = spacing * 1e-6  # a tick at 0 computed as 1e-17
+    places = _decimals(spacing)
+    strings = []
+    if largest >= 1e6 or largest < 1e-3 or places > 6:
+        step_exponent = _exponent(spacing)
+        for v in values:
+            if not math.isfinite(v):
+                strings.append(str(v))
+            elif abs(v) < zero:
+                strings.append("0")
+            else:
+                digits = min(15, max(0, _exponent(abs(v)) - step_exponent))
+                strings.append(_short_exponent(f"{v:.{digits}e}"))
+        return strings
+    grouping = "," if largest >= 1e4 else ""
+    for v in values:
+        if not math.isfinite(v):
+            strings.append(str(v))
+        else:
+            strings.append(f"{0.0 if abs(v) < zero else v:{grouping}.{places}f}")
+    return strings
+
+
+def log_tick_label(value: float, scale: float = 1.0) -> str:
+    """A log axis's label of the tick at ``10 ** value``: the real value, or "" between 1, 2 and 5.
+
+    ``log10(0.002)`` -> ``"0.002"``, ``log10(2e-5)`` -> ``"2e-5"``, ``log10(3)`` -> ``""``.
+    """
+    if not shows_log_tick_label(value, scale):
+        return ""
+    real = 10.0**value * scale
+    # A tick of a log axis is 1, 2 or 5 times a power of ten: one significant digit.
+    rounded = float(f"{real:.0e}")
+    return format_ticks([rounded], 10.0 ** _exponent(rounded))[0]
+
+
+def format_value(value: float) -> str:
+    """A metric's value to four significant digits: ``0.1234``, ``12,346``, ``1.234e-5``."""
+    if not math.isfinite(value):
+        return str(value)
+    magnitude = abs(value)
+    if magnitude == 0:
+        return "0"
+    if 1e-4 <= magnitude < 1e6:
+        places = max(0, 3 - _exponent(magnitude))
+        text = f"{value:,.{places}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return _short_exponent(f"{value:.3e}")
+
+
+# ------------------------------------------------------------------ epoch markers
+def nice_epoch_step(first: int, last: int, most: int) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50... whose multiples in ``first..last`` number at most ``most``.
+
+    Args:
+        first: The first epoch in view (from 1).
+        last: The last epoch in view.
+        most: The most markers that stay readable.
+    """
+    most = max(1, most)
+    magnitude = 1
+    while True:
+        for mantissa in (1, 2, 5):
+            step = mantissa * magnitude
+            if last // step - (first - 1) // step <= most:
+                return step
+        magnitude *= 10
+
+
+def epoch_markers(ends: np.ndarray, low: float, high: float, most: int) -> list[tuple[int, float]]:
+    """The epoch ends worth marking in a view: ``(epoch from 1, x)`` at a nice epoch step.
+
+    A marker for every epoch of a long run is a curtain; this keeps at most
+    ``most`` in view, at multiples of 1, 2, 5, 10, 20... epochs, so they stay put
+    as the view scrolls and thin out as it zooms out.
+
+    Args:
+        ends: Where each epoch ends on the x axis, in order (index 0 is epoch 1).
+        low: The view's least x.
+        high: The view's greatest x.
+        most: The most markers that stay readable.
+    """
+    ends = np.asarray(ends, dtype=np.float64)
+    first = int(np.searchsorted(ends, low, side="left")) + 1
+    last = int(np.searchsorted(ends, high, side="right"))
+    if last < first:
+        return []
+    step = nice_epoch_step(first, last, most)
+    start = -(-first // step) * step
+    return [(epoch, float(ends[epoch - 1])) for epoch in range(start, last + 1, step)]
+
+
+# ------------------------------------------------------------------ order and best
+def metric_order(names: Iterable[str], compiled: Sequence[str] = ()) -> list[str]:
+    """The per-epoch plots' order, the same in every run: loss, then the metrics as compiled.
+
+    Args:
+        names: The plots' metric base names.
+        compiled: The run's log keys as the model was compiled (a ``started``
+            event's ``metrics``); the other names follow, losses first, then by name.
+    """
+    rank: dict[str, int] = {}
+    for key in compiled:
+        rank.setdefault(metric_base_name(str(key)), len(rank))
+
+    def order(name: str) -> tuple[int, int, str]:
+        if name == "loss":
+            return (0, 0, "")
+        if name in rank:
+            return (1, rank[name], "")
+        return (2, 0 if is_loss_metric(name) else 1, name)
+
+    return sorted(dict.fromkeys(names), key=order)
+
+
+#: Words of a metric's name that say lower is better (the rest: higher is better).
+_LOWER_IS_BETTER = (
+    "loss", "error", "crossentropy", "hinge", "divergence", "poisson", "logcosh",
+    "mse", "mae", "mape", "msle",
+)  # fmt: skip
+
+
+def monitor_mode(key: str) -> str:
+    """``"min"`` when lower values of a metric are better (losses, errors), else ``"max"``."""
+    name = metric_base_name(key).lower()
+    return "min" if any(word in name for word in _LOWER_IS_BETTER) else "max"
+
+
+def default_monitor(keys: Iterable[str]) -> str | None:
+    """The metric a run is judged by when none is named: ``val_loss``, else ``loss``."""
+    keys = set(keys)
+    return next((key for key in ("val_loss", "loss") if key in keys), None)
+
+
+def best_epoch(
+    values: Sequence[float], mode: str = "min", epochs: Sequence[float] | None = None
+) -> tuple[int, float] | None:
+    """The epoch (from 1) with the best finite value, and the value; the first of ties.
+
+    Args:
+        values: One value an epoch.
+        mode: ``"min"`` or ``"max"``.
+        epochs: Each value's epoch, from 1; by default 1, 2, 3...
+    """
+    best: tuple[int, float] | None = None
+    for i, value in enumerate(values):
+        number = as_number(value)
+        if not math.isfinite(number):
+            continue
+        if best is None or (number < best[1] if mode == "min" else number > best[1]):
+            best = (round(epochs[i]) if epochs is not None else i + 1, number)
+    return best
+
+
+def best_text(
+    key: str,
+    values: Sequence[float],
+    mode: str | None = None,
+    epochs: Sequence[float] | None = None,
+) -> str:
+    """``"best val_loss: 0.123 (epoch 7)"``, named after the metric; "" with no finite value.
+
+    Args:
+        key: The monitored metric's log key.
+        values: Its value at each epoch.
+        mode: ``"min"`` or ``"max"``; by default :func:`monitor_mode`.
+        epochs: Each value's epoch, from 1; by default 1, 2, 3...
+    """
+    found = best_epoch(values, mode or monitor_mode(key), epochs)
+    if found is None:
+        return ""
+    epoch, value = found
+    return f"best {key}: {format_value(value)} (epoch {epoch})"
+
+
+def history_best_text(history: Mapping[str, Sequence[float]], monitor: str | None = None) -> str:
+    """A saved run's best epoch (Keras ``History.history``), as :func:`best_text` writes it.
+
+    Args:
+        history: One list of values an epoch, by log key.
+        monitor: The metric to judge by; by default :func:`default_monitor`.
+    """
+    key = monitor if monitor in history else default_monitor(history)
+    return best_text(key, list(history[key])) if key is not None else ""
 
 
 def finite_bounds(values: np.ndarray, log: bool = False) -> tuple[float, float] | None:

@@ -36,16 +36,21 @@ from builder_app.training.curves import (
     TimeLeft,
     as_integer,
     as_number,
+    best_text,
     blend_opaque,
     constant_range,
+    count_ticks,
+    default_monitor,
+    epoch_markers,
     finite_bounds,
     format_duration,
+    format_ticks,
     is_loss_metric,
     is_validation,
+    log_tick_label,
     metric_base_name,
+    metric_order,
     metric_title,
-    shows_log_tick_label,
-    whole_number_ticks,
 )
 from builder_app.training.events import EventKind, FinishStatus
 
@@ -77,7 +82,10 @@ _EPOCHS = 2
 _RESMOOTH = 4
 _LABELS = 8
 
-_MAX_EPOCH_LINES = 200
+#: The most epoch markers in view (a marker an epoch is a curtain on a long run),
+#: and the room between two labels of the epoch axis, in pixels.
+_MAX_EPOCH_MARKERS = 12
+_EPOCH_LABEL_GAP = 28
 
 
 class _BatchCurve(pg.PlotDataItem):
@@ -119,6 +127,8 @@ class _Axis(pg.AxisItem):
     def __init__(self, orientation: str, background: QtGui.QColor, **kwargs: Any) -> None:
         super().__init__(orientation, **kwargs)
         self._background = QtGui.QColor(background)
+        # Real values on the ticks: never "loss (x0.001)" over ticks of 100 to 500.
+        self.enableAutoSIPrefix(False)
 
     def generateDrawSpecs(self, p: QtGui.QPainter) -> tuple | None:
         specs = super().generateDrawSpecs(p)
@@ -143,20 +153,24 @@ class _Axis(pg.AxisItem):
             opaque.append((pen, p1, p2))
         return axis_spec, opaque, text_specs
 
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        if self.logMode:
+            return self.logTickStrings(values, scale, spacing)
+        # The range, not one tick level's values, picks the notation: major and minor
+        # ticks of one axis never mix "9e-4" with "0.0008".
+        largest = max(abs(self.range[0]), abs(self.range[1])) * scale
+        return format_ticks([v * scale for v in values], spacing * scale, largest=largest)
+
     def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         # Label 1, 2 and 5 of each decade only: all nine overlap on a small plot.
-        strings = super().logTickStrings(values, scale, spacing)
-        return [
-            text if shows_log_tick_label(v, scale) else ""
-            for v, text in zip(values, strings, strict=True)
-        ]
+        return [log_tick_label(v, scale) for v in values]
 
 
-class _EpochAxis(_Axis):
-    """A bottom axis that only ticks whole epochs."""
+class _CountAxis(_Axis):
+    """A bottom axis that only ticks whole epochs or steps, counted from 1 as Keras counts them."""
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
-        return whole_number_ticks(super().tickValues(minVal, maxVal, size))
+        return count_ticks(super().tickValues(minVal, maxVal, size))
 
 
 class _MetricPlot:
@@ -199,7 +213,12 @@ class TrainingDashboard(QtWidgets.QWidget):
         self._previous_runs: list[tuple[str, dict[str, list[float]]]] = []
         self._previous_lr_curves: list[pg.PlotDataItem] = []
         self._epoch_lines: list[pg.InfiniteLine] = []
+        self._epoch_markers_shown: list[tuple[int, float]] = []
         self._metric_columns = 0
+        # The log keys as the model was compiled, kept from run to run: the plots keep
+        # their places when a new run's previous runs arrive before its started event.
+        self._compiled_metrics: list[str] = []
+        self._monitor: str | None = None
         # A table, not a match: a plain-string kind finds its handler too (StrEnum
         # hashes as its value), and thousands of batch events a second pay one lookup.
         self._handlers = {
@@ -237,6 +256,8 @@ class TrainingDashboard(QtWidgets.QWidget):
         for line in self._epoch_lines:
             self.batch_plot.removeItem(line)
         self._epoch_lines.clear()
+        self._epoch_markers_shown = []
+        self._refresh_best()
         for curve in (
             self.raw_loss_curve,
             self.smoothed_loss_curve,
@@ -310,8 +331,35 @@ class TrainingDashboard(QtWidgets.QWidget):
         return f"{self._status_text}\n{self._hint}" if self._hint else self._status_text
 
     def metric_names(self) -> list[str]:
-        """The per-epoch plots' metric base names (``"loss"``, ``"accuracy"``...), in order."""
+        """The per-epoch plots' metric base names, in their order on screen.
+
+        Loss first, then the metrics in the order the model was compiled with (a
+        ``started`` event's ``metrics``), then any others, losses first, by name: the
+        same order in every run, whatever order the logs or previous runs come in.
+        """
         return list(self._metric_plots)
+
+    def set_monitor(self, key: str | None) -> None:
+        """Names the metric the run is judged by (an early-stopping or checkpoint ``monitor``).
+
+        None (the default) judges by ``val_loss``, else ``loss``.
+        """
+        self._monitor = key or None
+        self._refresh_best()
+
+    def monitor(self) -> str | None:
+        """The log key the best epoch is judged by now (None before any epoch)."""
+        if self._monitor is not None:
+            return self._monitor
+        return default_monitor(set(self._epoch_data) | set(self._announced_metrics))
+
+    def best_summary(self) -> str:
+        """``"best val_loss: 0.123 (epoch 7)"`` for the current run, or "" before its first epoch."""
+        return self.best_label.text()
+
+    def epoch_markers(self) -> list[tuple[int, float]]:
+        """The epoch-end markers shown on the batch loss plot: ``(epoch from 1, step)``."""
+        return list(self._epoch_markers_shown)
 
     def metric_plot(self, name: str) -> pg.PlotWidget:
         """The per-epoch plot of a metric base name."""
@@ -354,6 +402,8 @@ class TrainingDashboard(QtWidgets.QWidget):
         font.setBold(True)
         self.status_label.setFont(font)
         self.epoch_label = QtWidgets.QLabel()
+        self.best_label = QtWidgets.QLabel()
+        self.best_label.setToolTip("The best epoch so far of the metric the run is judged by")
         self.device_label = QtWidgets.QLabel()
         self.throughput_label = QtWidgets.QLabel()
         for label in (self.epoch_label, self.device_label, self.throughput_label):
@@ -374,6 +424,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         header.setSpacing(16)
         header.addWidget(self.status_label)
         header.addWidget(self.epoch_label)
+        header.addWidget(self.best_label)
         header.addWidget(self.device_label)
         header.addStretch(1)
         header.addWidget(self.throughput_label)
@@ -413,6 +464,27 @@ class TrainingDashboard(QtWidgets.QWidget):
         self.smoothed_loss_curve = self._big_curve(
             self.batch_plot, pg.mkPen(SMOOTHED_COLOR), "smoothed"
         )
+        self._epoch_pen = pg.mkPen(
+            QtGui.QColor(self._muted.red(), self._muted.green(), self._muted.blue(), 90),
+            width=1,
+            style=QtCore.Qt.PenStyle.DashLine,
+        )
+        # The epoch markers' numbers, on a top axis: inside the plot they would run
+        # into its legend and off its right edge.
+        batch_item = self.batch_plot.getPlotItem()
+        self._epoch_axis = _Axis("top", self._background)
+        self._epoch_axis.setPen(pg.mkPen(self._muted))
+        self._epoch_axis.setTextPen(pg.mkPen(self._muted))
+        self._epoch_axis.setTickFont(self._tick_font)
+        self._epoch_axis.setZValue(-1)
+        batch_item.setAxisItems({"top": self._epoch_axis})
+        batch_item.showAxis("top")
+        batch_item.setLabel("top", "epoch", **self._axis_label_style())
+        self._epoch_axis.setTicks([[]])
+        self._epoch_digit_width = QtGui.QFontMetrics(self._tick_font).horizontalAdvance("0")
+        batch_view = batch_item.getViewBox()
+        batch_view.sigXRangeChanged.connect(self._place_epoch_markers)
+        batch_view.sigResized.connect(self._place_epoch_markers)
         self.lr_plot = self._make_plot("Learning rate", "epoch", None)
         self.lr_plot.setMinimumHeight(120)
         self.lr_batch_curve = self._big_curve(self.lr_plot, pg.mkPen(LEARNING_RATE_COLOR))
@@ -500,7 +572,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         }
 
     def _make_plot(self, title: str, x_label: str, y_label: str | None) -> pg.PlotWidget:
-        bottom = _EpochAxis if x_label == "epoch" else _Axis
+        bottom = _CountAxis if x_label in ("epoch", "step") else _Axis
         axes = {
             "left": _Axis("left", self._background),
             "bottom": bottom("bottom", self._background),
@@ -509,10 +581,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         plot = widget.getPlotItem()
         plot.setTitle(title, color=self._foreground.name(), size="10pt", bold=True)
         plot.showGrid(x=True, y=True, alpha=0.12)
-        label_style = {
-            "color": self._muted.name(QtGui.QColor.NameFormat.HexArgb),
-            "font-size": "8.5pt",
-        }
+        label_style = self._axis_label_style()
         for side in ("left", "bottom"):
             axis = plot.getAxis(side)
             axis.setPen(pg.mkPen(self._muted))
@@ -527,6 +596,9 @@ class TrainingDashboard(QtWidgets.QWidget):
             plot.setLabel("left", y_label, **label_style)
         widget.setMinimumWidth(220)
         return widget
+
+    def _axis_label_style(self) -> dict[str, str]:
+        return {"color": self._muted.name(QtGui.QColor.NameFormat.HexArgb), "font-size": "8.5pt"}
 
     def _big_curve(
         self, widget: pg.PlotWidget, pen: QtGui.QPen, name: str | None = None
@@ -568,6 +640,10 @@ class TrainingDashboard(QtWidgets.QWidget):
         return curve
 
     def _layout_metric_plots(self, force: bool = False) -> None:
+        order = metric_order(self._metric_plots, self._compiled_metrics)
+        if list(self._metric_plots) != order:
+            self._metric_plots = {name: self._metric_plots[name] for name in order}
+            force = True
         width = self._scroll.viewport().width() if self.isVisible() else self.width()
         columns = max(1, min(3, width // 340, len(self._metric_plots) or 1))
         if columns == self._metric_columns and not force:
@@ -635,9 +711,12 @@ class TrainingDashboard(QtWidgets.QWidget):
         self._steps_per_epoch = as_integer(event.get("steps_per_epoch"), 0)
         self._batch_size = as_integer(event.get("batch_size"), 0)
         self._announced_metrics = [str(k) for k in event.get("metrics") or ()]
+        if self._announced_metrics:
+            self._compiled_metrics = list(self._announced_metrics)
         for key in self._announced_metrics:
             if metric_base_name(key) not in LEARNING_RATE_KEYS:
                 self._metric_plot_for(metric_base_name(key))
+        self._layout_metric_plots()  # the previous runs' plots, in this run's order
         self._state, self._status_text = "running", "Running"
         self._dirty |= _LABELS
 
@@ -647,7 +726,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         step = as_integer(get("global_step"), self._batches.size)
         epoch = as_integer(get("epoch"), max(self._epoch, 0))
         self._batches.append(
-            step,
+            step + 1,  # the step's number, from 1, as Keras prints "1/50"
             epoch,
             as_integer(get("step"), 0),
             as_number(get("loss")),
@@ -681,7 +760,8 @@ class TrainingDashboard(QtWidgets.QWidget):
             xs.append(x)
             ys.append(as_number(value))
         if self._batches.size:
-            self._epoch_ends.append(self._global_step + 0.5)
+            # Epoch n ends after its last step: at step n * steps, as epoch n ends at x = n.
+            self._epoch_ends.append(float(self._global_step + 1))
         self._epochs_seen += 1
         self._epoch = max(self._epoch, epoch)
         if event.get("samples_per_second") is not None and not self._batches.size:
@@ -798,12 +878,44 @@ class TrainingDashboard(QtWidgets.QWidget):
             self.lr_epoch_curve.setData(*self._epoch_lr)
             if not self._batches.size:
                 self._frame_learning_rate(np.asarray(self._epoch_lr[1], dtype=np.float64))
-        pen = pg.mkPen(self._muted, width=1, style=QtCore.Qt.PenStyle.DashLine)
-        pen.setColor(QtGui.QColor(self._muted.red(), self._muted.green(), self._muted.blue(), 60))
-        while len(self._epoch_lines) < min(len(self._epoch_ends), _MAX_EPOCH_LINES):
-            line = pg.InfiniteLine(self._epoch_ends[len(self._epoch_lines)], angle=90, pen=pen)
+        self._place_epoch_markers()
+        self._refresh_best()
+
+    def _place_epoch_markers(self, *_: Any) -> None:
+        """Marks the ends of the epochs in view, at most a dozen, at a nice epoch step.
+
+        Called after each redraw of the epochs and whenever the batch plot's view
+        changes (zoom, scroll, resize); a few lines are reused, never one an epoch.
+        """
+        view = self.batch_plot.getPlotItem().getViewBox()
+        if self._epoch_ends:
+            (low, high), _ = view.viewRange()
+            label = len(str(len(self._epoch_ends))) * self._epoch_digit_width + _EPOCH_LABEL_GAP
+            most = max(1, min(_MAX_EPOCH_MARKERS, int(view.width() // label)))
+            markers = epoch_markers(np.asarray(self._epoch_ends), low, high, most)
+        else:
+            markers = []
+        if markers == self._epoch_markers_shown:
+            return
+        self._epoch_markers_shown = markers
+        while len(self._epoch_lines) < len(markers):
+            line = pg.InfiniteLine(angle=90, pen=self._epoch_pen)
+            line.setZValue(-2)
             self.batch_plot.addItem(line, ignoreBounds=True)
             self._epoch_lines.append(line)
+        for i, line in enumerate(self._epoch_lines):
+            if i < len(markers):
+                line.setValue(markers[i][1])
+                line.show()
+            else:
+                line.hide()
+        self._epoch_axis.setTicks([[(x, str(epoch)) for epoch, x in markers]])
+
+    def _refresh_best(self) -> None:
+        """The header's best epoch of the monitored metric: "best val_loss: 0.123 (epoch 7)"."""
+        key = self.monitor()
+        data = self._epoch_data.get(key) if key else None
+        self.best_label.setText(best_text(key, data[1], epochs=data[0]) if data else "")
 
     def _draw_previous_runs(self) -> None:
         for plot in self._metric_plots.values():

@@ -42,6 +42,7 @@ def loader():
 def isolated(tmp_path, monkeypatch):
     """Recovery files and settings of this test only."""
     monkeypatch.setenv("BUILDER_APP_RECOVERY_DIR", str(tmp_path / "recovery"))
+    monkeypatch.setenv("BUILDER_APP_CACHE_DIR", str(tmp_path / "cache"))  # the catalog's cache
     QtCore.QSettings.setPath(QtCore.QSettings.Format.NativeFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "settings"))
 
 
@@ -50,6 +51,8 @@ def open_window(qtbot, loader, project: Project | None = None, *, settled: bool 
     window = MainWindow(project, loader=loader)
     # Closing at teardown must not wait on a modal "save changes?" box.
     window.ask_unsaved = lambda: QtWidgets.QMessageBox.StandardButton.Discard
+    # Grouping takes the proposed sub-model name instead of asking in a modal dialog.
+    window.ask_submodel_name = lambda graph, ids, default: default
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.document.engine is not None, timeout=10_000)

@@ -12,6 +12,7 @@ for the status bar. Tests drive the same methods without a window.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,17 @@ from PySide6 import QtCore
 
 from builder_app.core import display, editing, ops
 from builder_app.core.clipboard import paste_ops
-from builder_app.core.graph import MISSING, CanvasBlock, Edge, GraphError, GroupingError, ModelGraph, PortRef
+from builder_app.core.graph import (
+    MISSING,
+    CanvasBlock,
+    Edge,
+    GraphError,
+    GroupingError,
+    ModelGraph,
+    PortRef,
+    check_layer_name,
+    snake_case,
+)
 from builder_app.core.quick_fixes import QuickFix, quick_fixes
 
 if TYPE_CHECKING:
@@ -293,8 +304,32 @@ class EditorController(QtCore.QObject):
         return self._push(graph, lambda: ops.unshare(graph, node_id), "Unshare")
 
     # ------------------------------------------------------------ sub-models, model I/O
+    def submodel_name(self, graph: ModelGraph, node_ids: Iterable[str]) -> str:
+        """A free, sensible name for grouping ``node_ids``: what their layer names share, else ``submodel``.
+
+        ``conv2_block1_1_conv`` and ``conv2_block1_2_conv`` give ``conv2_block1``; a
+        shared prefix that is a layer class's default name (``dense`` of ``dense``,
+        ``dense_1``) or an existing layer's name says nothing of the group and is not used.
+        """
+        ids = [n for n in node_ids if n in graph.nodes]
+        names = [graph.node(n).layer for n in ids]
+        prefix = os.path.commonprefix(names).rstrip("_-. ") if len(set(names)) > 1 else ""
+        stems = {snake_case(graph.layer_of(n).class_name) for n in ids}
+        useful = len(prefix) >= 2 and prefix not in stems and prefix not in graph.layers
+        base = prefix if useful and check_layer_name(prefix) is None else "submodel"
+        return graph.unique_layer_name(base)
+
+    def submodel_name_problem(self, graph: ModelGraph, name: str) -> str | None:
+        """Why ``name`` cannot name a new sub-model of ``graph`` (a Keras layer name, free in it), or None."""
+        problem = check_layer_name(name)
+        if problem is not None:
+            return problem
+        if name in graph.layers:
+            return f"a layer named '{name}' already exists in this model"
+        return None
+
     def group(self, graph: ModelGraph, node_ids: list[str], name: str | None = None) -> Outcome:
-        """Groups the selection into one call of a new sub-model."""
+        """Groups the selection into one call of a new sub-model (named ``name``, see :meth:`submodel_name`)."""
         return self._push(
             graph, lambda: editing.group_ops(graph, self._engine(graph), node_ids, name=name), "Group as sub-model"
         )

@@ -13,6 +13,12 @@ from builder_app.ui.editor.find import FindBar
 from builder_app.ui.editor.palette import LAYER_MIME, payload_from_mime
 
 MIN_ZOOM, MAX_ZOOM = 0.05, 3.0
+#: What an empty canvas says, in its middle, until the first node is there.
+EMPTY_HINT = (
+    "Drag a layer from the Layers palette,\n"
+    "press Tab to search for one,\n"
+    "or open an example (Help → Examples)"
+)
 #: The zoom a jump to a node (find, a summary or problems row) shows it at, at least.
 READABLE_ZOOM = 0.85
 
@@ -45,6 +51,9 @@ class GraphView(QtWidgets.QGraphicsView):
         self.minimap = Minimap(self)
         self.find_bar = FindBar(self)
         self._extend_scene()
+        self._was_empty = self.is_empty()
+        scene.document.graph_changed.connect(self._follow_emptiness)
+        scene.theme_changed.connect(lambda _dark: self.viewport().update())
 
     @property
     def graph_scene(self) -> GraphScene:
@@ -296,8 +305,45 @@ class GraphView(QtWidgets.QGraphicsView):
         if changed:
             self.viewport().update()
 
+    # ------------------------------------------------------------ empty canvas
+    def is_empty(self) -> bool:
+        """Whether the graph shown has no nodes (the canvas then shows :meth:`empty_hint`)."""
+        return len(self.graph_scene.graph) == 0
+
+    def empty_hint(self) -> str:
+        """The hint drawn on the canvas: :data:`EMPTY_HINT` while the graph is empty, else ""."""
+        return EMPTY_HINT if self.is_empty() else ""
+
+    def _follow_emptiness(self, change) -> None:
+        # The hint is drawn over the viewport, not where items change: repaint it all when it comes or goes.
+        if getattr(change, "graph", None) not in (None, self.graph_scene.graph):
+            return
+        empty = self.is_empty()
+        if empty != self._was_empty:
+            self._was_empty = empty
+            self.viewport().update()
+
+    def _draw_empty_hint(self, painter: QtGui.QPainter) -> None:
+        text = self.empty_hint()
+        if not text:
+            return
+        colors = self.graph_scene.colors
+        painter.save()
+        painter.resetTransform()  # viewport pixels: the hint keeps its size at any zoom
+        font = QtGui.QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        painter.setFont(font)
+        painter.setPen(colors.muted)
+        painter.drawText(
+            QtCore.QRectF(self.viewport().rect()).adjusted(24, 24, -24, -24),
+            int(QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap),
+            text,
+        )
+        painter.restore()
+
     def drawForeground(self, painter: QtGui.QPainter, rect: QtCore.QRectF) -> None:  # noqa: N802 - Qt's name
         super().drawForeground(painter, rect)
+        self._draw_empty_hint(painter)
         wire = getattr(self, "_drop_wire", None)
         if wire is not None and wire.scene() is self.graph_scene:
             painter.setPen(QtGui.QPen(self.graph_scene.colors.selection, 4.0))
@@ -360,6 +406,7 @@ class Minimap(QtWidgets.QFrame):
         self._timer.timeout.connect(self._redraw)
         view.graph_scene.changed.connect(lambda _rects: self._timer.start())
         view.graph_scene.document.graph_changed.connect(self._graph_changed)
+        view.graph_scene.theme_changed.connect(lambda _dark: self._redraw())
         self._fit_to(QtCore.QRectF())
         self._timer.start()
 

@@ -1,15 +1,24 @@
 """The ``builder-app`` command line.
 
 Every failure a user can cause (a missing or corrupt file, an invalid model) ends
-in one line on stderr and a documented exit code, never a traceback.
+in one line on stderr and a documented exit code, never a traceback. Files are
+named by their full path.
+
+TensorFlow takes seconds to import, so every answer that does not need it comes
+first: usage errors, ``--help`` and ``--version``, missing or unreadable files,
+output paths that cannot be written, a project that does not parse (the project
+file is read without Keras). Only then does a command import Keras and do its work.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import math
 import os
 import signal
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -20,9 +29,47 @@ from builder_app.training.events import Event, EventKind, FinishStatus
 #: Exit codes of ``validate``.
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 
+#: The sub-commands; any other first word is a project to open, or a typo.
+COMMANDS = ("validate", "summary", "export", "import", "train", "render", "gui")
+#: What the editor opens (a project) or imports (a Keras model): a word ending so is a file.
+_FILE_SUFFIXES = (".kproj", ".keras", ".h5", ".hdf5", ".json")
+
+
+class _BadInput(Exception):
+    """A bad input, refused before any work: the message is the one line to print (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in one line (and exit 2, as argparse has it)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_UNREADABLE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 1 (``--epochs``, ``--batch-size``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    """A finite number above 0 (``--learning-rate``, ``--scale``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="builder-app",
         description="Build Keras models visually, with Keras-exact live shapes.",
     )
@@ -73,10 +120,10 @@ def _parser() -> argparse.ArgumentParser:
         help="digits, iris, regression, spirals, mnist, fashion_mnist, cifar10, F.npz, X.npy,Y.npy, "
         "F.csv:TARGET or an image folder",
     )
-    train.add_argument("--epochs", type=int, metavar="N")
-    train.add_argument("--batch-size", type=int, metavar="N")
+    train.add_argument("--epochs", type=_count, metavar="N")
+    train.add_argument("--batch-size", type=_count, metavar="N")
     train.add_argument("--optimizer", metavar="NAME", help="a keras.optimizers class, e.g. adam, sgd, adamw")
-    train.add_argument("--learning-rate", type=float, metavar="X")
+    train.add_argument("--learning-rate", type=_positive, metavar="X")
     train.add_argument("--metrics-out", type=Path, metavar="F.csv", help="one row per epoch, Keras's metric names")
     train.add_argument("--save", type=Path, metavar="F.keras", help="the trained model")
     train.add_argument("--fix-data", action="store_true", help="apply the obvious fixes (reshape, one-hot)")
@@ -94,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     target = render.add_mutually_exclusive_group(required=True)
     target.add_argument("--png", type=Path, metavar="F.png", help="write a PNG image")
     target.add_argument("--svg", type=Path, metavar="F.svg", help="write an SVG drawing")
-    render.add_argument("--scale", type=float, default=1.0, help="pixels per canvas unit (PNG; default 1)")
+    render.add_argument("--scale", type=_positive, default=1.0, help="pixels per canvas unit (PNG; default 1)")
     render.add_argument("--dark", action="store_true", help="the dark canvas colours")
     gui = commands.add_parser("gui", help="open the editor (the default)", description="Open the editor window.")
     gui.add_argument("project", type=Path, nargs="?", metavar="PROJECT", help="a project, or a Keras model to import")
@@ -108,44 +155,125 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the command line; returns the exit code."""
+    """Runs the command line; returns the exit code (``--help`` and usage errors included)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = {"validate", "summary", "export", "import", "train", "render", "gui"}
-    if not argv or (not argv[0].startswith("-") and argv[0] not in commands):
+    if not argv or (not argv[0].startswith("-") and argv[0] not in COMMANDS):
+        if argv and not _names_a_file(argv[0]):
+            print(f"builder-app: {_unknown_command(argv[0])}", file=sys.stderr)
+            return EXIT_UNREADABLE
         argv = ["gui", *argv]  # `builder-app [PROJECT]` opens the editor
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if args.command == "gui":
-        return _gui(args.project)
     try:
-        from builder_app.core.quiet import import_keras_quietly
-
-        import_keras_quietly()
-        if args.command == "validate":
-            return _validate(args.project, as_json=args.json)
-        if args.command == "summary":
-            return _summary(args.project)
-        if args.command == "export":
-            return _export(args)
-        if args.command == "import":
-            return _import(args.model, args.output)
-        if args.command == "train":
-            return _train(args)
-        if args.command == "render":
-            return _render(args)
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has said in one line
+        return exc.code if isinstance(exc.code, int) else EXIT_UNREADABLE if exc.code else 0
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    commands = {
+        "gui": lambda: _gui(args.project),
+        "validate": lambda: _validate(args.project, as_json=args.json),
+        "summary": lambda: _summary(args.project),
+        "export": lambda: _export(args),
+        "import": lambda: _import(args.model, args.output),
+        "train": lambda: _train(args),
+        "render": lambda: _render(args),
+    }
+    try:
+        return commands[args.command]()
+    except _BadInput as exc:
+        print(f"builder-app: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
     except KeyboardInterrupt:
         print("builder-app: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
         print(f"builder-app: internal error ({type(exc).__name__}): {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
-    return EXIT_UNREADABLE  # pragma: no cover - argparse rejects unknown commands
+
+
+def _names_a_file(word: str) -> bool:
+    """Whether ``builder-app WORD`` means a file to open rather than a mistyped command.
+
+    A file that exists, a path (it has a separator) or a name with a project's or a
+    Keras model's suffix is a file; any other word is a command.
+    """
+    separators = {os.sep, os.altsep} - {None}
+    return (
+        any(s in word for s in separators)
+        or word.lower().endswith(_FILE_SUFFIXES)
+        or os.path.lexists(word)
+    )
+
+
+def _unknown_command(word: str) -> str:
+    """``unknown command 'exprt' (did you mean 'export'?)``."""
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    if close:
+        return f"unknown command {word!r} (did you mean {close[0]!r}?)"
+    return f"unknown command {word!r} (the commands: {', '.join(COMMANDS)}; or give a project file)"
+
+
+def _keras() -> None:
+    """Imports Keras (seconds: TensorFlow) once the inputs are known to be usable."""
+    from builder_app.core.quiet import import_keras_quietly
+
+    import_keras_quietly()
+
+
+def _full(path: Path) -> str:
+    """The absolute, resolved path, for messages."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        return os.path.abspath(path)
+
+
+def _check_readable(path: Path, what: str) -> None:
+    """Refuses a path that is not a file this process can read (before anything is imported).
+
+    Raises:
+        _BadInput: It is missing, a folder, not a regular file, or unreadable.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise _BadInput(f"{_full(path)}: cannot open the file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise _BadInput(f"{_full(path)}: is a folder, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise _BadInput(f"{_full(path)}: not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise _BadInput(f"{_full(path)}: cannot open the file ({exc.strerror or exc})") from None
+
+
+def _check_writable(option: str, path: Path, *, directory: bool = False) -> None:
+    """Refuses an output path that cannot be written (before anything is imported or computed).
+
+    Raises:
+        _BadInput: Names the option and the full path.
+    """
+    if directory:
+        problem = (
+            "is a file, not a folder" if path.exists() and not path.is_dir() else _unwritable_folder(path.parent)
+        )
+    else:
+        problem = _unwritable(path)
+    if problem:
+        raise _BadInput(f"{option} {_full(path)}: {problem}")
+
+
+def _named(message: str, path: Path) -> str:
+    """A loader's ``NAME: problem`` message, naming the file by its full path instead."""
+    name = path.name or str(path)
+    if message.startswith(f"{name}: "):
+        return f"{_full(path)}: {message[len(name) + 2:]}"
+    return message
 
 
 def _gui(path: Path | None) -> int:
-    if path is not None and not path.exists():
-        print(f"builder-app: {path}: no such file", file=sys.stderr)
-        return EXIT_UNREADABLE
+    if path is not None:
+        _check_readable(path, "project file")
     headless = sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
     )
@@ -162,15 +290,12 @@ def _gui(path: Path | None) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
+    target = args.png or args.svg
+    _check_writable("--png" if args.png else "--svg", target)
     project = _load(args.project)
-    if project is None:
-        return EXIT_UNREADABLE
+    _keras()
     from builder_app.ui.render import RenderError, render_project
 
-    target = args.png or args.svg
-    if args.scale <= 0:
-        print("builder-app: --scale must be positive", file=sys.stderr)
-        return EXIT_UNREADABLE
     try:
         size = render_project(project, target, dark=args.dark, scale=args.scale, fmt="png" if args.png else "svg")
     except RenderError as exc:
@@ -181,19 +306,23 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _load(path: Path):
+    """The project at ``path``, read without Keras.
+
+    Raises:
+        _BadInput: The file is missing, unreadable, or not a project this version reads.
+    """
+    _check_readable(path, "project file")
     from builder_app.core.project import ProjectLoadError, load_project
 
     try:
         return load_project(path)
     except ProjectLoadError as exc:
-        print(f"builder-app: {exc}", file=sys.stderr)
-        return None
+        raise _BadInput(_named(str(exc), path)) from None
 
 
 def _validate(path: Path, *, as_json: bool) -> int:
     project = _load(path)
-    if project is None:
-        return EXIT_UNREADABLE
+    _keras()
     from builder_app.core.report import validation_report
     from builder_app.core.shapes import ShapeEngine
 
@@ -216,8 +345,7 @@ def _validate(path: Path, *, as_json: bool) -> int:
 
 def _summary(path: Path) -> int:
     project = _load(path)
-    if project is None:
-        return EXIT_UNREADABLE
+    _keras()
     from builder_app.core.report import format_summary
     from builder_app.core.shapes import ShapeEngine
 
@@ -231,16 +359,18 @@ def _export(args: argparse.Namespace) -> int:
 
     targets = [(e, getattr(args, e.dest)) for e in EXPORTERS.values() if getattr(args, e.dest) is not None]
     if not targets:
-        print(f"builder-app: say what to export: {flags_sentence()}", file=sys.stderr)
-        return EXIT_UNREADABLE
-    for exporter, _ in targets:
-        reason = exporter.unavailable()
-        if reason:
-            print(f"builder-app: {reason}", file=sys.stderr)
-            return EXIT_UNREADABLE
+        raise _BadInput(f"say what to export: {flags_sentence()}")
+    for exporter, path in targets:
+        _check_writable(exporter.flag, path, directory=exporter.is_directory)
     project = _load(args.project)
-    if project is None:
-        return EXIT_UNREADABLE
+    from builder_app.core.quiet import native_stderr_silenced
+
+    for exporter, _ in targets:
+        with native_stderr_silenced():  # a check may import the converter, and TensorFlow with it
+            reason = exporter.unavailable()
+        if reason:
+            raise _BadInput(reason)
+    _keras()
     from builder_app.core.keras_model import BuildError, build_keras_model
 
     try:
@@ -248,17 +378,17 @@ def _export(args: argparse.Namespace) -> int:
         # weights for are initialised once, so all exports agree.
         model = build_keras_model(project.graph)
     except BuildError as exc:
-        print(f"builder-app: {args.project}: {exc}", file=sys.stderr)
+        print(f"builder-app: {_full(args.project)}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     failed = False
     for exporter, path in targets:
         try:
             exporter.write(project, path, model)
         except OSError as exc:
-            print(f"builder-app: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"builder-app: cannot write {_full(path)}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_UNREADABLE
         except ValueError as exc:  # CodegenError, SettingsError: one line naming the layer or setting
-            print(f"builder-app: {args.project}: {exc}", file=sys.stderr)
+            print(f"builder-app: {_full(args.project)}: {exc}", file=sys.stderr)
             return EXIT_INVALID
         print(f"wrote {path}")
         if args.check and exporter.checkable:
@@ -281,20 +411,23 @@ def _check(graph, model, kind: str, path: Path) -> bool:
 
 
 def _import(model: Path, output: Path) -> int:
+    _check_readable(model, "Keras model file")
+    _check_writable("-o", output)
+    _keras()
     from builder_app.core.project import save_project
     from builder_app.importers.keras_file import ModelImportError, import_model
 
     try:
         result = import_model(model)
     except ModelImportError as exc:
-        print(f"builder-app: {exc}", file=sys.stderr)
+        print(f"builder-app: {_named(str(exc), model)}", file=sys.stderr)
         return EXIT_UNREADABLE
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     try:
         save_project(result.project, output)
     except OSError as exc:
-        print(f"builder-app: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"builder-app: cannot write {_full(output)}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     graph = result.project.graph
     print(f"imported {model} -> {output}: {len(graph)} nodes")
@@ -302,12 +435,26 @@ def _import(model: Path, output: Path) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    project = _load(args.project)
-    if project is None:
-        return EXIT_UNREADABLE
     if args.gui:
+        project = _load(args.project)
+        _keras()
         return _train_window(project, args)
+    _check_readable(args.project, "project file")  # the cheapest check first
     from builder_app.training.data import DataError, parse_spec
+
+    try:
+        data = parse_spec(args.data) if args.data else None
+    except DataError as exc:
+        raise _BadInput(str(exc)) from None
+    # Where the results go is checked now, not after the training it would lose.
+    outputs = [("--metrics-out", args.metrics_out), ("--save", args.save)]
+    if args.update_project:
+        outputs.append(("--update-project", args.project))
+    for option, path in outputs:
+        if path is not None:
+            _check_writable(option, path)
+    project = _load(args.project)
+    _keras()
     from builder_app.training.runner import (
         Overrides,
         TrainingRun,
@@ -316,20 +463,6 @@ def _train(args: argparse.Namespace) -> int:
         usable_weights,
     )
 
-    try:
-        data = parse_spec(args.data) if args.data else None
-    except DataError as exc:
-        print(f"builder-app: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
-    # Where the results go is checked now, not after the training it would lose.
-    outputs = [("--metrics-out", args.metrics_out), ("--save", args.save)]
-    if args.update_project:
-        outputs.append(("--update-project", args.project))
-    for option, path in outputs:
-        problem = _unwritable(path) if path is not None else None
-        if problem:
-            print(f"builder-app: {option} {path}: {problem}", file=sys.stderr)
-            return EXIT_UNREADABLE
     overrides = Overrides(
         data=data,
         epochs=args.epochs,
@@ -359,7 +492,7 @@ def _train(args: argparse.Namespace) -> int:
         result = run.result or {}
         if result.get("kind") == EventKind.FAILED:
             hint = f" ({result['hint']})" if result.get("hint") else ""
-            print(f"builder-app: {args.project}: {result['message']}{hint}", file=sys.stderr)
+            print(f"builder-app: {_full(args.project)}: {result['message']}{hint}", file=sys.stderr)
             return EXIT_INVALID
         # None when the run left no weights or ended in NaN: those never replace the project's.
         trained = usable_weights(run)
@@ -383,7 +516,7 @@ def _train(args: argparse.Namespace) -> int:
         if status == FinishStatus.NAN:
             skipped = f"; {args.save} not written" if args.save is not None else ""
             print(
-                f"builder-app: {args.project}: the loss became NaN or infinite (try a lower learning rate, "
+                f"builder-app: {_full(args.project)}: the loss became NaN or infinite (try a lower learning rate, "
                 f"or look for NaN in the data); the project's weights are unchanged{skipped}",
                 file=sys.stderr,
             )
@@ -401,22 +534,28 @@ def _unwritable(path: Path) -> str | None:
     """Why a file cannot be written at ``path`` (checked before training), or None."""
     if path.is_dir():
         return "is a folder, not a file"
-    folder = path.parent
-    if not folder.is_dir():
-        return f"there is no folder {folder}" if not folder.exists() else f"{folder} is not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {folder} is not writable"
+    problem = _unwritable_folder(path.parent)
+    if problem:
+        return problem
     if path.exists() and not os.access(path, os.W_OK):
         return "the file is not writable"
+    return None
+
+
+def _unwritable_folder(folder: Path) -> str | None:
+    """Why nothing can be written into ``folder``, or None."""
+    if not folder.is_dir():
+        return f"there is no folder {_full(folder)}" if not folder.exists() else f"{_full(folder)} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {_full(folder)} is not writable"
     return None
 
 
 def _train_window(project, args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from builder_app.ui.training.window import TrainingWindow
-
     from builder_app.ui import collector
+    from builder_app.ui.training.window import TrainingWindow
 
     app = QApplication.instance() or QApplication([])
     collector.install(app)

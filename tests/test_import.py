@@ -311,7 +311,7 @@ def cli_refuses(path: Path, tmp_path: Path, expected: str) -> None:
     done = run_cli("import", str(path), "-o", str(tmp_path / "out.kproj"))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith(f"builder-app: {path.name}: ") and expected in lines[-1], done.stderr
+    assert lines[-1].startswith(f"builder-app: {path.resolve()}: ") and expected in lines[-1], done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out.kproj").exists()
 

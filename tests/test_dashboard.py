@@ -500,6 +500,9 @@ def test_every_axis_shows_real_values_without_a_prefix_scale(qtbot, dashboard, s
                     assert len(text) <= 8, text
                     checked += 1
     assert checked > 20
+    for widget in every_plot(dashboard):  # painted, not dropped for want of room
+        axis = widget.getPlotItem().getAxis("left")
+        assert len(drawn_labels(axis)) >= 2, (widget.getPlotItem().titleLabel.text, shown_ticks(axis))
     label = dashboard.batch_plot.getPlotItem().getAxis("left").labelString()
     assert ">loss </span>" in label, label  # the title alone, no "(x0.001)"
 
@@ -648,8 +651,14 @@ def test_the_best_epoch_is_labelled_with_its_metric(qtbot, dashboard):
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.monitor() == "val_loss"
     assert dashboard.best_summary() == "best val_loss: 0.4 (epoch 3)"
+    ring = dashboard.best_marker("loss")
+    assert ring is not None and ring.toolTip() == "best val_loss: 0.4 (epoch 3)"
+    np.testing.assert_allclose(np.column_stack(ring.getData()), [[3, 0.4]])
     dashboard.set_monitor("val_accuracy")  # an early-stopping monitor: higher is better
     assert dashboard.best_summary() == "best val_accuracy: 0.65 (epoch 3)"
+    np.testing.assert_allclose(np.column_stack(dashboard.best_marker("accuracy").getData()), [[3, 0.65]])
+    x, _ = dashboard.best_marker("loss").getData()
+    assert x is None or len(x) == 0  # one ring, on the monitored plot only
     dashboard.set_monitor(None)
 
     # Without validation the run is judged by its loss; a new run starts blank.

@@ -36,6 +36,7 @@ from builder_app.training.curves import (
     TimeLeft,
     as_integer,
     as_number,
+    best_epoch,
     best_text,
     blend_opaque,
     constant_range,
@@ -51,6 +52,7 @@ from builder_app.training.curves import (
     metric_base_name,
     metric_order,
     metric_title,
+    monitor_mode,
 )
 from builder_app.training.events import EventKind, FinishStatus
 
@@ -153,6 +155,26 @@ class _Axis(pg.AxisItem):
             opaque.append((pen, p1, p2))
         return axis_spec, opaque, text_specs
 
+    def fit_tick_labels(self, *_: Any) -> None:
+        """Widens a left axis to its widest tick label ("0.00035", "160,000") before it paints.
+
+        pyqtgraph drops the labels that do not fit and widens the axis for the next
+        paint; this widens it first. It never narrows: a width that followed every
+        redraw would shift the plot under a live run.
+        """
+        low, high = self.range
+        metrics = QtGui.QFontMetricsF(self.style["tickFont"] or self.font())
+        widest = 0.0
+        levels = self.tickValues(low, high, max(self.height(), 1.0))
+        for spacing, values in levels[: self.style["maxTextLevel"] + 1]:
+            for text in self.tickStrings(values, self.autoSIPrefixScale * self.scale, spacing):
+                widest = max(widest, metrics.horizontalAdvance(text))
+        needed = widest + self.style["tickTextOffset"][0] + max(0, self.style["tickLength"]) + 4
+        if self.label.isVisible():
+            needed += self.label.boundingRect().height() * 0.8
+        if needed > self.width():
+            self.setWidth(math.ceil(needed))
+
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         if self.logMode:
             return self.logTickStrings(values, scale, spacing)
@@ -181,6 +203,7 @@ class _MetricPlot:
         self.widget = widget
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.previous: list[pg.PlotDataItem] = []
+        self.best: pg.PlotDataItem | None = None  # the monitored metric's best epoch
 
 
 class TrainingDashboard(QtWidgets.QWidget):
@@ -356,6 +379,10 @@ class TrainingDashboard(QtWidgets.QWidget):
     def best_summary(self) -> str:
         """``"best val_loss: 0.123 (epoch 7)"`` for the current run, or "" before its first epoch."""
         return self.best_label.text()
+
+    def best_marker(self, name: str) -> pg.PlotDataItem | None:
+        """The ring around the best epoch on a metric's plot (None if it never had one)."""
+        return self._metric_plots[name].best
 
     def epoch_markers(self) -> list[tuple[int, float]]:
         """The epoch-end markers shown on the batch loss plot: ``(epoch from 1, step)``."""
@@ -590,7 +617,9 @@ class TrainingDashboard(QtWidgets.QWidget):
             # Major and one minor level: the second minor level's grid doubled paint time.
             axis.setStyle(maxTickLevel=1)
             axis.setZValue(-1)  # the grid behind the curves
-        plot.getAxis("left").setWidth(52)
+        left = plot.getAxis("left")
+        left.setWidth(52)
+        plot.getViewBox().sigYRangeChanged.connect(left.fit_tick_labels)
         plot.setLabel("bottom", x_label, **label_style)
         if y_label:
             plot.setLabel("left", y_label, **label_style)
@@ -912,10 +941,31 @@ class TrainingDashboard(QtWidgets.QWidget):
         self._epoch_axis.setTicks([[(x, str(epoch)) for epoch, x in markers]])
 
     def _refresh_best(self) -> None:
-        """The header's best epoch of the monitored metric: "best val_loss: 0.123 (epoch 7)"."""
+        """Shows the monitored metric's best epoch, in the header and on its plot.
+
+        The header reads "best val_loss: 0.123 (epoch 7)"; a ring marks the point.
+        """
         key = self.monitor()
         data = self._epoch_data.get(key) if key else None
-        self.best_label.setText(best_text(key, data[1], epochs=data[0]) if data else "")
+        found = best_epoch(data[1], monitor_mode(key), data[0]) if data else None
+        self.best_label.setText(best_text(key, data[1], epochs=data[0]) if found else "")
+        shown = self._metric_plots.get(metric_base_name(key)) if found else None
+        for plot in self._metric_plots.values():
+            if plot.best is not None and plot is not shown:
+                plot.best.setData([], [])
+        if shown is None:
+            return
+        if shown.best is None:
+            color = VALIDATION_COLOR if is_validation(key) else TRAIN_COLOR
+            shown.best = pg.PlotDataItem(  # not a bare ScatterPlotItem: it follows log mode
+                pen=None, symbol="o", symbolSize=13, symbolPen=pg.mkPen(color, width=1.6),
+                symbolBrush=None,
+            )  # fmt: skip
+            shown.best.setZValue(11)
+            shown.widget.addItem(shown.best)
+        epoch, value = found
+        shown.best.setData([float(epoch)], [value])
+        shown.best.setToolTip(self.best_label.text())
 
     def _draw_previous_runs(self) -> None:
         for plot in self._metric_plots.values():

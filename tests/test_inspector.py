@@ -321,13 +321,34 @@ def test_shared_unknown_submodel_and_removed(inspector, document):
     assert inspector.placeholder.isVisible()
 
 
-def test_waits_for_keras(qtbot):
+def test_waits_for_the_catalog_where_this_keras_has_none_cached(qtbot, monkeypatch):
+    loaded = catalog._data()
+    doc = Document(load_project(EXAMPLES / "digits_cnn.kproj"))
+    widget = Inspector(doc)
+    qtbot.addWidget(widget)
+    monkeypatch.setattr(catalog, "_loaded", None)  # no cache fits: the Keras loader derives it
+    monkeypatch.setattr(catalog, "_missed", True)
+    widget.show_node(doc.graph, node_of(doc.graph, "conv_1"))
+    assert widget.note_label.text() == LOADING_TEXT and widget.param_names() == []
+    monkeypatch.setattr(catalog, "_loaded", loaded)  # derived
+    doc.attach_engine()
+    doc.update_shapes()
+    assert "filters" in widget.param_names() and widget.note_label.isHidden()
+    close(doc)
+
+
+def test_parameters_from_the_cached_catalog_before_the_engine(qtbot):
     doc = Document(load_project(EXAMPLES / "digits_cnn.kproj"))
     widget = Inspector(doc)
     qtbot.addWidget(widget)
     widget.show_node(doc.graph, node_of(doc.graph, "conv_1"))
-    assert widget.note_label.text() == LOADING_TEXT and widget.param_names() == []
+    assert doc.engine is None and "filters" in widget.param_names() and widget.note_label.isHidden()
+    assert widget.shape_label.text() == "Output: known once Keras has loaded"
+    spin = widget.editor("filters")
+    widget.keras_ready(doc.graph, node_of(doc.graph, "conv_1"))
+    assert widget.editor("filters") is spin  # kept: a value being typed is not lost
     doc.attach_engine()
     doc.update_shapes()
-    assert "filters" in widget.param_names() and widget.note_label.isHidden()
+    assert widget.editor("filters") is spin and widget.shape_label.text().startswith("Output: (None,")
+    assert widget.editor("kernel_initializer").isEnabled()  # Keras is loaded: it writes them now
     close(doc)

@@ -33,9 +33,25 @@ def palette(qtbot, entries):
     return widget
 
 
-def test_loading_until_populated(qtbot, entries):
+def test_listed_from_the_first_frame_when_the_catalog_is_cached(qtbot, entries):
+    assert catalog.load_cached()  # the shipped catalog fits the pinned Keras
     widget = Palette()
     qtbot.addWidget(widget)
+    assert widget.is_populated() and widget.item_for("Conv2D") is not None
+    widget.tree.setCurrentItem(widget.item_for("Conv2D"))
+    widget.populate(entries)  # Keras came: the same entries change nothing
+    assert widget.payload_of(widget.tree.currentItem()) == "Conv2D"
+    quick = QuickAdd()
+    qtbot.addWidget(quick)
+    assert quick.is_populated()
+
+
+def test_loading_until_populated(qtbot, entries, monkeypatch):
+    monkeypatch.setattr(catalog, "_loaded", None)  # this Keras has no cached catalog yet
+    monkeypatch.setattr(catalog, "_missed", True)
+    widget = Palette()
+    qtbot.addWidget(widget)
+    monkeypatch.undo()
     assert not widget.is_populated()
     assert widget.tree.topLevelItemCount() == 1
     loading = widget.tree.topLevelItem(0)

@@ -8,8 +8,12 @@ things Keras cannot tell us are curated: categories, starting values for
 required arguments, port styles and a few choice lists.
 
 Keras is imported lazily, inside functions, because importing TensorFlow takes
-seconds; importing this module is instant. Everything derived from Keras is
-built on first use and cached.
+seconds; importing this module is instant. Everything derived from Keras is one
+:class:`CatalogData`, derived once per Keras version and kept as JSON
+(:mod:`builder_app.core.catalog_cache`: the user's cache directory, or the copy
+shipped in the package for the pinned Keras), so the palette, the inspector and
+the config check read it from the first frame, before TensorFlow is imported;
+only :func:`keras_class` (and building layers) needs Keras itself.
 
 ``check_config`` (in :mod:`builder_app.core.config_check`) is a security boundary: configs come from user files, and
 Keras deserialization of an arbitrary ``{"module": ..., "class_name": ...}``
@@ -23,9 +27,10 @@ import copy
 import functools
 import inspect
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from builder_app.core import keras_compat
@@ -147,6 +152,48 @@ class LayerSpec:
     def param_names(self) -> tuple[str, ...]:
         """The names of all parameters, in order."""
         return tuple(p.name for p in self.params)
+
+
+@dataclass(frozen=True)
+class CatalogData:
+    """Everything the catalog derives from one Keras, as plain data: what the cache stores.
+
+    Attributes:
+        keras_version: The version of the Keras it was derived from.
+        specs: A LayerSpec for every describable class (catalog layers, RNN cells,
+            InputLayer), by canonical name.
+        input_spec: The spec of the graph's Input node.
+        default_configs: The config of each describable class when dropped (None
+            where Keras could not build the class).
+        aliases: Alias -> canonical class name.
+        accepted: The config keys each describable class accepts (the config check's).
+        nested: By kind (initializer, regularizer, constraint), each public class's
+            arguments.
+        identifiers: By kind (and activation), the strings Keras resolves.
+        dtype_names: What a layer's ``dtype`` accepts.
+        dtype_policy_classes: The public classes of ``keras.dtype_policies``.
+        quantizer_classes: The public classes of ``keras.quantizers``.
+    """
+
+    keras_version: str
+    specs: dict[str, LayerSpec]
+    input_spec: LayerSpec
+    default_configs: dict[str, dict | None]
+    aliases: dict[str, str]
+    accepted: dict[str, frozenset[str]]
+    nested: dict[str, dict[str, tuple[ParamSpec, ...]]]
+    identifiers: dict[str, frozenset[str]]
+    dtype_names: tuple[str, ...]
+    dtype_policy_classes: frozenset[str]
+    quantizer_classes: frozenset[str]
+    # The palette's layers in palette order, computed once from the fields above.
+    ordered: dict[str, LayerSpec] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        specs = [s for n, s in self.specs.items() if n not in EXCLUDED]
+        order = {c: i for i, c in enumerate(CATEGORIES)}
+        specs.sort(key=lambda s: (order.get(s.category, len(order)), s.class_name))
+        object.__setattr__(self, "ordered", {s.class_name: s for s in specs})
 
 
 # --------------------------------------------------------------------------- #
@@ -420,7 +467,7 @@ class _LazyMapping(Mapping):
 
 
 #: Alias -> canonical class name (``"Convolution2D" -> "Conv2D"``), from keras.layers.
-ALIASES: Mapping[str, str] = _LazyMapping(lambda: _layer_classes()[1])
+ALIASES: Mapping[str, str] = _LazyMapping(lambda: _data().aliases)
 
 
 def _resolve(class_name: str) -> str:
@@ -431,13 +478,13 @@ def _resolve(class_name: str) -> str:
     """
     if not isinstance(class_name, str):
         raise KeyError(f"layer class name must be a string, not {class_name!r}")
-    return _layer_classes()[1].get(class_name, class_name)
+    return _data().aliases.get(class_name, class_name)
 
 
 def _class_of(class_name: str) -> type:
     """Any public keras.layers class by (possibly aliased) name, excluded ones too."""
-    name = _resolve(class_name)
-    classes = _layer_classes()[0]
+    classes, aliases = _layer_classes()  # live: deriving the catalog calls it
+    name = aliases.get(class_name, class_name)
     if name not in classes:
         raise KeyError(f"unknown layer class {class_name!r}")
     return classes[name]
@@ -488,6 +535,18 @@ def _default_config(name: str) -> dict:
     return config
 
 
+def _derive_default_config(name: str) -> dict | None:
+    try:
+        return copy.deepcopy(_default_config(name))
+    except Exception:  # noqa: BLE001 - a class we cannot build is still described
+        return None
+
+
+def _try_default_config(name: str) -> dict | None:
+    """The default config of a describable class, None if Keras could not build it (not a copy)."""
+    return _data().default_configs.get(name)
+
+
 def default_config(class_name: str) -> dict:
     """The full config a layer has when dropped from the palette.
 
@@ -501,12 +560,15 @@ def default_config(class_name: str) -> dict:
         A fresh deep copy; callers may change it.
 
     Raises:
-        KeyError: The class is not in the catalog.
+        KeyError: The class is not in the catalog (or Keras cannot build it).
     """
     name = _resolve(class_name)
-    if name not in catalog() and name != "InputLayer":
+    if name not in _catalog() and name != "InputLayer":
         raise KeyError(f"{class_name!r} is not in the layer catalog")
-    return copy.deepcopy(_default_config(name))
+    config = _try_default_config(name)
+    if config is None:
+        raise KeyError(f"{class_name!r} cannot be built by this Keras with its starting values")
+    return copy.deepcopy(config)
 
 
 # --------------------------------------------------------------------------- #
@@ -698,39 +760,134 @@ def _ports(name: str, cls: type) -> PortsSpec:
 # --------------------------------------------------------------------------- #
 
 
-def _try_default_config(name: str) -> dict | None:
-    try:
-        return _default_config(name)
-    except Exception:  # noqa: BLE001 - a class we cannot build is still described
-        return None
-
-
-def _describe(name: str, cls: type) -> LayerSpec:
+def _describe(name: str, cls: type, config: dict | None) -> LayerSpec:
     doc = inspect.cleandoc(cls.__doc__ or "")
     return LayerSpec(
         class_name=name,
         category="Core" if name == "InputLayer" else _category(name, cls),
         description=_DESCRIPTIONS.get(name) or first_sentence(doc) or name,
-        params=_param_specs(name, cls, _try_default_config(name)),
+        params=_param_specs(name, cls, config),
         ports=_ports(name, cls),
         module=cls.__module__,
         doc=doc,
     )
 
 
-@functools.cache
+def derive() -> CatalogData:
+    """Derives the whole catalog from the installed Keras (imports it; seconds).
+
+    The editor reads the cached result instead (:func:`load_cached`); this is
+    what the cache is made of, and what it is checked against.
+    """
+    from builder_app.core.config_check import _accepted_names
+
+    classes, aliases = _layer_classes()
+    names = [name for name in classes if _describable(name)]
+    configs = {name: _derive_default_config(name) for name in names}
+    specs = {name: _describe(name, classes[name], configs[name]) for name in names}
+    return CatalogData(
+        keras_version=_keras().__version__,
+        specs=specs,
+        input_spec=_derive_input_spec(),
+        default_configs=configs,
+        aliases=dict(aliases),
+        accepted={name: _accepted_names(name) for name in names},
+        nested={kind: _derive_nested_params(kind) for kind in (INITIALIZER, REGULARIZER, CONSTRAINT)},
+        identifiers={
+            kind: _derive_identifiers(kind)
+            for kind in (ACTIVATION, INITIALIZER, REGULARIZER, CONSTRAINT)
+        },
+        dtype_names=_derive_dtype_names(),
+        dtype_policy_classes=_derive_dtype_policy_classes(),
+        quantizer_classes=_derive_quantizer_classes(),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# The data in use: from the cache, else derived (and cached)
+# --------------------------------------------------------------------------- #
+
+_lock = threading.Lock()
+_loaded: CatalogData | None = None
+_source = ""
+_missed = False  # no cache fitted: asking again reads nothing until the catalog is derived
+
+
+def _install(data: CatalogData, source: str) -> CatalogData:
+    global _loaded, _source
+    with _lock:
+        if _loaded is None:
+            _loaded, _source = data, source
+        return _loaded
+
+
+def load_cached() -> bool:
+    """Reads the cached catalog of the installed Keras, if there is one; never imports Keras.
+
+    Returns:
+        Whether the catalog is loaded now (read here, or loaded before). Once no
+        cache fitted, it answers False at once until the catalog is derived.
+    """
+    global _missed
+    if _loaded is not None:
+        return True
+    if _missed:
+        return False
+    from builder_app.core import catalog_cache
+
+    found = catalog_cache.load()
+    if found is None:
+        _missed = True
+        return False
+    data, source = found
+    _install(data, source)
+    return True
+
+
+def _data() -> CatalogData:
+    """The catalog data: the cached one, else derived from Keras now and cached."""
+    if _loaded is not None or load_cached():
+        return _loaded  # type: ignore[return-value]
+    from builder_app.core import catalog_cache
+
+    data = derive()
+    catalog_cache.store(data)
+    return _install(data, "derived")
+
+
+def prepare() -> None:
+    """Loads the catalog (cached, else derived and cached) and Keras's layer classes.
+
+    Imports Keras: call it off the GUI thread (the editor's Keras loader does).
+    """
+    _data()
+    _layer_classes()
+
+
+def _forget() -> None:
+    """Forgets the catalog in use, so that the next read loads it again (tests)."""
+    global _loaded, _source, _missed
+    with _lock:
+        _loaded, _source, _missed = None, "", False
+
+
+def source() -> str:
+    """Where the catalog in use came from: ``"cache"``, ``"shipped"``, ``"derived"``; "" before."""
+    return _source
+
+
 def _specs() -> dict[str, LayerSpec]:
     """LayerSpecs of every describable class: catalog, cells and InputLayer."""
-    classes = _layer_classes()[0]
-    return {name: _describe(name, cls) for name, cls in classes.items() if _describable(name)}
+    return _data().specs
 
 
-@functools.cache
 def _catalog() -> dict[str, LayerSpec]:
-    specs = [s for n, s in _specs().items() if n not in EXCLUDED]
-    order = {c: i for i, c in enumerate(CATEGORIES)}
-    specs.sort(key=lambda s: (order.get(s.category, len(order)), s.class_name))
-    return {s.class_name: s for s in specs}
+    return _data().ordered
+
+
+def _accepted(name: str) -> frozenset[str]:
+    """The config keys a describable class accepts (see ``config_check._accepted_names``)."""
+    return _data().accepted[name]
 
 
 def catalog() -> dict[str, LayerSpec]:
@@ -739,8 +896,13 @@ def catalog() -> dict[str, LayerSpec]:
 
 
 def is_loaded() -> bool:
-    """Whether the catalog is built (reading it now will not import Keras)."""
-    return _catalog.cache_info().currsize > 0
+    """Whether the catalog is loaded (reading it now will not import Keras)."""
+    return _loaded is not None
+
+
+def keras_loaded() -> bool:
+    """Whether Keras is imported and its layer classes listed (:func:`keras_class` is instant)."""
+    return _layer_classes.cache_info().currsize > 0
 
 
 def layer_spec(class_name: str) -> LayerSpec:
@@ -779,9 +941,13 @@ def keras_class(class_name: str) -> type:
     return _layer_classes()[0][name]
 
 
-@functools.cache
 def input_spec() -> LayerSpec:
-    """The spec of the graph's Input node, ``keras.layers.InputLayer``.
+    """The spec of the graph's Input node, ``keras.layers.InputLayer``."""
+    return _data().input_spec
+
+
+def _derive_input_spec() -> LayerSpec:
+    """The spec of the graph's Input node, ``keras.layers.InputLayer``, from Keras.
 
     Keras 3 keeps ``batch_shape``, ``dtype``, ``sparse``, ``ragged`` and
     ``optional`` in the config; ``shape`` and ``batch_size`` are constructor
@@ -869,9 +1035,12 @@ def _nested_classes(kind: str) -> dict[str, type]:
     return _public_classes(module, base)
 
 
-@functools.cache
-def _nested_params(kind: str) -> dict[str, tuple[ParamSpec, ...]]:
+def _derive_nested_params(kind: str) -> dict[str, tuple[ParamSpec, ...]]:
     return {name: _object_params(cls) for name, cls in _nested_classes(kind).items()}
+
+
+def _nested_params(kind: str) -> dict[str, tuple[ParamSpec, ...]]:
+    return _data().nested[kind]
 
 
 def initializer_classes() -> dict[str, tuple[ParamSpec, ...]]:
@@ -889,9 +1058,12 @@ def constraint_classes() -> dict[str, tuple[ParamSpec, ...]]:
     return dict(_nested_params(CONSTRAINT))
 
 
-@functools.cache
 def _identifiers(kind: str) -> frozenset[str]:
     """Every string Keras resolves for a kind: class names, snake names, aliases."""
+    return _data().identifiers[kind]
+
+
+def _derive_identifiers(kind: str) -> frozenset[str]:
     keras = _keras()
     if kind == ACTIVATION:
         names = {
@@ -927,8 +1099,11 @@ def activation_names() -> list[str]:
     return sorted(_identifiers(ACTIVATION))
 
 
-@functools.cache
 def _dtype_names() -> tuple[str, ...]:
+    return _data().dtype_names
+
+
+def _derive_dtype_names() -> tuple[str, ...]:
     try:
         names = list(keras_compat.allowed_dtypes())
     except ImportError:  # pragma: no cover - private API moved (tests/test_keras_compat.py)
@@ -942,16 +1117,22 @@ def dtype_names() -> list[str]:
     return list(_dtype_names())
 
 
-@functools.cache
 def _dtype_policy_classes() -> frozenset[str]:
+    return _data().dtype_policy_classes
+
+
+def _quantizer_classes() -> frozenset[str]:
+    return _data().quantizer_classes
+
+
+def _derive_dtype_policy_classes() -> frozenset[str]:
     keras = _keras()
     return frozenset(
         n for n in dir(keras.dtype_policies) if inspect.isclass(getattr(keras.dtype_policies, n))
     )
 
 
-@functools.cache
-def _quantizer_classes() -> frozenset[str]:
+def _derive_quantizer_classes() -> frozenset[str]:
     keras = _keras()
     return frozenset(n for n in dir(keras.quantizers) if inspect.isclass(getattr(keras.quantizers, n)))
 

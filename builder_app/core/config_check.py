@@ -29,20 +29,20 @@ from builder_app.core.catalog import (
     LAYER,
     LIST,
     REGULARIZER,
+    _accepted,
     _accepts_kwargs,
-    _describable,
+    _derive_default_config,
     _dtype_names,
     _dtype_policy_classes,
     _identifiers,
     _keras,
     _layer_classes,
-    _nested_classes,
+    _nested_params,
     _quantizer_classes,
     _resolve,
     _signature_params,
     _specs,
     _starting_kwargs,
-    _try_default_config,
     input_spec,
 )
 
@@ -66,6 +66,9 @@ def _is_keras_module(module: Any) -> bool:
 def _accepted_names(name: str) -> frozenset[str]:
     """Config keys the Keras class accepts, probed from the installed Keras.
 
+    The catalog derives it once per Keras (it is cached with the catalog); the
+    check reads that, through ``catalog._accepted``, without importing Keras.
+
     The layer's own signature, the keys its get_config() writes, names its
     ``__init__`` pops from ``**kwargs``, Layer's base arguments, and arguments of
     base classes that ``**kwargs`` reaches (probed by construction, since a
@@ -74,7 +77,7 @@ def _accepted_names(name: str) -> frozenset[str]:
     keras = _keras()
     cls = _layer_classes()[0][name]
     names = {p.name for p in _signature_params(cls)}
-    names |= set(_try_default_config(name) or ())
+    names |= set(_derive_default_config(name) or ())
     if not _accepts_kwargs(cls):
         return frozenset(names)
     popped = re.compile(r"kwargs\.pop\(\s*[\"'](\w+)[\"']")
@@ -121,7 +124,7 @@ class _Checker:
             self.add(where, f"layer class name must be a string, not {class_name!r}")
             return
         name = _resolve(class_name)
-        if name not in _layer_classes()[0] or not _describable(name):
+        if name not in _specs():  # the describable classes of keras.layers
             reason = EXCLUDED.get(name)
             self.add(where, f"{class_name} is not supported: {reason}" if reason
                      else f"unknown layer class {class_name!r}")
@@ -130,7 +133,7 @@ class _Checker:
             self.add(where, f"the config of {class_name} must be an object")
             return
         spec = input_spec() if name == "InputLayer" else _specs()[name]
-        accepted = _accepted_names(name)
+        accepted = _accepted(name)
         kinds = {p.name: p for p in spec.params}
         for param in spec.params:
             if param.required and param.name not in config:
@@ -251,9 +254,9 @@ class _Checker:
         if not isinstance(config, dict):
             self.add(where, f"the config of {class_name} must be an object")
             return
-        cls = _nested_classes(kind).get(class_name)
-        if cls is not None:
-            allowed = {p.name for p in _signature_params(cls)}
+        params = _nested_params(kind).get(class_name)
+        if params is not None:
+            allowed = {p.name for p in params}
             for key in config:
                 if key not in allowed:
                     self.add(where, f"unknown argument {key!r} for {class_name}")

@@ -83,7 +83,11 @@ class _OpCommand(QtGui.QUndoCommand):
 
 
 class KerasLoader(QtCore.QObject):
-    """Imports Keras (and TensorFlow) on a background thread; ``ready`` fires on the GUI thread."""
+    """Imports Keras (and TensorFlow) on a background thread; ``ready`` fires on the GUI thread.
+
+    It also makes sure the layer catalog is loaded: read from its cache, or derived
+    from Keras (and cached for the next start) where this Keras has none yet.
+    """
 
     ready = QtCore.Signal()
     failed = QtCore.Signal(str)
@@ -106,7 +110,9 @@ class KerasLoader(QtCore.QObject):
             from builder_app.core.quiet import import_keras_quietly
 
             import_keras_quietly()
-            catalog.catalog()  # the palette and the inspector read it right away
+            # The palette and the inspector read the catalog from its cache from the first
+            # frame (catalog.load_cached); derived here, and cached, where there is none yet.
+            catalog.prepare()
             # TensorFlow and Keras leave millions of long-lived objects; a full garbage
             # collection scanning them all stalls the window for ~0.3 s. Keep them out.
             gc.freeze()

@@ -8,6 +8,12 @@ refusal the inspector shows beside the field. The inspector never changes the gr
 itself, and it never edits while it shows what the graph holds (``_refreshing``), so
 undo from anywhere just refreshes the editors.
 
+The catalog is read from its cache (:func:`builder_app.core.catalog.load_cached`), so
+parameters are editable from the first frame, before Keras is imported; only the
+editors of values Keras itself writes (dtype policies, initializers...) wait for it
+(:func:`~builder_app.ui.editor.param_editors.needs_keras`), and shapes come once
+the shape engine runs.
+
 The editor widgets, one per kind of parameter, are in
 :mod:`builder_app.ui.editor.param_editors`; what typed text means and which values
 are equal, in :mod:`builder_app.core.values` (no Qt).
@@ -43,12 +49,14 @@ from builder_app.ui.editor.param_editors import (
     ObjectEditor,
     TupleEditor,
     editor_type,
+    keras_loaded,
     make_editor,
+    needs_keras,
 )
 
 #: What the inspector says when no layer is selected.
 EMPTY_TEXT = "Select a layer to edit its parameters"
-#: What it says while Keras (and so the catalog) is still loading.
+#: What it says while the catalog is still loading (this Keras has no cached catalog yet).
 LOADING_TEXT = "Parameters appear once Keras has loaded."
 #: How long the selection and the shapes must rest before the shown node's fixes are computed.
 FIXES_DELAY_MS = 150
@@ -184,6 +192,25 @@ class Inspector(QtWidgets.QWidget):
         self._graph, self._node_id = graph, node_id
         self._rebuild()
 
+    def keras_ready(self, graph: ModelGraph | None, node_id: str | None) -> None:
+        """Keras is loaded: shows ``node_id`` as :meth:`show_node` does, keeping editors already shown.
+
+        The editors of the node already shown stay (a value being typed is not
+        lost); those that waited for Keras become editable.
+        """
+        if self._waiting_for_keras or (graph, node_id) != (self._graph, self._node_id):
+            self.show_node(graph, node_id)
+            return
+        self._enable_keras_editors()
+        self._refresh_result()
+
+    def _enable_keras_editors(self) -> None:
+        if not catalog.keras_loaded():
+            return
+        for row in self._rows.values():
+            if needs_keras(row.spec):
+                keras_loaded(row.editor)
+
     def editor(self, param_name: str) -> QtWidgets.QWidget:
         """The widget editing one parameter of the shown layer.
 
@@ -259,7 +286,7 @@ class Inspector(QtWidgets.QWidget):
             category, description = "Model", "A sub-model: a graph of layers used as one layer."
             count = len(layer.submodel.layers) if layer.submodel is not None else 0
             note = f"Its {count} layers are edited inside it: open the sub-model on the canvas."
-        elif self.document.engine is None:
+        elif not catalog.load_cached():
             category, description = "", ""
             note = LOADING_TEXT
             self._waiting_for_keras = True
@@ -498,9 +525,11 @@ class Inspector(QtWidgets.QWidget):
             self._refresh_values()
 
     def _shapes_updated(self, changes) -> None:
-        if self._waiting_for_keras and self.document.engine is not None:
+        if self._waiting_for_keras and catalog.is_loaded():
             self._rebuild()
-        elif self._graph is not None and self._node_id in changes.get(self._graph, ()):
+            return
+        self._enable_keras_editors()
+        if self._graph is not None and self._node_id in changes.get(self._graph, ()):
             self._refresh_result()
 
     # ------------------------------------------------------------- quick fixes

@@ -6,9 +6,11 @@ named by its *payload*, the string a drag carries (mime type :data:`LAYER_MIME`)
 and the signals send: a Keras class name (``"Conv2D"``, ``"InputLayer"``) or
 ``"block:"`` and a block's name (``"block:Residual block"``).
 
-The catalog imports Keras, which takes seconds, so both widgets start with a
-disabled "Loading Keras…" line and fill in when :meth:`Palette.populate` /
-:meth:`QuickAdd.populate` are called once Keras is ready.
+Both fill themselves from the first frame when the catalog is cached
+(:func:`builder_app.core.catalog.load_cached`: the user's cache or the copy shipped
+for the pinned Keras), without importing Keras. Where this Keras has no cached
+catalog yet they show a disabled "Loading Keras…" line, and fill in when
+:meth:`Palette.populate` / :meth:`QuickAdd.populate` are called once Keras is ready.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class Entry:
 def palette_entries() -> list[Entry]:
     """Every entry, in palette order: Input, then the catalog by category, then blocks.
 
-    Reads the catalog, so it imports Keras.
+    Reads the catalog: it imports Keras unless the catalog is loaded (see
+    :func:`builder_app.core.catalog.is_loaded`).
     """
     found = [
         Entry(
@@ -245,15 +248,23 @@ class Palette(QtWidgets.QWidget):
         layout.setSpacing(4)
         layout.addWidget(self.search_box)
         layout.addWidget(self.tree)
+        if catalog.load_cached():  # the first frame lists the layers; Keras comes later
+            self.populate()
 
     # ----------------------------------------------------------------- filling
     def populate(self, entries: Iterable[Entry] | None = None) -> None:
         """Lists the catalog's layers and the blocks (Keras must be importable).
 
+        The same entries again change nothing (the tree, its scroll and the
+        current entry stay as the user left them).
+
         Args:
             entries: What to list; by default :func:`palette_entries`.
         """
-        self._entries = list(palette_entries() if entries is None else entries)
+        entries = list(palette_entries() if entries is None else entries)
+        if entries == self._entries:
+            return
+        self._entries = entries
         self._refresh()
 
     def is_populated(self) -> bool:
@@ -447,11 +458,16 @@ class QuickAdd(QtWidgets.QFrame):
         layout.addWidget(self.search_box)
         layout.addWidget(self.list)
         self.resize(320, 360)
+        if catalog.load_cached():  # Tab works from the first frame too
+            self._entries = palette_entries()
         self._refresh()
 
     def populate(self, entries: Iterable[Entry] | None = None) -> None:
-        """Lists the catalog's layers and the blocks (Keras must be importable)."""
-        self._entries = list(palette_entries() if entries is None else entries)
+        """Lists the catalog's layers and the blocks (Keras must be importable); the same ones again change nothing."""
+        entries = list(palette_entries() if entries is None else entries)
+        if entries == self._entries:
+            return
+        self._entries = entries
         self._refresh()
 
     def is_populated(self) -> bool:

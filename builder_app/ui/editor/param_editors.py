@@ -562,8 +562,32 @@ def editor_type(spec: catalog.ParamSpec, value: Any) -> type[Editor]:
     return JsonEditor  # LIST, ANY, LAYER, and values of an unexpected form
 
 
+#: Kinds whose value Keras itself writes (a dtype policy, a serialized initializer...):
+#: their editors wait, disabled, until Keras is loaded, so that editing one never
+#: imports TensorFlow on the GUI thread.
+KERAS_KINDS = frozenset({catalog.DTYPE, *OBJECT_MODULES})
+#: The tooltip of an editor waiting for Keras.
+WAITING_TIP = "Editable once Keras has loaded."
+
+
+def needs_keras(spec: catalog.ParamSpec) -> bool:
+    """Whether editing this parameter needs Keras (see :data:`KERAS_KINDS`)."""
+    return spec.kind in KERAS_KINDS
+
+
+def keras_loaded(editor: Editor) -> None:
+    """Enables an editor that was waiting for Keras (see :func:`make_editor`)."""
+    if not editor.isEnabled():
+        editor.setEnabled(True)
+        editor.primary.setToolTip(editor.spec.doc)
+
+
 def make_editor(spec: catalog.ParamSpec, value: Any) -> Editor:
-    """The editor for a parameter, showing ``value``."""
+    """The editor for a parameter, showing ``value``.
+
+    Before Keras is loaded an editor of a kind Keras writes (:data:`KERAS_KINDS`)
+    shows its value but is disabled; :func:`keras_loaded` enables it.
+    """
     cls = editor_type(spec, value)
     editor: Editor
     if cls is ChoiceEditor and spec.kind == catalog.ACTIVATION:
@@ -580,6 +604,9 @@ def make_editor(spec: catalog.ParamSpec, value: Any) -> Editor:
         editor = cls(spec)
     editor.primary.setToolTip(spec.doc)
     editor.set_value(value)
+    if needs_keras(spec) and not catalog.keras_loaded():
+        editor.setEnabled(False)
+        editor.primary.setToolTip(f"{spec.doc}\n{WAITING_TIP}".strip())
     return editor
 
 
@@ -597,6 +624,10 @@ __all__ = [
     "ObjectEditor",
     "TextEditor",
     "TupleEditor",
+    "KERAS_KINDS",
+    "WAITING_TIP",
     "editor_type",
+    "keras_loaded",
     "make_editor",
+    "needs_keras",
 ]

@@ -439,7 +439,8 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             self.document.attach_engine()
         for scene in self.scenes:
             scene.refresh_all()
-        self.inspector.show_node(*self._selected_for_inspector())
+        # The palette and the inspector worked from the cached catalog already: nothing typed is lost.
+        self.inspector.keras_ready(*self._selected_for_inspector())
 
     def _keras_failed(self, message: str) -> None:
         self.status_keras.setText("Keras unavailable")

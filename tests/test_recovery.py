@@ -89,3 +89,35 @@ def test_recovered_work_is_kept_until_saved_and_then_removed(qtbot, loader, tmp_
     assert not window.document.is_dirty
     window.close()
     assert list(recovery.glob("*.kproj")) == [] and list(recovery.glob("*.json")) == []
+
+
+def test_reopening_the_crashed_project_neither_hides_nor_removes_its_recovery_file(qtbot, loader, tmp_path):
+    """``builder-app iris_mlp.kproj`` after a crash: the same project's slot holds the crashed work."""
+    recovery = tmp_path / "recovery"
+    crash(EDIT_AND_CRASH.format(iris=str(IRIS), titled=True), recovery)
+    (crashed,) = recovery.glob("*.kproj")
+    reopened = open_window(qtbot, loader, load_project(IRIS))
+    assert reopened.recoverable() == [crashed]  # still offered, not taken as this window's slot
+    assert reopened.recovery.path != crashed
+    reopened.close()  # a clean close removes this window's files only
+    assert crashed.exists()
+    window = open_window(qtbot, loader)
+    assert window.recover(crashed)
+    assert "survivor" in window.document.graph.layers
+
+
+def test_a_lock_naming_this_process_but_not_held_by_it_is_a_crash(qtbot, loader, tmp_path):
+    """A killed process's id given to this one (as in a container): its lock is stale all the same."""
+    from PySide6 import QtCore
+
+    recovery = tmp_path / "recovery"
+    crash(EDIT_AND_CRASH.format(iris=str(IRIS), titled=True), recovery)
+    (crashed,) = recovery.glob("*.kproj")
+    mine = QtCore.QLockFile(str(tmp_path / "mine.lock"))
+    assert mine.tryLock(0)
+    crashed.with_suffix(".lock").write_bytes((tmp_path / "mine.lock").read_bytes())  # names this process
+    mine.unlock()
+    window = open_window(qtbot, loader)
+    assert window.recoverable() == [crashed]
+    assert window.recover(crashed)
+    assert window.recoverable() == []  # now this window holds it

@@ -228,6 +228,7 @@ class ProjectFiles:
         if isinstance(outcome, ModelImportError):
             if showing:  # the preview goes: the project it replaced comes back
                 project, dirty = job.replaced
+                self.agree_to_discard()  # the preview's autosave too: nothing in it is the user's
                 self.set_document(Document(project))
                 if dirty:
                     self.document.mark_dirty()
@@ -288,7 +289,10 @@ class ProjectFiles:
         buttons = QtWidgets.QMessageBox.StandardButton
         if answer == buttons.Save:
             return self.save()
-        return answer == buttons.Discard
+        if answer == buttons.Discard:
+            self.agree_to_discard()  # the autosave of these changes may go with them
+            return True
+        return False
 
     def ask_unsaved(self) -> QtWidgets.QMessageBox.StandardButton:
         buttons = QtWidgets.QMessageBox.StandardButton

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +28,31 @@ from builder_app.core.project import (
     PROJECT_SUFFIX,
     Project,
     ProjectLoadError,
+    load_project,
     save_project,
 )
 from builder_app.exporters.registry import EXPORTERS
 from builder_app.ui import collector, theme
+from builder_app.ui import help as help_pages
 from builder_app.ui.editor.canvas import GraphScene
 from builder_app.ui.editor.controller import EditorController, Notice, Refusal
 from builder_app.ui.editor.document import Document, KerasLoader
 from builder_app.ui.editor.exporting import DIAGRAM_EXPORTS, Exports, export_kinds
 from builder_app.ui.editor.files import PROJECT_FILTER, ProjectFiles, settings
 from builder_app.ui.editor.inspector import Inspector
+from builder_app.ui.editor.naming import SubmodelNameDialog
 from builder_app.ui.editor.palette import Palette, QuickAdd
 from builder_app.ui.editor.recovery import (
+    RecoveryOffer,
     RecoverySlot,
     discard,
+    drop_lock,
     load_recovered,
+    read_offer,
     recoverable,
     recovery_key,
+    sweep,
+    take_lock,
 )
 from builder_app.ui.editor.summary import SummaryModel
 from builder_app.ui.editor.view import GraphView, Minimap
@@ -52,6 +61,35 @@ AUTOSAVE_MS = 5_000
 #: Below this zoom the canvas's names get too small to read (about 8 px): Fit collapses blocks.
 READABLE_ZOOM = 0.63
 CLIPBOARD_MIME = "application/x-builder-app-layers"
+
+_KEYS = QtGui.QKeySequence.StandardKey
+#: Keys a command answers to besides its platform's standard ones, where the platform lacks
+#: them: Redo is Ctrl+Y and Ctrl+Shift+Z off macOS; some platforms give Quit or Save As no key.
+EXTRA_BINDINGS: dict[QtGui.QKeySequence.StandardKey, tuple[str, ...]] = {
+    _KEYS.Redo: ("Ctrl+Shift+Z",) if sys.platform == "darwin" else ("Ctrl+Y", "Ctrl+Shift+Z"),
+    _KEYS.Quit: ("Ctrl+Q",),
+    _KEYS.Close: ("Ctrl+W",),
+    _KEYS.SaveAs: ("Ctrl+Shift+S",),
+    _KEYS.ZoomIn: ("Ctrl++", "Ctrl+="),
+    _KEYS.ZoomOut: ("Ctrl+-",),
+    _KEYS.HelpContents: ("F1",),
+}
+
+
+def key_bindings(shortcut) -> list[QtGui.QKeySequence]:
+    """The keys of a shortcut: all of a standard key's platform bindings (plus :data:`EXTRA_BINDINGS`), or the one given.
+
+    ``QKeySequence(StandardKey.Redo)`` would keep only the platform's first binding.
+    """
+    if not isinstance(shortcut, QtGui.QKeySequence.StandardKey):
+        return [QtGui.QKeySequence(shortcut)]
+    keys = [k for k in QtGui.QKeySequence.keyBindings(shortcut) if not k.isEmpty()]
+    for extra in EXTRA_BINDINGS.get(shortcut, ()):
+        sequence = QtGui.QKeySequence(extra)
+        if sequence not in keys:
+            keys.append(sequence)
+    return keys
+
 class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
     """One editor window over one :class:`Document`: its tabs, docks, menus and status bar.
 
@@ -149,7 +187,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
     def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QtGui.QAction:
         action = QtGui.QAction(text, self)
         if shortcut is not None:
-            action.setShortcut(QtGui.QKeySequence(shortcut))
+            action.setShortcuts(key_bindings(shortcut))
         if icon:
             action.setIcon(theme.icon(icon))
         if tip:
@@ -167,6 +205,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         a["save"] = self._action("&Save", self.save, keys.Save, "save", "Save the project")
         a["save_as"] = self._action("Save &As…", self.save_as, keys.SaveAs)
         a["import"] = self._action("&Import Keras Model…", self.import_dialog, "Ctrl+I", "import", "Import a .keras, .h5 or model JSON file")
+        a["close"] = self._action("&Close", self.close_current, keys.Close, None, "Close the sub-model's tab, or the window")
         a["quit"] = self._action("&Quit", self.close, keys.Quit)
         # One action per model exporter of the registry, then the diagram's two.
         for kind, label in export_kinds():
@@ -226,9 +265,13 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         a["minimap"] = self._action("&Overview Map", self._toggle_minimap)
         a["minimap"].setCheckable(True)
         a["minimap"].setChecked(Minimap.remembered_visible())
-        a["dark"] = self._action("&Dark Canvas", self._toggle_dark)
-        a["dark"].setCheckable(True)
-        a["dark"].setChecked(theme.is_dark())
+        themes = QtGui.QActionGroup(self)
+        chosen = theme.chosen_theme()
+        for key, label in (("system", "&System"), ("light", "&Light"), ("dark", "&Dark")):
+            action = a[f"theme_{key}"] = self._action(label, lambda _=False, t=key: self.choose_theme(t))
+            action.setCheckable(True)
+            action.setChecked(key == chosen)
+            themes.addAction(action)
 
         a["validate"] = self._action("&Validate", self._show_problems, "Ctrl+Shift+V")
         a["train"] = self._action("&Train…", self.open_training, "Ctrl+T", "train", "Train the model in a window with a live dashboard")
@@ -252,7 +295,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         export_menu.addSeparator()
         export_menu.addActions([a[f"export_{k}"] for k in DIAGRAM_EXPORTS])
         file_menu.addSeparator()
-        file_menu.addAction(a["quit"])
+        file_menu.addActions([a["close"], a["quit"]])
         edit = menu.addMenu("&Edit")
         edit.addActions([a["undo"], a["redo"]])
         edit.addSeparator()
@@ -279,13 +322,25 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         heat_menu = view.addMenu("Cost &Colouring")
         heat_menu.addActions([a["heat_none"], a["heat_flops"], a["heat_activation_bytes"]])
         view.addSeparator()
-        view.addActions([a["snap"], a["minimap"], a["dark"]])
+        view.addActions([a["snap"], a["minimap"]])
+        theme_menu = view.addMenu("&Theme")
+        theme_menu.addActions([a["theme_system"], a["theme_light"], a["theme_dark"]])
         view.addSeparator()
         for dock in self.findChildren(QtWidgets.QDockWidget):
             view.addAction(dock.toggleViewAction())
         model = menu.addMenu("&Model")
         model.addActions([a["validate"], a["train"]])
         help_menu = menu.addMenu("&Help")
+        a["guide"] = self._action("&User Guide", self.show_guide, keys.HelpContents, None, "How to build, fix, train, export and import a model")
+        a["shortcuts"] = self._action("&Keyboard Shortcuts", self.show_shortcuts)
+        help_menu.addActions([a["guide"], a["shortcuts"]])
+        examples_menu = help_menu.addMenu("&Examples")
+        for path in help_pages.examples():
+            a[f"example_{path.stem}"] = self._action(
+                path.stem, lambda _=False, p=path: self.open_example(p), None, None, f"Open {path.name} as a new project"
+            )
+            examples_menu.addAction(a[f"example_{path.stem}"])
+        help_menu.addSeparator()
         help_menu.addAction(self._action("&About builder-app", self._about))
 
         bar = self.addToolBar("Main")
@@ -356,7 +411,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             if view.graph_scene.graph is graph:
                 self.tabs.setCurrentIndex(i)
                 return view
-        scene = GraphScene(self.document, graph, dark=self.actions_by_name["dark"].isChecked())
+        scene = GraphScene(self.document, graph)  # in View → Theme's colours, following it
         scene.snap = self.actions_by_name["snap"].isChecked()
         scene.selected_node.connect(self._selection_changed)
         scene.node_activated.connect(self._node_activated)
@@ -744,9 +799,22 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             self.controller.unshare(self.graph, ids[0])
 
     def group(self) -> None:
+        """Groups the selection into a sub-model, asking its name first (Cancel groups nothing)."""
         ids = self.current_scene().selected_ids()
-        if ids:
-            self.controller.group(self.graph, ids)
+        if not ids:
+            return
+        graph = self.graph
+        name = self.ask_submodel_name(graph, ids, self.controller.submodel_name(graph, ids))
+        if name is not None:
+            self.controller.group(graph, ids, name=name)
+
+    def ask_submodel_name(self, graph: ModelGraph, ids: list[str], default: str) -> str | None:
+        """The new sub-model's name, or None when the user cancels (tests replace this)."""
+        dialog = SubmodelNameDialog(default, lambda name: self.controller.submodel_name_problem(graph, name), len(ids), self)
+        try:
+            return dialog.name() if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted else None
+        finally:
+            dialog.deleteLater()
 
     def ungroup(self) -> None:
         ids = self.current_scene().selected_ids()
@@ -925,9 +993,10 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         for i in range(self.tabs.count()):
             self.tabs.widget(i).minimap.setVisible(on)
 
-    def _toggle_dark(self, on: bool) -> None:
-        for scene in self.scenes:
-            scene.set_dark(on)
+    def choose_theme(self, choice: str) -> None:
+        """View → Theme: "system", "light" or "dark", remembered; every open canvas and plot follows at once."""
+        theme.set_theme(choice)
+        self.actions_by_name[f"theme_{choice}"].setChecked(True)
 
     def _context_menu(self, pos: QtCore.QPoint) -> None:
         view = self.current_view()
@@ -985,6 +1054,36 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         self.document.mark_dirty()
         self._update_title()
 
+    def close_current(self) -> None:
+        """File → Close: the current sub-model's tab, or on the model's own tab the window."""
+        index = self.tabs.currentIndex()
+        if index > 0:
+            self._remove_tab(index)
+        else:
+            self.close()
+
+    def show_guide(self) -> QtWidgets.QDialog:
+        """Help → User Guide, beside the editor."""
+        return help_pages.keep_open(help_pages.guide_dialog(self))
+
+    def show_shortcuts(self) -> QtWidgets.QDialog:
+        """Help → Keyboard Shortcuts: a table read from this window's menus as they are now."""
+        return help_pages.keep_open(help_pages.shortcuts_dialog(self))
+
+    def open_example(self, path: Path) -> bool:
+        """Help → Examples: opens an example as a new, unsaved project (Save asks where; the example stays)."""
+        if not self.maybe_save():
+            return False
+        try:
+            project = load_project(path)
+        except ProjectLoadError as exc:
+            self._error("Cannot open the example", str(exc))
+            return False
+        project.path = None
+        self.set_document(Document(project))
+        self.statusBar().showMessage(f"Example {path.stem} opened as a new project; Save keeps your copy", 10000)
+        return True
+
     def _about(self) -> None:
         QtWidgets.QMessageBox.about(
             self, "builder-app", f"builder-app {__version__}\nBuild Keras models visually, with Keras-exact live shapes."
@@ -992,11 +1091,19 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
 
     # ============================================================== recovery
     def _claim_recovery(self) -> None:
-        untitled = recovery_key(None, self.document)
-        self.recovery.claim(recovery_key(self.document.path, self.document), untitled)
+        self.recovery.claim(recovery_key(self.document.path), reuse=getattr(self, "_recovering", None))
+        self._discard_agreed = None  # a new document: nothing about it was agreed yet
 
     def _release_recovery(self) -> None:
-        self.recovery.release(keep=self.document is not None and self.document.is_dirty)
+        # Unsaved work goes only when the user said Discard (maybe_save records it):
+        # replaced without a question, it stays to be offered at the next start.
+        document = self.document
+        unsaved = document is not None and document.is_dirty
+        self.recovery.release(keep=unsaved and self._undo_state() != getattr(self, "_discard_agreed", None))
+
+    def agree_to_discard(self) -> None:
+        """The user discards the unsaved changes as they are now: their autosave may go with the document."""
+        self._discard_agreed = self._undo_state()
 
     def _undo_state(self) -> Any:
         document = self.document
@@ -1013,7 +1120,10 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             self.statusBar().showMessage(self.recovery.error, 8000)
             self.recovery.error = None
         document = self.document
-        if document is None or not document.is_dirty:
+        if document is None:
+            return False
+        if not document.is_dirty:  # saved, or undone back to the file: nothing to recover
+            self.recovery.clear(self._undo_state())
             return False
         return self.recovery.write(document.project, self._undo_state(), wait=wait)
 
@@ -1023,13 +1133,23 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         return recoverable()
 
     def recover(self, path: Path) -> bool:
-        """Opens a recovery file as an unsaved project; a corrupt one is set aside and reported."""
+        """Opens a recovery file as an unsaved project; a corrupt one is set aside and reported.
+
+        Unsaved changes of the project shown are asked about first (False if the
+        user cancels). The window takes the recovery file as its own slot.
+        """
+        if not self.maybe_save():
+            return False
         try:
             project = load_recovered(path)
         except ProjectLoadError as exc:
             self._error("Recovery file is damaged", str(exc))
             return False
-        self.set_document(Document(project))
+        self._recovering = Path(path)
+        try:
+            self.set_document(Document(project))
+        finally:
+            self._recovering = None
         self.document.mark_dirty()
         # The recovery file goes only once this window's slot holds the work (a crash
         # right now must still offer it).
@@ -1042,23 +1162,46 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         return True
 
     def discard_recovery(self, path: Path) -> None:
-        discard(path)
+        """Removes a recovery file the user discards, its side files and its ``.corrupt`` with it."""
+        discard(path, corrupt=True)
+
+    def ask_recovery(self, offer: RecoveryOffer) -> str:
+        """Asks what to do with ``offer``: ``"recover"``, ``"discard"`` or ``"keep"`` (asked again next start)."""
+        box = QtWidgets.QMessageBox(self)
+        box.setIcon(QtWidgets.QMessageBox.Icon.Question)
+        box.setWindowTitle("Recover unsaved work?")
+        box.setText(f"builder-app did not close properly.\n\n{offer.text()}")
+        box.setInformativeText("Recover them, or discard them for good?")
+        roles = QtWidgets.QMessageBox.ButtonRole
+        recover = box.addButton("Recover", roles.AcceptRole)
+        discard_button = box.addButton("Discard", roles.DestructiveRole)
+        later = box.addButton("Keep for Later", roles.RejectRole)
+        box.setDefaultButton(recover)
+        box.setEscapeButton(later)  # Escape never deletes work
+        box.exec()
+        clicked = box.clickedButton()
+        box.deleteLater()
+        return "recover" if clicked is recover else "discard" if clicked is discard_button else "keep"
 
     def offer_recovery(self) -> None:
-        """After a crash: asks whether to reopen what was being edited."""
+        """On start: sweeps stale side files, then offers each crashed window's work, once.
+
+        The offered file stays locked while the question is open, so a second
+        instance starting meanwhile does not offer it too.
+        """
+        sweep()
         for path in self.recoverable():
-            buttons = QtWidgets.QMessageBox.StandardButton
-            answer = QtWidgets.QMessageBox.question(
-                self,
-                "Recover unsaved work?",
-                f"builder-app did not close properly. Recover the unsaved changes from {path.name}?",
-                buttons.Yes | buttons.No,
-                buttons.Yes,
-            )
-            if answer == buttons.Yes:
-                self.recover(path)
+            hold = take_lock(path.with_suffix(".lock"))
+            if hold is None:  # another instance is offering it right now
+                continue
+            try:
+                answer = self.ask_recovery(read_offer(path))
+                if answer == "discard":
+                    self.discard_recovery(path)
+            finally:
+                drop_lock(hold)
+            if answer == "recover" and self.recover(path):
                 return
-            self.discard_recovery(path)
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)

@@ -164,9 +164,12 @@ def test_quick_add_keys_and_blocks(quick, qtbot):
     assert quick.search_box.text() == "" and quick.payloads()[0] == "InputLayer"
 
 
-def test_quick_add_before_keras(qtbot):
+def test_quick_add_before_keras(qtbot, monkeypatch):
+    monkeypatch.setattr(catalog, "_loaded", None)  # this Keras has no cached catalog yet
+    monkeypatch.setattr(catalog, "_missed", True)
     widget = QuickAdd()
     qtbot.addWidget(widget)
+    monkeypatch.undo()
     widget.open_at(QtCore.QPoint(0, 0))
     assert widget.list.count() == 1 and widget.list.item(0).text() == LOADING_TEXT
     with qtbot.assertNotEmitted(widget.chosen):

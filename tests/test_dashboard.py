@@ -577,6 +577,14 @@ def test_a_short_run_marks_every_epoch(qtbot, dashboard):
     feed(dashboard, small_run(5, 20))
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.epoch_markers() == [(e, 20.0 * e) for e in range(1, 6)]
+    top = dashboard.batch_plot.getPlotItem().getAxis("top")
+    assert drawn_labels(top) == ["1", "2", "3", "4", "5"]
+    dashboard.reset()  # a new run: no markers, no numbers of the old run's epochs
+    assert dashboard.epoch_markers() == [] and visible_epoch_lines(dashboard) == []
+    assert drawn_labels(top) == []
+    feed(dashboard, small_run(2, 20))
+    wait_for_redraw(qtbot, dashboard)
+    assert drawn_labels(top) == ["1", "2"]
 
 
 def test_the_panels_keep_their_order_from_run_to_run(qtbot, dashboard):

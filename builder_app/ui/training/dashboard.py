@@ -280,6 +280,7 @@ class TrainingDashboard(QtWidgets.QWidget):
             self.batch_plot.removeItem(line)
         self._epoch_lines.clear()
         self._epoch_markers_shown = []
+        self._epoch_axis.setTicks([[]])
         self._refresh_best()
         for curve in (
             self.raw_loss_curve,

@@ -2,8 +2,11 @@
 
 Smoothing as TensorBoard does it (:func:`tensorboard_smooth`, and
 :class:`IncrementalSmoother` for a series that only grows), the per-batch columns
-(:class:`BatchLog`), which plot a Keras log key belongs on, the epoch axis's
-ticks, the time left in a run, and how event fields become numbers. The widgets
+(:class:`BatchLog`), which plot a Keras log key belongs on and in what order,
+the axes' ticks and their labels (real values, never a prefix scale), the epoch
+markers worth drawing, the best epoch of a monitored metric, the time left in a
+run, and how event fields become numbers. Epochs and steps count from 1, as
+Keras prints them: epoch 1 spans (0, 1] and its values sit at x = 1. The widgets
 in :mod:`builder_app.ui.training.dashboard` draw what these compute; everything
 here is plain Python and numpy, tested without a window, and must never import
 Qt or pyqtgraph (the import-linter contract on ``builder_app.training`` holds it).

@@ -14,7 +14,8 @@ The settings live in the project file (``Project.training``) as plain JSON::
                    "terminate_on_nan": {}, "backup_and_restore": {"backup_dir": "backup"},
                    "csv_logger": {"filename": "log.csv"}, "tensorboard": {"log_dir": "logs"}},
      "validation": null,                               # or a data setting: a separate set
-     "mixed_precision": false}
+     "mixed_precision": false,
+     "initial_weights": "continue"}                    # or "fresh": the layers' initializers
 
 Every key is optional. A missing loss or metric list is chosen per output from
 what the output layer computes (softmax: sparse categorical cross-entropy and
@@ -50,7 +51,11 @@ DEFAULTS: dict[str, Any] = {
     "callbacks": {"terminate_on_nan": {}},
     "validation": None,
     "mixed_precision": False,
+    "initial_weights": "continue",
 }
+
+#: Where a run starts: from the weights the project holds, or from the layers' initializers.
+INITIAL_WEIGHTS = ("continue", "fresh")
 
 #: Callback settings -> the keras.callbacks class each configures.
 CALLBACKS = {
@@ -99,10 +104,24 @@ def resolve(training: Mapping[str, Any], graph: ModelGraph) -> dict[str, Any]:
     settings["validation"] = _data(settings["validation"])
     if not isinstance(settings["mixed_precision"], bool):
         raise SettingsError("mixed_precision must be true or false")
+    if settings["initial_weights"] not in INITIAL_WEIGHTS:
+        raise SettingsError(f"initial_weights must be \"continue\" or \"fresh\", not {settings['initial_weights']!r}")
     outputs = _output_kinds(graph)
     settings["loss"] = _per_output("loss", settings["loss"], outputs, _default_loss, _check_loss)
     settings["metrics"] = _per_output("metrics", settings["metrics"], outputs, _default_metrics, _check_metrics)
     return settings
+
+
+def output_losses(training: Mapping[str, Any], graph: ModelGraph) -> list[Any] | None:
+    """The loss of each model output as :func:`resolve` chooses it, without importing Keras.
+
+    The names are not checked against Keras (the training child does that); None
+    when the loss setting is malformed.
+    """
+    try:
+        return _per_output("loss", training.get("loss"), _output_kinds(graph), _default_loss, lambda entry: None)
+    except SettingsError:
+        return None
 
 
 #: Data sources: the keys each one needs (all text) and those it may have.

@@ -15,7 +15,12 @@ Sources (``settings["data"]``, see :mod:`builder_app.core.training_settings`):
 
 :func:`check_fit` compares the arrays with the model's inputs and outputs before
 training starts and says exactly what does not fit, with the obvious fix
-(reshape, one-hot) when there is one.
+(reshape, one-hot) when there is one. It reads only shapes, dtypes and the largest
+class number (:class:`DataFacts`) and the model's input and output shapes
+(:class:`ModelSignature`, from a Keras model or from the shapes the editor
+computes), so the training window checks the data before any child starts;
+:func:`facts` reads them without Keras for every source but Keras's datasets and
+image folders (:data:`READ_WITHOUT_KERAS`).
 """
 
 from __future__ import annotations
@@ -33,15 +38,24 @@ from builder_app.core.text import format_shape
 
 __all__ = [
     "KERAS_DATASETS",
+    "READ_WITHOUT_KERAS",
+    "ArrayFacts",
     "Arrays",
     "DataError",
+    "DataFacts",
+    "ModelSignature",
     "Problem",
     "apply_fixes",
     "check_fit",
+    "facts",
     "load",
     "parse_spec",
+    "problems_line",
     "split",
 ]
+
+#: Data sources read with numpy (and scikit-learn for the built-ins) alone.
+READ_WITHOUT_KERAS = ("builtin", "npz", "npy", "csv")
 
 
 @dataclass
@@ -60,6 +74,69 @@ class Arrays:
 
     def take(self, index: np.ndarray) -> Arrays:
         return Arrays([a[index] for a in self.x], [a[index] for a in self.y], self.name, self.classes)
+
+
+@dataclass(frozen=True)
+class ArrayFacts:
+    """What :func:`check_fit` needs of one array: its shape, and its classes when integer."""
+
+    shape: tuple[int, ...]
+    integer: bool
+    #: The largest value of an integer array (None when not integer, or empty).
+    max: int | None = None
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> ArrayFacts:
+        integer = bool(np.issubdtype(array.dtype, np.integer))
+        return cls(tuple(array.shape), integer, int(array.max()) if integer and array.size else None)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """The shapes and classes of a dataset's arrays, without the arrays (small, cheap to keep)."""
+
+    x: list[ArrayFacts]
+    y: list[ArrayFacts]
+    name: str = "the data"
+
+    @classmethod
+    def of(cls, data: Arrays) -> DataFacts:
+        return cls([ArrayFacts.of(a) for a in data.x], [ArrayFacts.of(a) for a in data.y], data.name)
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """A model's inputs and outputs as :func:`check_fit` reads them: (name, shape) each.
+
+    Input names are the Input layers' names, output names the layers giving the
+    outputs; shapes include the batch dimension (None), None where unknown.
+    """
+
+    inputs: list[tuple[str, tuple | None]]
+    outputs: list[tuple[str, tuple | None]]
+
+    @classmethod
+    def of_model(cls, model) -> ModelSignature:
+        """The signature of a Keras model."""
+        return cls(
+            [(t.name, tuple(t.shape)) for t in model.inputs],
+            [(_layer_of(t), tuple(t.shape)) for t in model.outputs],
+        )
+
+
+def facts(spec: dict[str, Any], *, seed: int = 0) -> DataFacts | None:
+    """The facts of the data a setting names, read without Keras; None for the sources that need it.
+
+    Raises:
+        DataError: The data cannot be read; the message names the file.
+    """
+    if spec.get("source") not in READ_WITHOUT_KERAS:
+        return None
+    return DataFacts.of(load(spec, seed=seed))
 
 
 @dataclass
@@ -97,27 +174,30 @@ def load(spec: dict[str, Any], *, seed: int = 0, input_shapes: Sequence[tuple] =
 
 
 # --------------------------------------------------------------------- checks
-def check_fit(data: Arrays, model, losses: Sequence[str]) -> list[Problem]:
+def check_fit(data: Arrays | DataFacts, model, losses: Sequence[str | None]) -> list[Problem]:
     """Everything about ``data`` that does not fit ``model`` (empty when it fits).
 
     Args:
-        data: The arrays.
-        model: The Keras model (its ``inputs`` and ``outputs``).
+        data: The arrays, or their :class:`DataFacts`.
+        model: The Keras model (its ``inputs`` and ``outputs``), or its :class:`ModelSignature`.
         losses: The loss of each output (one-hot and sparse targets differ).
     """
+    if isinstance(data, Arrays):
+        data = DataFacts.of(data)
+    signature = model if isinstance(model, ModelSignature) else ModelSignature.of_model(model)
     problems: list[Problem] = []
-    if len(data.x) != len(model.inputs):
-        problems.append(Problem(f"the model takes {len(model.inputs)} inputs; {data.name} gives {len(data.x)}"))
-    if len(data.y) != len(model.outputs):
-        problems.append(Problem(f"the model gives {len(model.outputs)} outputs; {data.name} has {len(data.y)} targets"))
+    if len(data.x) != len(signature.inputs):
+        problems.append(Problem(f"the model takes {len(signature.inputs)} inputs; {data.name} gives {len(data.x)}"))
+    if len(data.y) != len(signature.outputs):
+        problems.append(Problem(f"the model gives {len(signature.outputs)} outputs; {data.name} has {len(data.y)} targets"))
     if problems:
         return problems
-    counts = {len(a) for a in [*data.x, *data.y]}
+    counts = {a.shape[0] if a.shape else 1 for a in [*data.x, *data.y]}
     if len(counts) > 1:
         problems.append(Problem(f"{data.name}: the arrays hold different numbers of samples ({sorted(counts)})"))
-    for tensor, array in zip(model.inputs, data.x, strict=True):
-        name = tensor.name
-        expected = tuple(tensor.shape)
+    for (name, expected), array in zip(signature.inputs, data.x, strict=True):
+        if expected is None:
+            continue  # unknown (an error in the model): the model's own check says so
         got = (None, *array.shape[1:])
         if not _compatible(expected, got):
             fix = None
@@ -126,31 +206,29 @@ def check_fit(data: Arrays, model, losses: Sequence[str]) -> list[Problem]:
             problems.append(
                 Problem(f"input '{name}' expects {format_shape(expected)}; {data.name} gives {format_shape(got)}", fix)
             )
-    for tensor, array, loss in zip(model.outputs, data.y, losses, strict=True):
-        expected = tuple(tensor.shape)
+    for (name, expected), array, loss in zip(signature.outputs, data.y, losses, strict=True):
+        if expected is None or not expected:
+            continue
         units = expected[-1]
-        integer_labels = np.issubdtype(array.dtype, np.integer)
+        integer_labels = array.integer
         if loss in ("categorical_crossentropy", "categorical_focal_crossentropy") and integer_labels and array.ndim == 1:
             problems.append(
                 Problem(
-                    f"output '{_layer_of(tensor)}' is trained with {loss}, which wants one-hot targets "
+                    f"output '{name}' is trained with {loss}, which wants one-hot targets "
                     f"{format_shape(expected)}; {data.name} gives class numbers {format_shape((None,))}",
                     f"one-hot encode into {units} classes",
                 )
             )
             continue
         if loss == "sparse_categorical_crossentropy":
-            if integer_labels and array.size and units is not None and int(array.max()) >= units:
+            if integer_labels and array.max is not None and units is not None and array.max >= units:
                 problems.append(
-                    Problem(
-                        f"output '{_layer_of(tensor)}' has {units} classes; {data.name} has class "
-                        f"numbers up to {int(array.max())}"
-                    )
+                    Problem(f"output '{name}' has {units} classes; {data.name} has class numbers up to {array.max}")
                 )
             elif array.ndim == 2 and array.shape[1] == units and units > 1:
                 problems.append(
                     Problem(
-                        f"output '{_layer_of(tensor)}' is trained with sparse_categorical_crossentropy, which "
+                        f"output '{name}' is trained with sparse_categorical_crossentropy, which "
                         f"wants class numbers; {data.name} gives one-hot targets {format_shape((None, *array.shape[1:]))}",
                         "use categorical_crossentropy",
                     )
@@ -159,9 +237,15 @@ def check_fit(data: Arrays, model, losses: Sequence[str]) -> list[Problem]:
         got = (None, *array.shape[1:])
         if not _compatible(expected, got) and not (array.ndim == 1 and expected[1:] == (1,)):
             problems.append(
-                Problem(f"output '{_layer_of(tensor)}' gives {format_shape(expected)}; {data.name} has targets {format_shape(got)}")
+                Problem(f"output '{name}' gives {format_shape(expected)}; {data.name} has targets {format_shape(got)}")
             )
     return problems
+
+
+def problems_line(problems: Sequence[Problem]) -> tuple[str, str]:
+    """(message, hint) of :func:`check_fit`'s problems: one line each, as the window and the child say them."""
+    fixes = [p.fix for p in problems if p.fix]
+    return "; ".join(p.message for p in problems), (f"fix: {'; '.join(fixes)}" if fixes else "")
 
 
 def apply_fixes(data: Arrays, model, losses: Sequence[str]) -> tuple[Arrays, list[str]]:

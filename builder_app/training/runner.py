@@ -16,6 +16,13 @@ The child ignores SIGINT (Ctrl-C is the parent's to answer, as a Stop), and ends
 itself within :data:`PARENT_POLL_SECONDS` when its parent dies, however it died.
 A run whose loss or weights became NaN or infinite ends as ``nan``, and its
 weights never replace the model's (:func:`usable_weights`).
+
+Starting TensorFlow takes a child most of its start-up (20-30 s on a loaded
+machine). A :class:`WarmChild` is such a child started ahead of time: it imports
+Keras, warms its training path up and waits for one job; a :class:`TrainingRun`
+given one hands it the job instead of spawning, and starts cold when the warm
+child has died. A warm child serves one run, as a cold one does: the next run
+gets a fresh process.
 """
 
 from __future__ import annotations
@@ -64,6 +71,9 @@ class Overrides:
     optimizer: str | None = None
     learning_rate: float | None = None
     fix_data: bool = False
+    #: "continue" from the project's weights or start from "fresh" ones (the layers'
+    #: initializers); None keeps the project's setting (``initial_weights``).
+    initial_weights: str | None = None
     #: Split the CPU into this many logical devices and train on them all with
     #: MirroredStrategy (TensorFlow backend): the multi-device path, without GPUs.
     cpu_replicas: int = 0
@@ -76,6 +86,8 @@ class Overrides:
             merged["epochs"] = self.epochs
         if self.batch_size is not None:
             merged["batch_size"] = self.batch_size
+        if self.initial_weights is not None:
+            merged["initial_weights"] = self.initial_weights
         if self.optimizer is not None or self.learning_rate is not None:
             optimizer = dict(merged.get("optimizer") or {"class_name": "Adam", "config": {}})
             config = dict(optimizer.get("config") or {})
@@ -109,6 +121,63 @@ class _Job:
     weights_out: str
 
 
+class WarmChild:
+    """A training process started ahead of its run: Keras imported and warmed up, waiting for one job.
+
+    Start one when a run is likely (the training window opens) and give it to a
+    :class:`TrainingRun` (``TrainingRun(project, overrides, warm=child)``), which
+    hands it the job; :meth:`close` ends it when no run came. It is spawned like
+    a cold child, with the same safeguards (lower priority, SIGINT ignored, ended
+    when its parent dies), and serves one run.
+    """
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.queue = context.Queue()
+        self.stop = context.Event()
+        self.pause = context.Event()
+        #: Set by the child once Keras is imported and its training path warmed up.
+        self.ready = context.Event()
+        #: Set by the child when it has taken its job (a death before means: start cold).
+        self.accepted = context.Event()
+        self._jobs = context.Queue()
+        self.process = context.Process(
+            target=_warm_main,
+            args=(self._jobs, self.queue, self.stop, self.pause, self.ready, self.accepted),
+            daemon=True,
+            name="builder-app-training-warm",
+        )
+        self.handed = False
+
+    def start(self) -> WarmChild:
+        self.process.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.process.pid is not None and self.process.is_alive()
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether Keras is imported and warmed up in the child."""
+        return self.ready.is_set()
+
+    def hand(self, job: _Job) -> bool:
+        """Gives the child its job; False when it cannot take one (dead, or served already)."""
+        if self.handed or not self.alive:
+            return False
+        self._jobs.put(job)
+        self.handed = True
+        return True
+
+    def close(self) -> None:
+        """Ends the child now (no run, or the run is over)."""
+        if self.process.pid is not None and self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        self._jobs.cancel_join_thread()  # a job the child never read must not hold this process
+
+
 @dataclass
 class TrainingRun:
     """One training run in a child process.
@@ -116,7 +185,9 @@ class TrainingRun:
     Call :meth:`start`, then read events with :meth:`poll` (non-blocking, for a
     GUI timer) or :meth:`events` (blocking, for the command line). When the run
     has finished, :meth:`trained_weights` gives the project back with the
-    trained weights.
+    trained weights. Given a :class:`WarmChild` (``warm``), :meth:`start` hands
+    it the job; it starts a child of its own (cold) when the warm one has died,
+    even after the job was handed, as long as the warm child had not taken it.
     """
 
     project: Project
@@ -131,41 +202,77 @@ class TrainingRun:
     started_event: Started | None = None
     _stop_asked: float | None = None
     _workdir: tempfile.TemporaryDirectory | None = None
+    #: A warm child to run in (taken by :meth:`start`), or None to start cold.
+    warm: WarmChild | None = None
+    #: Whether the run went to a warm child (False: a cold start, or a fallback to one).
+    warm_started: bool = False
+    _adopted: WarmChild | None = None
+    _job: _Job | None = None
+    _grace: float = STOP_GRACE_SECONDS
 
     def start(self) -> None:
-        context = multiprocessing.get_context("spawn")
         self._workdir = tempfile.TemporaryDirectory(prefix="builder-app-run-")
         # The child needs the model and its settings, not the history nor the
         # weights earlier runs kept (they can be large).
         slim = Project(self.project.graph, self.project.training)
-        job = _Job(
+        self._job = job = _Job(
             project_to_bytes(slim),
             self.overrides,
             os.path.join(self._workdir.name, "trained.kproj"),
         )
+        warm, self.warm = self.warm, None
+        # Logical CPUs are configured before TensorFlow's runtime starts: a warm child's has.
+        if warm is not None and job.overrides.cpu_replicas <= 1 and warm.hand(job):
+            self._adopted = warm
+            self._queue, self._stop, self._pause, self._process = warm.queue, warm.stop, warm.pause, warm.process
+            self.warm_started = True
+        else:
+            if warm is not None:
+                warm.close()
+            self._start_cold()
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.status = "running"
+
+    def _start_cold(self) -> None:
+        context = multiprocessing.get_context("spawn")
         self._queue = context.Queue()
         self._stop = context.Event()
         self._pause = context.Event()
         self._process = context.Process(
-            target=_child_main, args=(job, self._queue, self._stop, self._pause), daemon=True, name="builder-app-training"
+            target=_child_main, args=(self._job, self._queue, self._stop, self._pause), daemon=True, name="builder-app-training"
         )
         self._process.start()
-        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.status = "running"
+        self.warm_started = False
 
     # -- control ------------------------------------------------------ #
-    def stop(self) -> None:
-        """Asks the run to stop at the next batch end; it is ended after the grace period."""
+    def stop(self, grace: float | None = None) -> None:
+        """Asks the run to stop at the next batch end; it is ended after ``grace`` seconds.
+
+        Args:
+            grace: How long the child may take to finish its batch (and its epoch's
+                validation) and hand its weights back; :data:`STOP_GRACE_SECONDS` by default.
+        """
         if self._stop is not None and not self._stop.is_set():
             self._stop.set()
             self._pause.clear()
             self._stop_asked = time.monotonic()
+            self._grace = STOP_GRACE_SECONDS if grace is None else grace
 
     def terminate(self) -> None:
         """Ends the child at once, as a crash would (no weights come back)."""
         if self._process is not None and self._process.is_alive():
             self._process.kill()
             self._process.join(timeout=5)
+
+    def discard(self) -> FinalEvent:
+        """Ends the run now, keeping nothing: it finishes as stopped, without weights."""
+        self.stop(grace=0)
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
+        if self.result is None:
+            self._note(events.finished(status=FinishStatus.STOPPED, history={}, seconds=None, weights=None))
+        return self.result
 
     def pause(self) -> None:
         if self._pause is not None:
@@ -224,7 +331,7 @@ class TrainingRun:
         """Events the parent makes up: the child was ended, or died."""
         if self.finished or self._process is None:
             return []
-        overdue = self._stop_asked is not None and time.monotonic() - self._stop_asked > STOP_GRACE_SECONDS
+        overdue = self._stop_asked is not None and time.monotonic() - self._stop_asked > self._grace
         if overdue and self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout=5)
@@ -235,6 +342,16 @@ class TrainingRun:
                 return [self._note(item)]
             except queue_module.Empty:
                 pass
+            warm = self._adopted
+            if warm is not None and not warm.accepted.is_set():
+                # The warm child died before it took the job (while importing TensorFlow):
+                # the run starts again, cold, as if it had never been warm.
+                warm.close()
+                self._adopted = None
+                self._start_cold()
+                if self._stop_asked is not None:
+                    self._stop.set()
+                return []
             code = self._process.exitcode
             message = f"the training process ended unexpectedly (exit code {code})"
             hint = "it may have run out of memory: try a smaller batch size" if code in (-9, 137) else ""
@@ -252,6 +369,10 @@ class TrainingRun:
         if self._process is not None and self._process.is_alive():
             self._process.terminate()
             self._process.join(timeout=5)
+        for child in (self.warm, self._adopted):
+            if child is not None:
+                child.close()
+        self.warm = self._adopted = None
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
@@ -338,6 +459,27 @@ def copy_trained_weights(target: Project, trained: Project) -> None:
 # ====================================================================== child
 def _child_main(job: _Job, queue, stop, pause) -> None:
     """The child process: train, posting events; never raises."""
+    _child_setup()
+    _run_job(job, queue, stop, pause)
+
+
+def _warm_main(jobs, queue, stop, pause, ready, accepted) -> None:
+    """A warm child: import Keras and warm its training path up, then run the one job that comes."""
+    _child_setup()
+    try:
+        from builder_app.core.quiet import import_keras_quietly
+
+        import_keras_quietly()
+        _warm_up()
+    except BaseException:  # noqa: BLE001, S110 - the job meets the same failure and reports it
+        pass
+    ready.set()
+    job = jobs.get()  # the parent-watch thread ends this process if the parent goes first
+    accepted.set()
+    _run_job(job, queue, stop, pause)
+
+
+def _child_setup() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # Ctrl-C reaches the whole process group: the parent answers it (a Stop), not
     # TensorFlow in the middle of a kernel.
@@ -346,6 +488,9 @@ def _child_main(job: _Job, queue, stop, pause) -> None:
     if hasattr(os, "nice"):
         # The GUI comes first: training takes the processor time the window leaves.
         os.nice(CHILD_NICENESS)
+
+
+def _run_job(job: _Job, queue, stop, pause) -> None:
     try:
         from builder_app.core.quiet import import_keras_quietly
 
@@ -353,6 +498,30 @@ def _child_main(job: _Job, queue, stop, pause) -> None:
         _train(job, queue, stop, pause)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one event
         queue.put(events.failed(**_describe_failure(exc)))
+
+
+def _warm_up() -> None:
+    """What a first run pays once per process, paid before the job comes.
+
+    The devices are configured (GPU memory growth must be set before TensorFlow's
+    runtime starts), the modules a run imports are imported, and a tiny model is
+    fitted for one step: the first trace of a train step and the first optimizer
+    step carry one-time costs. ``clear_session`` then leaves Keras's global state
+    (names, the seed generator) as a fresh process has it; the job seeds itself.
+    """
+    import keras
+    import numpy as np
+
+    import builder_app.core.keras_model  # noqa: F401 - what _train imports
+    import builder_app.training.data  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import sklearn.datasets  # noqa: F401 - the built-in datasets' reader
+    _configure_devices(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(np.zeros((8, 4), "float32"), np.zeros(8, "int64"), batch_size=4, epochs=1, verbose=0)
+    keras.backend.clear_session()
 
 
 def _watch_parent() -> None:
@@ -420,9 +589,13 @@ def _train(job: _Job, queue, stop, pause) -> None:
         tuple(project.graph.layer_of(node).config.get("batch_shape") or ()) for node in project.graph.model_inputs()
     ]
     loaded = data_module.load(settings["data"], seed=settings["seed"], input_shapes=shapes)
+    if stop.is_set():  # stopped before training began: nothing to keep
+        queue.put(events.finished(status=FinishStatus.STOPPED, history={}, seconds=None, weights=None))
+        return
     strategy = _strategy(devices)
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = build_keras_model(project.graph)
+        # "fresh": the layers' initializers, seeded above, not the project's weights.
+        model = build_keras_model(project.graph, with_weights=settings["initial_weights"] != "fresh")
         refuse_if_it_cannot_run_here(model)
         model.compile(
             optimizer=_optimizer(settings),
@@ -434,9 +607,9 @@ def _train(job: _Job, queue, stop, pause) -> None:
         loaded, _ = data_module.apply_fixes(loaded, model, losses)
     problems = data_module.check_fit(loaded, model, losses)
     if problems:
-        fixes = [p.fix for p in problems if p.fix]
-        error = data_module.DataError("; ".join(p.message for p in problems))
-        error.hint = f"fix: {'; '.join(fixes)}" if fixes else ""
+        message, hint = data_module.problems_line(problems)
+        error = data_module.DataError(message)
+        error.hint = hint
         raise error
     if settings["validation"] is not None:
         train = loaded.take(shuffled_order(len(loaded), settings["shuffle"], settings["seed"]))

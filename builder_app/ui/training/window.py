@@ -12,12 +12,29 @@ fields in the window override the project's settings for a run when changed.
 
 Restoring weights and deleting runs are not edits of the model: they are outside
 the editor's undo history, and mark the project changed.
+
+A run is protected: the data is checked against the model's shapes before any
+child starts (:func:`~builder_app.training.data.check_fit` on the data's
+:class:`~builder_app.training.data.DataFacts`, read without Keras, and the
+model's :class:`~builder_app.training.data.ModelSignature`, from the shapes the
+editor computes); closing the window while a run trains asks whether to keep or
+discard it (:meth:`TrainingWindow.ask_close_run`); whether a run continues from
+the model's weights or starts from fresh ones is a visible choice, kept in the
+project's training settings (``initial_weights``). When the window opens, a
+:class:`~builder_app.training.runner.WarmChild` starts importing TensorFlow in
+the background, so that Train reaches its first batch quickly; each run gets a
+fresh one.
 """
 
 from __future__ import annotations
 
+import enum
+import json
 import math
+import os
+import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +43,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from builder_app.core.datasets import BUILTIN
 from builder_app.core.project import Project, save_project
 from builder_app.core.runs import RunError, delete_run, restore_run, run_label
-from builder_app.core.training_settings import DEFAULTS
+from builder_app.core.training_settings import DEFAULTS, output_losses
+from builder_app.training import data as data_module
 from builder_app.training.data import KERAS_DATASETS, DataError, parse_spec
 from builder_app.training.events import EventKind, FinalEvent, FinishStatus
 from builder_app.training.runner import (
     Overrides,
     TrainingRun,
+    WarmChild,
     copy_trained_weights,
     keep_run,
     usable_weights,
@@ -41,6 +60,19 @@ from builder_app.ui.training.dashboard import TrainingDashboard
 #: Optimizers offered first; every keras.optimizers class can be typed in.
 OPTIMIZERS = ("Adam", "AdamW", "SGD", "RMSprop", "Nadam", "Adagrad", "Adadelta", "Adamax", "Lion", "Ftrl", "Lamb")
 POLL_MS = 30
+#: Whether an open window keeps a warm training child (tests that never train switch it off).
+WARM_CHILD = True
+#: How long a Stop (or "Stop and keep") waits for the run to hand its weights back before ending it:
+#: after the batch, Keras still validates the epoch and the child writes the weights.
+STOP_GRACE_SECONDS = 15.0
+
+
+class CloseAnswer(enum.Enum):
+    """What to do with a live run when its window closes."""
+
+    KEEP = "keep"  #: stop at the next batch and keep the run and its weights, as Stop does
+    DISCARD = "discard"  #: end the run now and keep nothing of it
+    CANCEL = "cancel"  #: keep the window open, the run going
 
 
 class TrainingWindow(QtWidgets.QMainWindow):
@@ -50,16 +82,25 @@ class TrainingWindow(QtWidgets.QMainWindow):
     #: The project changed outside the model's edits: a run, restored weights, settings.
     project_changed = QtCore.Signal()
 
-    def __init__(self, project: Project, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, project: Project, parent: QtWidgets.QWidget | None = None, *, engine=None):
         super().__init__(parent)
         self.project = project
         self.run: TrainingRun | None = None
+        #: The shapes the editor computes for this project's graph (a ShapeEngine), if it shares them.
+        self.engine = engine
+        self.warm: WarmChild | None = None
+        self._facts: dict[str, Future] = {}
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="builder-app-data-facts")
+        self._pending: Overrides | None = None
         self.dirty = False
         self.setWindowTitle(f"Train {project.graph.name}")
         self.dashboard = TrainingDashboard()
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
+        self._pending_timer = QtCore.QTimer(self)
+        self._pending_timer.setInterval(POLL_MS)
+        self._pending_timer.timeout.connect(self._start_when_checked)
         self._build()
         self._load_settings()
         self._show_history()
@@ -77,6 +118,14 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self.optimizer = QtWidgets.QComboBox(editable=True)
         self.optimizer.addItems(OPTIMIZERS)
         self.learning_rate = QtWidgets.QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=10.0, singleStep=1e-4)
+        self.continue_weights = QtWidgets.QRadioButton("Continue from current weights")
+        self.continue_weights.setToolTip("train on from the weights the model holds now (kept in the project)")
+        self.fresh_weights = QtWidgets.QRadioButton("Start from fresh weights")
+        self.fresh_weights.setToolTip("start from the layers' initializers (seeded), not from the model's weights")
+        self.start_from = QtWidgets.QButtonGroup(self)
+        self.start_from.addButton(self.continue_weights)
+        self.start_from.addButton(self.fresh_weights)
+        self.start_from.buttonToggled.connect(self._start_from_changed)
         self.train_button = QtWidgets.QPushButton("Train")
         self.pause_button = QtWidgets.QPushButton("Pause")
         self.stop_button = QtWidgets.QPushButton("Stop")
@@ -102,6 +151,11 @@ class TrainingWindow(QtWidgets.QMainWindow):
         form.addRow("Batch size", self.batch_size)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Learning rate", self.learning_rate)
+        start_from = QtWidgets.QVBoxLayout()
+        start_from.setSpacing(2)
+        start_from.addWidget(self.continue_weights)
+        start_from.addWidget(self.fresh_weights)
+        form.addRow("Start", start_from)
         form.addRow("", self.settings_button)
         buttons = QtWidgets.QHBoxLayout()
         for button in (self.train_button, self.pause_button, self.stop_button):
@@ -161,6 +215,22 @@ class TrainingWindow(QtWidgets.QMainWindow):
         scheduled = training.get("learning_rate_schedule") is not None
         self.learning_rate.setEnabled(not scheduled)
         self.learning_rate.setToolTip("set by the learning-rate schedule (Settings…)" if scheduled else "")
+        fresh = training.get("initial_weights") == "fresh"
+        self.start_from.blockSignals(True)  # showing the setting is not changing it
+        (self.fresh_weights if fresh else self.continue_weights).setChecked(True)
+        self.start_from.blockSignals(False)
+
+    def initial_weights(self) -> str:
+        """Where the next run starts: "continue" (the model's weights) or "fresh" (the initializers)."""
+        return "fresh" if self.fresh_weights.isChecked() else "continue"
+
+    def _start_from_changed(self, button, checked: bool) -> None:
+        if not checked:
+            return
+        # Kept in the project's training settings: the choice is remembered with the project.
+        self.project.training["initial_weights"] = self.initial_weights()
+        said = "from fresh weights" if self.initial_weights() == "fresh" else "from the model's current weights"
+        self._changed(f"new runs start {said}")
 
     def _project_optimizer(self) -> str:
         optimizer = self.project.training.get("optimizer") or DEFAULTS["optimizer"]
@@ -210,25 +280,133 @@ class TrainingWindow(QtWidgets.QMainWindow):
             batch_size=self.batch_size.value(),
             optimizer=optimizer if optimizer and optimizer.lower() != self._project_optimizer().lower() else None,
             learning_rate=None if same_rate or not self.learning_rate.isEnabled() else rate,
+            initial_weights=self.initial_weights(),
         )
 
     def start(self) -> None:
-        if self.run is not None and not self.run.finished:
+        """Train: the data is checked against the model first (read in the background), then a run starts."""
+        if self._running() or self._pending is not None:
             return
         try:
             overrides = self.overrides()
         except DataError as exc:
             self._say(str(exc), error=True)
             return
+        self._pending = overrides
+        self._start_when_checked()
+        if self._pending is not None:  # the data is still being read
+            self._say("reading the data…")
+            self._pending_timer.start()
+            self._update_buttons()
+
+    def _start_when_checked(self) -> None:
+        overrides = self._pending
+        if overrides is None:
+            self._pending_timer.stop()
+            return
+        spec = overrides.apply(self.project.training).get("data")
+        future = self._read_facts(spec)
+        if future is not None and not future.done():
+            return  # the timer calls again
+        self._pending_timer.stop()
+        self._pending = None
+        problem = self.check_data(overrides, future)
+        if problem is not None:
+            self._say(problem, error=True)  # no child starts
+            self._update_buttons()
+            return
+        self._launch(overrides)
+
+    def _launch(self, overrides: Overrides) -> None:
         self._close_run()
         self.dashboard.reset()
         self._show_history()  # every earlier run, dashed, under the new one
-        self.run = TrainingRun(self.project, overrides)
+        warm, self.warm = self.warm, None
+        if warm is not None and not warm.alive:  # it crashed: a cold start
+            warm.close()
+            warm = None
+        self.run = TrainingRun(self.project, overrides, warm=warm)
         self.run.start()
         self._started = time.monotonic()
-        self._say("starting TensorFlow in the training process…")
+        if warm is None:
+            self._say("starting TensorFlow in the training process…")
+        elif warm.is_ready:
+            self._say("preparing the run…")
+        else:
+            self._say("TensorFlow is still starting in the training process…")
         self._timer.start()
         self._update_buttons()
+
+    # ------------------------------------------------------------ data check
+    def _read_facts(self, spec: dict[str, Any] | None) -> Future | None:
+        """The facts of the data ``spec`` names, read on a worker thread; None when only Keras reads it."""
+        if not isinstance(spec, dict) or spec.get("source") not in data_module.READ_WITHOUT_KERAS:
+            return None
+        key = json.dumps([spec, self._seed(), _mtimes(spec)], sort_keys=True, default=str)
+        future = self._facts.get(key)
+        if future is None:
+            future = self._facts[key] = self._reader.submit(data_module.facts, dict(spec), seed=self._seed())
+        return future
+
+    def _seed(self) -> int:
+        seed = self.project.training.get("seed", 0)
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+    def signature(self) -> data_module.ModelSignature:
+        """The model's inputs and outputs with their shapes, from the editor's shapes (or the graph's Input layers).
+
+        Without an engine, one is made only when Keras is loaded already: the output
+        shapes then stay unknown (None) rather than this window importing TensorFlow.
+        """
+        graph = self.project.graph
+        engine, own = self.engine, False
+        if engine is None and "keras" in sys.modules:
+            from builder_app.core.shapes import ShapeEngine
+
+            engine, own = ShapeEngine(graph), True
+        try:
+            if engine is not None:
+                types = engine.input_types()
+                inputs = [(name, t.shape if t else None) for name, t in zip(engine.input_names(), types, strict=True)]
+                counts = {node: len(r.outputs or [None]) for node, r in engine.results().items()}
+                refs = graph.model_outputs(counts)
+                outputs = [
+                    (graph.layer_of(ref.node).name, t.shape if t else None)
+                    for ref, t in zip(refs, engine.output_types(), strict=True)
+                ]
+                return data_module.ModelSignature(inputs, outputs)
+        finally:
+            if own:
+                engine.close()
+        inputs = []
+        for node in graph.model_inputs():
+            layer = graph.layer_of(node)
+            shape = layer.config.get("batch_shape")
+            inputs.append((layer.name, tuple(shape) if isinstance(shape, (list, tuple)) else None))
+        return data_module.ModelSignature(inputs, [(graph.layer_of(r.node).name, None) for r in graph.model_outputs()])
+
+    def check_data(self, overrides: Overrides, future: Future | None = None) -> str | None:
+        """The one line saying how the data does not fit the model, or None (fits, or only the child can tell)."""
+        spec = overrides.apply(self.project.training).get("data")
+        if future is None:
+            future = self._read_facts(spec)
+        if future is None:
+            return None
+        try:
+            facts = future.result()
+        except DataError as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a reader's surprise: the child reports it in full
+            del exc
+            return None
+        losses = output_losses(overrides.apply(self.project.training), self.project.graph)
+        if facts is None or losses is None:
+            return None
+        problems = data_module.check_fit(facts, self.signature(), losses)
+        if not problems:
+            return None
+        message, hint = data_module.problems_line(problems)
+        return f"{message} — {hint}" if hint else message
 
     def toggle_pause(self) -> None:
         if self.run is None or self.run.finished:
@@ -242,7 +420,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
 
     def stop(self) -> None:
         if self.run is not None and not self.run.finished:
-            self.run.stop()
+            self.run.stop(grace=STOP_GRACE_SECONDS)
             self._say("stopping at the next batch…")
 
     def _poll(self) -> None:
@@ -258,33 +436,34 @@ class TrainingWindow(QtWidgets.QMainWindow):
                     self._finish(event)
         self._update_buttons()
 
-    def _finish(self, event: FinalEvent) -> None:
+    def _finish(self, event: FinalEvent, *, keep: bool = True) -> None:
+        """The run is over: its weights into the model and the run into the history, unless ``keep`` is False.
+
+        A run stopped before its first batch keeps nothing (there is nothing to keep).
+        The message is made from what was kept, after keeping it (:func:`final_status`).
+        """
         self._timer.stop()
         run = self.run
         trained = None
-        match event["kind"]:
-            case EventKind.FAILED:
-                hint = f" — {event['hint']}" if event.get("hint") else ""
-                self._say(f"{event['message']}{hint}", error=True)
-            case EventKind.FINISHED:
-                # None after NaN (or when none came back): the model keeps its weights.
-                trained = usable_weights(run)
-                status = str(run.status).replace("_", " ")
-                if trained is not None:
-                    copy_trained_weights(self.project, trained)
-                    self._say(f"training {status}; the weights are in the project")
-                elif run.status == FinishStatus.NAN:
-                    self._say("training ended in NaN; the model keeps its weights (try a lower learning rate)", error=True)
-                else:
-                    self._say(f"training {status}; no weights came back, the model keeps its weights")
-        dropped = keep_run(self.project, run, trained)  # the run, with the weights it left
-        if dropped and not self.message.styleSheet():
-            let_go = ", ".join(run_label({"id": run_id}, 0) for run_id in dropped)
-            self._say(f"{self.message.text()}; to stay within what a project file holds, the weights of {let_go} are no longer kept")
-        self._changed()
-        self._show_history(overlay=self.project.runs[:-1])  # this run is drawn already
+        began = run.started_event is not None
+        record = None
+        dropped: list[str] = []
+        if keep and (began or event["kind"] == EventKind.FAILED):
+            # None after NaN (or when none came back): the model keeps its weights.
+            trained = usable_weights(run) if event["kind"] == EventKind.FINISHED else None
+            if trained is not None:
+                copy_trained_weights(self.project, trained)
+            dropped = keep_run(self.project, run, trained)  # the run, with the weights it left
+            record = self.project.runs[-1]
+            self._changed()
+            self._show_history(overlay=self.project.runs[:-1])  # this run is drawn already
+        line, error = final_status(run, record, self.project, model_updated=trained is not None, dropped=dropped)
+        self._say(line, error=error)
         self.pause_button.setText("Pause")
+        self._update_buttons()
         self.run_finished.emit(run.result or event)
+        if self.isVisible() and keep:
+            self._start_warm()  # the next run's child, TensorFlow imported by then
 
     def _show_history(self, overlay: list[dict[str, Any]] | None = None) -> None:
         self.history.clear()
@@ -355,7 +534,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
 
     def _update_buttons(self) -> None:
         running = self._running()
-        self.train_button.setEnabled(not running)
+        self.train_button.setEnabled(not running and getattr(self, "_pending", None) is None)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.settings_button.setEnabled(not running)
@@ -390,9 +569,141 @@ class TrainingWindow(QtWidgets.QMainWindow):
             self.run.close()
             self.run = None
 
+    # ------------------------------------------------------- the warm child
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._running():
+            self._start_warm()
+
+    def _start_warm(self) -> None:
+        """Starts a training child that imports TensorFlow now, for the next Train (when none is warm)."""
+        if not WARM_CHILD or (self.warm is not None and self.warm.alive):
+            return
+        if self.warm is not None:
+            self.warm.close()  # it died: a fresh one
+        self.warm = WarmChild().start()
+
+    def _end_warm(self) -> None:
+        if self.warm is not None:
+            self.warm.close()
+            self.warm = None
+
+    # ------------------------------------------------------------- closing
+    def ask_close_run(self) -> CloseAnswer:
+        """Asks what to do with the run that trains; tests replace this to answer."""
+        box = QtWidgets.QMessageBox(self)
+        box.setIcon(QtWidgets.QMessageBox.Icon.Question)
+        box.setWindowTitle("A run is training")
+        box.setText(f"{self.project.graph.name} is still training.")
+        box.setInformativeText(
+            "Stop and keep: stop at the next batch and keep the run and its weights, as Stop does.\n"
+            "Stop and discard: end the run now; nothing of it is kept."
+        )
+        keep = box.addButton("Stop and keep", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Stop and discard", QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QtWidgets.QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(cancel)
+        self.close_prompt = box  # for a screenshot while it shows
+        box.exec()
+        clicked = box.clickedButton()
+        self.close_prompt = None
+        if clicked is keep:
+            return CloseAnswer.KEEP
+        if clicked is discard:
+            return CloseAnswer.DISCARD
+        return CloseAnswer.CANCEL
+
+    def stop_and_keep(self) -> None:
+        """Stops the run at the next batch and waits for it, keeping it as Stop does (for a closing window)."""
+        run = self.run
+        if run is None or run.finished:
+            return
+        self._pending = None
+        run.stop(grace=STOP_GRACE_SECONDS)
+        self._say("stopping at the next batch…")
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            for event in run.events():
+                self.dashboard.add_event(event)
+                if event["kind"] in (EventKind.FINISHED, EventKind.FAILED):
+                    self._finish(event)
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+
+    def discard_run(self) -> None:
+        """Ends the run now and keeps nothing of it: no history entry, no weights."""
+        run = self.run
+        if run is None or run.finished:
+            return
+        self._finish(run.discard(), keep=False)
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self.run is not None and not self.run.finished:
-            self.run.stop()
+        if self._running():
+            answer = self.ask_close_run()
+            if answer is CloseAnswer.CANCEL:
+                event.ignore()
+                return
+            if self._running():  # it may have ended while the question was open
+                if answer is CloseAnswer.KEEP:
+                    self.stop_and_keep()
+                else:
+                    self.discard_run()
+        self._pending = None
+        self._pending_timer.stop()
         self._timer.stop()
         self._close_run()
+        self._end_warm()
+        self._reader.shutdown(wait=False, cancel_futures=True)
         super().closeEvent(event)
+
+
+def final_status(
+    run: TrainingRun, record: dict[str, Any] | None, project: Project, *, model_updated: bool, dropped: list[str]
+) -> tuple[str, bool]:
+    """The window's last line about a run, and whether it is an error: said from what was kept.
+
+    Args:
+        run: The finished run.
+        record: Its record in the history, or None when it was not kept.
+        project: The project (its run weights say what the history kept).
+        model_updated: Whether the run's weights went into the model.
+        dropped: Runs whose weights were let go to make room.
+    """
+    result = run.result or {}
+    if result.get("kind") == EventKind.FAILED:
+        hint = f" — {result['hint']}" if result.get("hint") else ""
+        return f"{result.get('message', 'training failed')}{hint}", True
+    if record is None:
+        if run.started_event is None:
+            return "stopped before training began; nothing was kept, the model keeps its weights", False
+        return "run discarded; nothing of it was kept", False
+    label = run_label(record, len(project.runs) - 1)
+    status = str(run.status).replace("_", " ")
+    if run.status == FinishStatus.NAN:
+        return f"{label} ended in NaN; the model keeps its weights (try a lower learning rate)", True
+    kept = record.get("id") in project.run_weights
+    if not model_updated:
+        line = f"{label} {status}; no weights came back, the model keeps its weights"
+    elif kept:
+        line = f"{label} {status}; the model has its weights, and the run keeps a copy"
+    else:
+        line = f"{label} {status}; the model has its weights, but the run keeps no copy (a project file holds no more)"
+    let_go = [run_id for run_id in dropped if run_id != record.get("id")]
+    if let_go:
+        names = ", ".join(run_label({"id": run_id}, 0) for run_id in let_go)
+        line += f"; to stay within what a project file holds, the weights of {names} are no longer kept"
+    return line, False
+
+
+def _mtimes(spec: dict[str, Any]) -> list[Any]:
+    """The modification times of the files a data setting names (a changed file is read again)."""
+    times = []
+    for key in ("path", "x", "y"):
+        value = spec.get(key)
+        if isinstance(value, str):
+            try:
+                times.append(os.stat(value).st_mtime_ns)
+            except OSError:
+                times.append(None)
+    return times

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core.costs import model_costs
@@ -813,15 +815,12 @@ class GraphScene(QtWidgets.QGraphicsScene):
     node_activated = QtCore.Signal(str)
     hint = QtCore.Signal(str)
     selected_node = QtCore.Signal(object)  # node id or None
-    theme_changed = QtCore.Signal(bool)  # dark: the scene repainted in the theme's colours
 
     def __init__(self, document, graph: ModelGraph | None = None, parent=None, dark: bool | None = None):
         super().__init__(parent)
         self.document = document
         self.graph = graph if graph is not None else document.graph
         self.colors = theme.canvas_colors(dark)
-        #: Without an explicit ``dark`` the scene follows View → Theme (render passes one).
-        self.follows_theme = dark is None
         self.fonts = _Fonts()
         self.snap = True
         self.highlighted_layer: str | None = None
@@ -856,9 +855,16 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.rebuild()
         self.graph.changed.connect(self._on_change)
         document.shapes_updated.connect(self._shapes_updated)
-        self.selectionChanged.connect(self._on_selection)
-        if self.follows_theme:
-            theme.signals().changed.connect(self.set_dark)
+        # Not a bound method: the scene's C++ destructor clears its items and emits
+        # selectionChanged once the scene can no longer be called ("Slot not found").
+        alive = weakref.ref(self)
+
+        def on_selection() -> None:
+            scene = alive()
+            if scene is not None and shiboken6.isValid(scene):
+                scene._on_selection()
+
+        self.selectionChanged.connect(on_selection)
 
     @property
     def controller(self):
@@ -867,11 +873,6 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     def close(self) -> None:
         self.graph.changed.disconnect(self._on_change)
-        if self.follows_theme:
-            try:
-                theme.signals().changed.disconnect(self.set_dark)
-            except (RuntimeError, TypeError):  # pragma: no cover - already gone
-                pass
         try:
             self.document.shapes_updated.disconnect(self._shapes_updated)
         except (RuntimeError, TypeError):  # pragma: no cover - already gone
@@ -1228,15 +1229,11 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.update()
 
     def set_dark(self, dark: bool) -> None:
-        """Draws the scene in the dark or light colours, at once: every item, made or made later."""
         self.colors = theme.canvas_colors(dark)
         self.setBackgroundBrush(self.colors.background)
         for item in [*self.items_by_id.made.values(), *self.blocks_by_name.values()]:
             item.update()  # cached pixmaps are painted again in the new colours
-        for wire in self.wires_by_dst.values():
-            wire.update()
         self.update()
-        self.theme_changed.emit(dark)
 
     # cost heat colouring
     def set_heat(self, kind: str | None) -> None:

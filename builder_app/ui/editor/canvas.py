@@ -815,12 +815,15 @@ class GraphScene(QtWidgets.QGraphicsScene):
     node_activated = QtCore.Signal(str)
     hint = QtCore.Signal(str)
     selected_node = QtCore.Signal(object)  # node id or None
+    theme_changed = QtCore.Signal(bool)  # dark: the scene repainted in the theme's colours
 
     def __init__(self, document, graph: ModelGraph | None = None, parent=None, dark: bool | None = None):
         super().__init__(parent)
         self.document = document
         self.graph = graph if graph is not None else document.graph
         self.colors = theme.canvas_colors(dark)
+        #: Without an explicit ``dark`` the scene follows View → Theme (render passes one).
+        self.follows_theme = dark is None
         self.fonts = _Fonts()
         self.snap = True
         self.highlighted_layer: str | None = None
@@ -865,6 +868,8 @@ class GraphScene(QtWidgets.QGraphicsScene):
                 scene._on_selection()
 
         self.selectionChanged.connect(on_selection)
+        if self.follows_theme:
+            theme.signals().changed.connect(self.set_dark)
 
     @property
     def controller(self):
@@ -873,6 +878,11 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     def close(self) -> None:
         self.graph.changed.disconnect(self._on_change)
+        if self.follows_theme:
+            try:
+                theme.signals().changed.disconnect(self.set_dark)
+            except (RuntimeError, TypeError):  # pragma: no cover - already gone
+                pass
         try:
             self.document.shapes_updated.disconnect(self._shapes_updated)
         except (RuntimeError, TypeError):  # pragma: no cover - already gone
@@ -1229,11 +1239,15 @@ class GraphScene(QtWidgets.QGraphicsScene):
         self.update()
 
     def set_dark(self, dark: bool) -> None:
+        """Draws the scene in the dark or light colours, at once: every item, made or made later."""
         self.colors = theme.canvas_colors(dark)
         self.setBackgroundBrush(self.colors.background)
         for item in [*self.items_by_id.made.values(), *self.blocks_by_name.values()]:
             item.update()  # cached pixmaps are painted again in the new colours
+        for wire in self.wires_by_dst.values():
+            wire.update()
         self.update()
+        self.theme_changed.emit(dark)
 
     # cost heat colouring
     def set_heat(self, kind: str | None) -> None:

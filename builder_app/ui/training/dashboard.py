@@ -131,6 +131,7 @@ class _Axis(pg.AxisItem):
         self._background = QtGui.QColor(background)
         # Real values on the ticks: never "loss (x0.001)" over ticks of 100 to 500.
         self.enableAutoSIPrefix(False)
+        self._fitted: tuple | None = None  # what fit_tick_labels measured last
 
     def generateDrawSpecs(self, p: QtGui.QPainter) -> tuple | None:
         specs = super().generateDrawSpecs(p)
@@ -163,9 +164,24 @@ class _Axis(pg.AxisItem):
         redraw would shift the plot under a live run.
         """
         low, high = self.range
+        size = max(self.height(), 1.0)
+        # The labels' widths follow from the tick spacings, the range's sign and its
+        # decade alone (the notation, the decimals, the digits before the point):
+        # measure again only when one of them changes, not at every redraw.
+        if self.logMode:
+            key: tuple = (True, math.floor(low), math.ceil(high))
+        else:
+            magnitude = max(abs(low), abs(high)) * self.scale
+            decade = math.floor(math.log10(magnitude)) if magnitude > 0 else None
+            spacings = tuple(spacing for spacing, _ in self.tickSpacing(low, high, size))
+            key = (False, low < 0, decade, spacings)
+        key += (self.label.isVisible(), self.style["maxTextLevel"])
+        if key == self._fitted:
+            return
+        self._fitted = key
         metrics = QtGui.QFontMetricsF(self.style["tickFont"] or self.font())
         widest = 0.0
-        levels = self.tickValues(low, high, max(self.height(), 1.0))
+        levels = self.tickValues(low, high, size)
         for spacing, values in levels[: self.style["maxTextLevel"] + 1]:
             for text in self.tickStrings(values, self.autoSIPrefixScale * self.scale, spacing):
                 widest = max(widest, metrics.horizontalAdvance(text))

@@ -241,7 +241,7 @@ def test_a_corrupt_cache_is_ignored_never_a_crash(live, no_shipped):
 _EDITOR_BEFORE_KERAS = textwrap.dedent(
     """
     import json, sys
-    from PySide6 import QtWidgets
+    from PySide6 import QtCore, QtGui, QtTest, QtWidgets
     app = QtWidgets.QApplication([])
     from builder_app.core import catalog
     from builder_app.ui.editor.document import KerasLoader
@@ -255,8 +255,23 @@ _EDITOR_BEFORE_KERAS = textwrap.dedent(
     out = {"populated": window.palette.is_populated(), "quick_add": window.quick_add.is_populated()}
     window.palette.search_box.setText("Conv2D")
     out["first_hit"] = window.palette.visible_payloads()[:1]
-    window.quick_add.search_box.setText("dense")
+    # A drop of the palette's Dense item on the canvas, as a drag ends.
+    view = window.current_view()
+    window.palette.search_box.setText("Dense")
+    mime = window.palette.mime_data_for(window.palette.item_for("Dense"))
+    point = QtCore.QPointF(view.viewport().rect().center())
+    drop = QtGui.QDropEvent(point, QtCore.Qt.DropAction.CopyAction, mime,
+                            QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
+    view.dropEvent(drop)
+    out["dropped"] = sorted(window.graph.layer_of(n).class_name for n in window.graph.nodes)
+    # Tab on the canvas: quick-add, typed, Enter.
+    window.current_scene().clearSelection()
+    view.request_quick_add()
+    QtTest.QTest.keyClicks(window.quick_add.search_box, "maxpool2d")
     out["quick_first"] = window.quick_add.payloads()[:1]
+    QtTest.QTest.keyClick(window.quick_add.search_box, QtCore.Qt.Key.Key_Return)
+    out["quick_added"] = sorted(window.graph.layer_of(n).class_name for n in window.graph.nodes)
+    window.current_scene().clearSelection()
     before = set(window.graph.nodes)
     window._insert_at_centre("Conv2D")  # the palette's Enter / double-click: the controller's insert
     added = [n for n in window.graph.nodes if n not in before]
@@ -294,7 +309,9 @@ def test_a_fresh_editor_lists_finds_adds_and_edits_layers_before_tensorflow(tmp_
     out = json.loads(lines[-1][len("RESULT "):])
     assert out["modules"] == [], out  # neither TensorFlow nor Keras was imported
     assert out["populated"] and out["quick_add"]
-    assert out["first_hit"] == ["Conv2D"] and out["quick_first"] == ["Dense"]
+    assert out["first_hit"] == ["Conv2D"]
+    assert out["dropped"] == ["Dense"]  # a drop on the canvas
+    assert out["quick_first"] == ["MaxPooling2D"] and out["quick_added"] == ["Dense", "MaxPooling2D"]  # Tab
     assert out["added"] == ["Conv2D"]
     assert "filters" in out["params"] and "kernel_initializer" in out["params"]
     assert out["filters_enabled"] and not out["initializer_enabled"]  # Keras writes initializers

@@ -120,7 +120,9 @@ def source_digest() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         for name in DERIVING_MODULES:
-            digest.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
+            # Line endings as git normalizes them: a Windows checkout is the same code.
+            code = (here / name).read_bytes().replace(b"\r\n", b"\n")
+            digest.update(name.encode() + b"\0" + code + b"\0")
     except OSError:
         return None
     return digest.hexdigest()[:16]

@@ -291,6 +291,7 @@ def _gui(path: Path | None) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     target = args.png or args.svg
+    _check_readable(args.project, "project file")
     _check_writable("--png" if args.png else "--svg", target)
     project = _load(args.project)
     _keras()
@@ -360,6 +361,7 @@ def _export(args: argparse.Namespace) -> int:
     targets = [(e, getattr(args, e.dest)) for e in EXPORTERS.values() if getattr(args, e.dest) is not None]
     if not targets:
         raise _BadInput(f"say what to export: {flags_sentence()}")
+    _check_readable(args.project, "project file")
     for exporter, path in targets:
         _check_writable(exporter.flag, path, directory=exporter.is_directory)
     project = _load(args.project)

@@ -234,6 +234,8 @@ def test_the_best_epoch_is_named_after_its_metric():
     assert history_best_text(history) == "best val_loss: 1.5 (epoch 2)"
     assert history_best_text(history, monitor="loss") == "best loss: 0.4 (epoch 3)"
     assert history_best_text({"accuracy": [0.5]}) == ""
+    assert history_best_text({"val_loss": 0.5}) == "" and history_best_text([1.0]) == ""  # damaged records
+    assert history_best_text({"val_loss": ["x", 0.3]}) == "best val_loss: 0.3 (epoch 2)"
 
 
 def test_log_ticks_label_1_2_and_5_of_each_decade():

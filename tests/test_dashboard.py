@@ -676,3 +676,28 @@ def test_the_best_epoch_is_labelled_with_its_metric(qtbot, dashboard):
         dashboard.add_event({"kind": "epoch", "epoch": epoch, "logs": {"loss": loss}})
     wait_for_redraw(qtbot, dashboard)
     assert dashboard.best_summary() == "best loss: 0.0125 (epoch 2)"
+
+
+def test_the_run_list_names_the_metric_of_each_runs_best_epoch(qtbot, tmp_path, monkeypatch):
+    """The training window's list of runs (the runs compared on the dashboard) said "best loss"
+    for the best val_loss, without its epoch."""
+    from pathlib import Path
+
+    from builder_app.core.project import load_project
+    from builder_app.ui.training import window as window_module
+
+    monkeypatch.setattr(window_module, "WARM_CHILD", False, raising=False)  # no TensorFlow child
+    path = tmp_path / "iris.kproj"
+    path.write_bytes((Path(__file__).parents[1] / "resources/examples/iris_mlp.kproj").read_bytes())
+    project = load_project(path)
+    project.runs = [
+        {"id": "run-1", "status": "completed", "history": {"loss": [0.9, 0.5, 0.4], "val_loss": [1.0, 0.6, 0.7]}},
+        {"id": "run-2", "status": "stopped", "history": {"loss": [0.8, 0.3]}},
+        {"id": "run-3", "status": "failed", "history": {}},
+    ]
+    window = window_module.TrainingWindow(project)
+    qtbot.addWidget(window)
+    texts = [window.history.item(i).text() for i in range(window.history.count())]
+    assert texts[0].startswith("run 1: completed, best val_loss: 0.6 (epoch 2)"), texts
+    assert texts[1].startswith("run 2: stopped, best loss: 0.3 (epoch 2)"), texts
+    assert "best" not in texts[2]

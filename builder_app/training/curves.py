@@ -447,8 +447,13 @@ def history_best_text(history: Mapping[str, Sequence[float]], monitor: str | Non
         history: One list of values an epoch, by log key.
         monitor: The metric to judge by; by default :func:`default_monitor`.
     """
+    if not isinstance(history, Mapping):
+        return ""  # a damaged project file's record
     key = monitor if monitor in history else default_monitor(history)
-    return best_text(key, list(history[key])) if key is not None else ""
+    values = history.get(key) if key is not None else None
+    if not isinstance(values, (list, tuple)):
+        return ""
+    return best_text(key, values)
 
 
 def finite_bounds(values: np.ndarray, log: bool = False) -> tuple[float, float] | None:

@@ -45,6 +45,7 @@ from builder_app.core.project import Project, save_project
 from builder_app.core.runs import RunError, delete_run, restore_run, run_label
 from builder_app.core.training_settings import DEFAULTS, output_losses
 from builder_app.training import data as data_module
+from builder_app.training.curves import history_best_text
 from builder_app.training.data import KERAS_DATASETS, DataError, parse_spec
 from builder_app.training.events import EventKind, FinalEvent, FinishStatus
 from builder_app.training.runner import (
@@ -469,8 +470,8 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self.history.clear()
         for i, record in enumerate(self.project.runs):
             history = record.get("history") or {}
-            losses = [v for v in history.get("val_loss") or history.get("loss") or [] if isinstance(v, (int, float))]
-            best = f", best loss {min(losses):.4g}" if losses else ""
+            best = history_best_text(history)  # "best val_loss: 0.123 (epoch 7)"
+            best = f", {best}" if best else ""
             seconds = record.get("seconds")
             took = f", {seconds:.0f} s" if isinstance(seconds, (int, float)) else ""
             device = f", {record['device']}" if record.get("device") else ""

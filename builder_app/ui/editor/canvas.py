@@ -869,7 +869,7 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
         self.selectionChanged.connect(on_selection)
         if self.follows_theme:
-            theme.signals().changed.connect(self.set_dark)
+            theme.signals().changed.connect(self._follow_theme)
 
     @property
     def controller(self):
@@ -878,15 +878,25 @@ class GraphScene(QtWidgets.QGraphicsScene):
 
     def close(self) -> None:
         self.graph.changed.disconnect(self._on_change)
-        if self.follows_theme:
-            try:
-                theme.signals().changed.disconnect(self.set_dark)
-            except (RuntimeError, TypeError):  # pragma: no cover - already gone
-                pass
+        self._stop_following_theme()
         try:
             self.document.shapes_updated.disconnect(self._shapes_updated)
         except (RuntimeError, TypeError):  # pragma: no cover - already gone
             pass
+
+    def _stop_following_theme(self) -> None:
+        if self.follows_theme:
+            self.follows_theme = False
+            try:
+                theme.signals().changed.disconnect(self._follow_theme)
+            except (RuntimeError, TypeError):  # pragma: no cover - already gone
+                pass
+
+    def _follow_theme(self, dark: bool) -> None:
+        if not self.views():  # its window is gone (a scene outlives its view): nobody sees it
+            self._stop_following_theme()
+            return
+        self.set_dark(dark)
 
     # reading
     def result(self, node_id: str) -> NodeResult | None:

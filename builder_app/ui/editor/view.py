@@ -53,7 +53,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self._extend_scene()
         self._was_empty = self.is_empty()
         scene.document.graph_changed.connect(self._follow_emptiness)
-        scene.theme_changed.connect(lambda _dark: self.viewport().update())
+        scene.theme_changed.connect(self._theme_changed)  # a method: Qt disconnects it when the view goes
 
     @property
     def graph_scene(self) -> GraphScene:
@@ -305,6 +305,9 @@ class GraphView(QtWidgets.QGraphicsView):
         if changed:
             self.viewport().update()
 
+    def _theme_changed(self, _dark: bool) -> None:
+        self.viewport().update()
+
     # ------------------------------------------------------------ empty canvas
     def is_empty(self) -> bool:
         """Whether the graph shown has no nodes (the canvas then shows :meth:`empty_hint`)."""
@@ -404,9 +407,10 @@ class Minimap(QtWidgets.QFrame):
         self.setMouseTracking(True)
         self._timer = QtCore.QTimer(self, singleShot=True, interval=250)
         self._timer.timeout.connect(self._redraw)
-        view.graph_scene.changed.connect(lambda _rects: self._timer.start())
+        # Methods, not lambdas: Qt disconnects them when the map goes (its scene may outlive it).
+        view.graph_scene.changed.connect(self._scene_changed)
         view.graph_scene.document.graph_changed.connect(self._graph_changed)
-        view.graph_scene.theme_changed.connect(lambda _dark: self._redraw())
+        view.graph_scene.theme_changed.connect(self._theme_changed)
         self._fit_to(QtCore.QRectF())
         self._timer.start()
 
@@ -503,6 +507,12 @@ class Minimap(QtWidgets.QFrame):
         nodes = sorted(change.nodes)
         # The scene adds its items after the document has relayed the change: look then.
         QtCore.QTimer.singleShot(0, self, lambda: self.keep_clear_of(nodes))
+
+    def _theme_changed(self, _dark: bool) -> None:
+        self._redraw()  # the cached diagram, in the new colours
+
+    def _scene_changed(self, _rects) -> None:
+        self._timer.start()
 
     def refresh(self) -> None:
         """The visible part moved: repaint the frame (the diagram is cached)."""

@@ -319,3 +319,19 @@ def test_a_fresh_editor_lists_finds_adds_and_edits_layers_before_tensorflow(tmp_
     assert out["set"] and out["filters"] == 7
     assert "'os.system' is not a Keras activation" in out["refused"]  # the config check, from the cache
     assert shot.stat().st_size > 0
+
+
+def test_a_seed_keras_draws_for_every_layer_is_drawn_each_session(monkeypatch, tmp_path):
+    monkeypatch.setenv(catalog_cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    path = catalog_cache.shipped_path(catalog_cache.keras_version())
+    stored = json.loads(path.read_bytes())["default_configs"]["RandomCrop"]["seed"]
+    seeds = []
+    try:
+        for _ in range(2):
+            catalog._forget()
+            assert catalog.load_cached() and catalog.source() == "shipped"
+            seeds.append(catalog.default_config("RandomCrop")["seed"])
+            assert catalog.default_config("RandomCrop")["seed"] == seeds[-1]  # one a session, as live Keras
+    finally:
+        catalog._forget()
+    assert len({stored, *seeds}) == 3 and all(type(s) is int for s in seeds)

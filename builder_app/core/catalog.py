@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import random
 import re
 import threading
 import warnings
@@ -817,8 +818,22 @@ def _install(data: CatalogData, source: str) -> CatalogData:
     global _loaded, _source
     with _lock:
         if _loaded is None:
+            if source != "derived":
+                _draw_volatile(data)
             _loaded, _source = data, source
         return _loaded
+
+
+def _draw_volatile(data: CatalogData) -> None:
+    """Draws the values Keras draws for every new layer (RandomCrop's seed) for this session.
+
+    A live catalog draws them once a session (as Keras's ``make_default_seed``); a
+    cached one would give every session the seed of the one that derived it.
+    """
+    for name, key in _VOLATILE:
+        config = data.default_configs.get(name)
+        if config is not None and type(config.get(key)) is int:
+            config[key] = random.randint(1, int(1e9))
 
 
 def load_cached() -> bool:

@@ -701,3 +701,22 @@ def test_the_run_list_names_the_metric_of_each_runs_best_epoch(qtbot, tmp_path, 
     assert texts[0].startswith("run 1: completed, best val_loss: 0.6 (epoch 2)"), texts
     assert texts[1].startswith("run 2: stopped, best loss: 0.3 (epoch 2)"), texts
     assert "best" not in texts[2]
+
+
+def test_a_metric_plot_of_one_epoch_gets_an_axis_around_its_value(qtbot, dashboard):
+    """Auto-range put a single 9000 between 8999.5 and 9000.5: labels "8999.6" to "9000.4"."""
+    dashboard.add_event({"kind": "started", "epochs": 3, "metrics": ["loss", "mae"]})
+    dashboard.add_event({"kind": "epoch", "epoch": 0, "logs": {"loss": 9000.0, "mae": 90.0}})
+    wait_for_redraw(qtbot, dashboard)
+    view = dashboard.metric_plot("loss").getPlotItem().getViewBox()
+    assert view.viewRange()[1] == pytest.approx([4500, 13_500])
+    labels = [text for _, text in shown_ticks(dashboard.metric_plot("loss").getPlotItem().getAxis("left"))]
+    assert "9,000" in labels or "10,000" in labels
+    assert not any("." in text for text in labels), labels
+    dashboard.set_log_scale(True)  # a linear range means nothing on a log axis
+    assert view.autoRangeEnabled()[1]
+    dashboard.set_log_scale(False)
+    assert view.viewRange()[1] == pytest.approx([4500, 13_500])
+    dashboard.add_event({"kind": "epoch", "epoch": 1, "logs": {"loss": 7000.0, "mae": 80.0}})
+    wait_for_redraw(qtbot, dashboard)
+    assert view.autoRangeEnabled()[1]  # values that vary: auto-range again

@@ -55,6 +55,7 @@ from builder_app.training.curves import (
     monitor_mode,
 )
 from builder_app.training.events import EventKind, FinishStatus
+from builder_app.ui import theme
 
 pg.setConfigOptions(antialias=True)
 
@@ -220,6 +221,7 @@ class _MetricPlot:
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.previous: list[pg.PlotDataItem] = []
         self.best: pg.PlotDataItem | None = None  # the monitored metric's best epoch
+        self.framed = False  # its y range set around a constant series, not auto-ranged
 
 
 class TrainingDashboard(QtWidgets.QWidget):
@@ -271,6 +273,7 @@ class TrainingDashboard(QtWidgets.QWidget):
         }
         self._clear_run_state()
         self._build()
+        theme.signals().changed.connect(self._theme_changed)  # View → Theme, at once
         self._refresh_labels()
 
     # ----------------------------------------------------------------- public API
@@ -646,6 +649,38 @@ class TrainingDashboard(QtWidgets.QWidget):
     def _axis_label_style(self) -> dict[str, str]:
         return {"color": self._muted.name(QtGui.QColor.NameFormat.HexArgb), "font-size": "8.5pt"}
 
+    def _theme_changed(self, dark: bool) -> None:
+        """The app switched between light and dark: every plot, axis and legend takes the new colours."""
+        colors = theme.plot_colors(dark)
+        self._background, self._foreground, self._muted = colors.background, colors.foreground, colors.muted
+        window = (theme.dark_palette() if dark else theme.light_palette()).color(QtGui.QPalette.ColorRole.Window)
+        label_style = self._axis_label_style()
+        for widget in self.findChildren(pg.PlotWidget):
+            widget.setBackground(self._background)
+            plot = widget.getPlotItem()
+            plot.setTitle(plot.titleLabel.text, color=self._foreground.name(), size="10pt", bold=True)
+            for entry in plot.axes.values():
+                axis = entry["item"]
+                if isinstance(axis, _Axis):
+                    axis._background = QtGui.QColor(self._background)
+                axis.setPen(pg.mkPen(self._muted))
+                axis.setTextPen(pg.mkPen(self._muted))
+                if axis.label.isVisible() and axis.labelText:
+                    axis.setLabel(axis.labelText, **label_style)
+            if plot.legend is not None:
+                style = self._legend_style()
+                plot.legend.setBrush(style["brush"])
+                plot.legend.setPen(style["pen"])
+                plot.legend.setLabelTextColor(self._foreground)
+        self.metrics_legend_view.setBackground(window)
+        self.metrics_legend.setLabelTextColor(self._foreground)
+        muted = f"color: {self._muted.name(QtGui.QColor.NameFormat.HexArgb)};"
+        for label in (self.epoch_label, self.device_label, self.throughput_label, self._metrics_placeholder):
+            label.setStyleSheet(muted)
+        self._epoch_pen.setColor(QtGui.QColor(self._muted.red(), self._muted.green(), self._muted.blue(), 90))
+        for line in getattr(self, "_epoch_lines", ()):
+            line.setPen(self._epoch_pen)
+
     def _big_curve(
         self, widget: pg.PlotWidget, pen: QtGui.QPen, name: str | None = None
     ) -> pg.PlotDataItem:
@@ -858,6 +893,7 @@ class TrainingDashboard(QtWidgets.QWidget):
     def _on_log_scale_toggled(self, on: bool) -> None:
         for widget in self.loss_plots():
             widget.getPlotItem().setLogMode(y=on)
+        self._frame_metric_plots()  # a range around a constant is linear: auto-range in log
 
     # ------------------------------------------------------------------ redraw
 
@@ -924,8 +960,32 @@ class TrainingDashboard(QtWidgets.QWidget):
             self.lr_epoch_curve.setData(*self._epoch_lr)
             if not self._batches.size:
                 self._frame_learning_rate(np.asarray(self._epoch_lr[1], dtype=np.float64))
+        self._frame_metric_plots()
         self._place_epoch_markers()
         self._refresh_best()
+
+    def _frame_metric_plots(self) -> None:
+        """A metric plot whose values are all one (its first epoch) gets an axis around them.
+
+        Auto-range puts a single 9000 between 8999.5 and 9000.5, five labels of
+        "9000.x"; this gives 4500 to 13,500, as the learning rate's plot does.
+        """
+        for plot in self._metric_plots.values():
+            item = plot.widget.getPlotItem()
+            if item.getAxis("left").logMode:
+                fixed = None
+            else:
+                series = [c.getOriginalDataset()[1] for c in (*plot.curves.values(), *plot.previous)]
+                values = np.concatenate([y for y in series if y is not None and len(y)] or [[]])
+                bounds = finite_bounds(values)
+                fixed = constant_range(*bounds) if bounds is not None else None
+            view = item.getViewBox()
+            if fixed is not None:
+                view.setYRange(*fixed, padding=0)
+                plot.framed = True
+            elif plot.framed:
+                plot.framed = False
+                view.enableAutoRange(axis=pg.ViewBox.YAxis)
 
     def _place_epoch_markers(self, *_: Any) -> None:
         """Marks the ends of the epochs in view, at most a dozen, at a nice epoch step.

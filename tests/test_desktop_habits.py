@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -180,9 +181,30 @@ def test_render_keeps_its_own_colours_whatever_the_theme(qtbot, tmp_path):
     assert QtGui.QImage(str(tmp_path / "light.png")).pixelColor(1, 1) == theme.canvas_colors(False).background
 
 
-def test_plot_colours_follow_the_theme(qtbot):
+def test_an_open_training_dashboard_follows_the_theme(qtbot):
+    from builder_app.ui.training.dashboard import TrainingDashboard
+
     assert theme.plot_colors(True).background.lightness() < 100 < theme.plot_colors(False).background.lightness()
     assert theme.plot_colors(True).foreground.lightness() > 150 > theme.plot_colors(False).foreground.lightness()
+    theme.set_theme("light")
+    dashboard = TrainingDashboard()
+    qtbot.addWidget(dashboard)
+    dashboard.add_event({"kind": "started", "epochs": 2, "steps_per_epoch": 3})
+    dashboard.add_event({"kind": "epoch", "epoch": 0, "logs": {"loss": 1.0, "val_loss": 1.2}})
+    dashboard.flush()
+    dashboard.show()
+    plots = dashboard.findChildren(pg.PlotWidget)
+    assert len(plots) >= 4  # batch loss, learning rate, throughput, the loss per epoch
+    assert all(p.backgroundBrush().color() == theme.plot_colors(False).background for p in plots)
+    theme.set_theme("dark")
+    dark = theme.plot_colors(True)
+    for plot in plots:
+        assert plot.backgroundBrush().color() == dark.background
+        item = plot.getPlotItem()
+        assert item.getAxis("left").textPen().color().rgb() == dark.muted.rgb()
+        assert dark.foreground.name() in item.titleLabel.item.toHtml()
+    shot = plots[0].grab().toImage()
+    assert shot.pixelColor(shot.width() // 2, shot.height() // 2).lightness() < 100  # the plot itself, dark
 
 
 # ------------------------------------------------------------------ empty canvas

@@ -49,7 +49,7 @@ from builder_app.ui.editor.param_editors import (
     ObjectEditor,
     TupleEditor,
     editor_type,
-    keras_loaded,
+    enable_after_keras,
     make_editor,
     needs_keras,
 )
@@ -209,7 +209,7 @@ class Inspector(QtWidgets.QWidget):
             return
         for row in self._rows.values():
             if needs_keras(row.spec):
-                keras_loaded(row.editor)
+                enable_after_keras(row.editor)
 
     def editor(self, param_name: str) -> QtWidgets.QWidget:
         """The widget editing one parameter of the shown layer.

@@ -575,7 +575,7 @@ def needs_keras(spec: catalog.ParamSpec) -> bool:
     return spec.kind in KERAS_KINDS
 
 
-def keras_loaded(editor: Editor) -> None:
+def enable_after_keras(editor: Editor) -> None:
     """Enables an editor that was waiting for Keras (see :func:`make_editor`)."""
     if not editor.isEnabled():
         editor.setEnabled(True)
@@ -586,7 +586,7 @@ def make_editor(spec: catalog.ParamSpec, value: Any) -> Editor:
     """The editor for a parameter, showing ``value``.
 
     Before Keras is loaded an editor of a kind Keras writes (:data:`KERAS_KINDS`)
-    shows its value but is disabled; :func:`keras_loaded` enables it.
+    shows its value but is disabled; :func:`enable_after_keras` enables it.
     """
     cls = editor_type(spec, value)
     editor: Editor
@@ -627,7 +627,7 @@ __all__ = [
     "KERAS_KINDS",
     "WAITING_TIP",
     "editor_type",
-    "keras_loaded",
+    "enable_after_keras",
     "make_editor",
     "needs_keras",
 ]

@@ -296,6 +296,7 @@ _EDITOR_BEFORE_KERAS = textwrap.dedent(
 )
 
 
+@pytest.mark.gui  # it starts the editor window, in a subprocess
 def test_a_fresh_editor_lists_finds_adds_and_edits_layers_before_tensorflow(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "BUILDER_APP_CACHE_DIR": str(tmp_path / "cache"),
            "BUILDER_APP_RECOVERY_DIR": str(tmp_path / "recovery"), "XDG_CONFIG_HOME": str(tmp_path / "config")}

@@ -44,13 +44,27 @@ class ShortcutRow:
     keys: str
 
 
+_KEY = QtCore.Qt.Key
+#: Keys of special keyboards (an "Undo" or "Copy" key): real bindings, but noise in the table.
+DEDICATED_KEYS = frozenset({
+    _KEY.Key_New, _KEY.Key_Open, _KEY.Key_Save, _KEY.Key_Close, _KEY.Key_Undo, _KEY.Key_Redo,
+    _KEY.Key_Copy, _KEY.Key_Cut, _KEY.Key_Paste, _KEY.Key_Find, _KEY.Key_ZoomIn, _KEY.Key_ZoomOut,
+    _KEY.Key_Help, _KEY.Key_Exit,
+})
+
+
+def _typed(sequence: QtGui.QKeySequence) -> bool:
+    """Whether a key sequence is typed on an ordinary keyboard (not a dedicated "Undo" key)."""
+    return not sequence.isEmpty() and sequence[0].key() not in DEDICATED_KEYS
+
+
 def _plain(text: str) -> str:
     """A menu text without its mnemonic marks and trailing ellipsis."""
     return text.replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…").strip()
 
 
 def shortcut_rows(window: QtWidgets.QMainWindow) -> list[ShortcutRow]:
-    """Every command of ``window``'s menus that has a shortcut, in menu order, with all its keys."""
+    """Every command of ``window``'s menus that has a shortcut, in menu order, with all its typed keys."""
     rows: list[ShortcutRow] = []
     seen: set[int] = set()
 
@@ -60,8 +74,8 @@ def shortcut_rows(window: QtWidgets.QMainWindow) -> list[ShortcutRow]:
             if sub is not None:
                 walk(sub, f"{path} › {_plain(action.text())}")
                 continue
-            keys = [k.toString(QtGui.QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
-            keys = [k for k in keys if k]
+            native = QtGui.QKeySequence.SequenceFormat.NativeText
+            keys = [k.toString(native) for k in action.shortcuts() if _typed(k)]
             if action.isSeparator() or not keys or id(action) in seen:
                 continue
             seen.add(id(action))

@@ -93,6 +93,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self._facts: dict[str, Future] = {}
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="builder-app-data-facts")
         self._pending: Overrides | None = None
+        self._closing = False
         self.dirty = False
         self.setWindowTitle(f"Train {project.graph.name}")
         self.dashboard = TrainingDashboard()
@@ -578,7 +579,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
 
     def _start_warm(self) -> None:
         """Starts a training child that imports TensorFlow now, for the next Train (when none is warm)."""
-        if not WARM_CHILD or (self.warm is not None and self.warm.alive):
+        if not WARM_CHILD or self._closing or (self.warm is not None and self.warm.alive):
             return
         if self.warm is not None:
             self.warm.close()  # it died: a fresh one
@@ -645,6 +646,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
             if answer is CloseAnswer.CANCEL:
                 event.ignore()
                 return
+            self._closing = True  # no warm child for a next run
             if self._running():  # it may have ended while the question was open
                 if answer is CloseAnswer.KEEP:
                     self.stop_and_keep()
@@ -655,7 +657,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self._timer.stop()
         self._close_run()
         self._end_warm()
-        self._reader.shutdown(wait=False, cancel_futures=True)
+        self._closing = False
         super().closeEvent(event)
 
 

@@ -51,6 +51,14 @@ EOF
         echo "build_bundle.sh: installing ${pins[*]}"
         "$PYTHON" -m pip install "${pins[@]}"
     fi
+    # Qt's X11 plugin needs these; present on the build machine, they travel in the bundle.
+    for lib in libxcb-cursor.so.0 libxcb-icccm.so.4 libxcb-keysyms.so.1 libxkbcommon-x11.so.0; do
+        if ! ldconfig -p | grep -q "$lib"; then
+            echo "build_bundle.sh: warning: $lib is missing here, so the bundle will need it on the" \
+                "target (Debian/Ubuntu: apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1" \
+                "libxkbcommon-x11-0)" >&2
+        fi
+    done
     echo "build_bundle.sh: building $DIST/builder-app (many minutes)"
     "$PYTHON" -m PyInstaller --noconfirm --log-level WARN \
         --distpath "$DIST" --workpath packaging/build packaging/builder-app.spec

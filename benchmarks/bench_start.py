@@ -26,9 +26,17 @@ NAME = "start"
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = """
-import os, sys
+import os, sys, time
+start = time.perf_counter()
 from PySide6 import QtCore, QtWidgets
 app = QtWidgets.QApplication(["builder-app"])
+qt_s = time.perf_counter() - start
+import builder_app.ui.editor.window
+import_s = time.perf_counter() - start - qt_s
+from builder_app.core import catalog
+t = time.perf_counter()
+catalog.load_cached()  # what the palette does first (here, so that it can be timed)
+catalog_s = time.perf_counter() - t
 
 def probe():
     from builder_app.ui.editor.window import MainWindow
@@ -38,7 +46,8 @@ def probe():
     palette.search_box.setText("Conv2D")
     hit = palette.payload_of(palette.first_hit())
     modules = [m for m in ("tensorflow", "keras") if m in sys.modules and getattr(sys.modules[m], "__spec__", None) is not None and not getattr(sys.modules[m].__spec__, "_initializing", False)]
-    print(f"READY populated={populated} hit={hit} imported={','.join(modules) or '-'}", flush=True)
+    print(f"READY populated={populated} hit={hit} qt={qt_s:.3f} import={import_s:.3f} catalog={catalog_s:.3f} "
+          f"source={catalog.source()} imported={','.join(modules) or '-'}", flush=True)
     os._exit(0)
 
 QtCore.QTimer.singleShot(0, probe)
@@ -93,11 +102,15 @@ def run(repeats: int = 2) -> list[tuple[str, str]]:
             starts.append(elapsed)
     tensorflow_s = _import_tensorflow()
     palette_s = min(starts)
+    parts = dict(part.split("=", 1) for part in said.split()[1:])
     return [
         ("palette searchable, fresh process (s)", f"{palette_s:.2f} (of {', '.join(f'{s:.2f}' for s in starts)})"),
         ("python -c 'import tensorflow' (s)", f"{tensorflow_s:.2f}"),
         ("palette / import tensorflow", f"{palette_s / tensorflow_s:.3f}"),
         ("palette within 1 s of start", "yes" if palette_s <= 1.0 else "no"),
+        ("of it: QApplication (s)", parts.get("qt", "?")),
+        ("of it: importing the editor's modules (s)", parts.get("import", "?")),
+        (f"of it: reading the catalog, {parts.get('source', '?')} (s)", parts.get("catalog", "?")),
         ("TensorFlow imported when it answered", said.rpartition("imported=")[2] or "-"),
     ]
 

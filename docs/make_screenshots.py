@@ -459,6 +459,24 @@ def scene_finetune() -> None:
     close(window)
 
 
+def scene_dark() -> None:
+    """View > Theme > Dark: the whole window, the canvas with it (the light theme is put back after)."""
+    window = open_window(load("unet_groupnorm.kproj"))
+    if "theme_dark" not in window.actions_by_name:
+        print("  no View > Theme here: no dark screenshot")
+        close(window)
+        return
+    window.actions_by_name["theme_dark"].trigger()
+    settle(window)
+    fit(window)
+    select(window, node_named(window.graph, "enc1_norm"))
+    settle(window)
+    shot(window, "editor-dark.png", max_width=1100)
+    window.actions_by_name["theme_light"].trigger()
+    pump(200)
+    close(window)
+
+
 # ---------------------------------------------------------------- the siamese tutorial
 def _tutorial_window():
     window = open_window()
@@ -627,6 +645,7 @@ SCENES: dict[str, Callable[[], None]] = {
     "import": scene_import,
     "finetune": scene_finetune,
     "siamese": scene_siamese,
+    "dark": scene_dark,
 }
 
 

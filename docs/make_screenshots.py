@@ -245,11 +245,18 @@ def scene_build() -> None:
     window._open_quick_add(view.viewport().mapToGlobal(QtCore.QPoint(700, 300)), QtCore.QPointF(0, 0))
     window.quick_add.search_box.setText("dense")
     pump(150)
-    shot(window.quick_add, "quick-add.png")
+    rows = window.quick_add.list
+    last = rows.visualItemRect(rows.item(rows.count() - 1))
+    bottom = rows.mapTo(window.quick_add, last.bottomLeft()).y() + 12
+    shot(window.quick_add, "quick-add.png", QtCore.QRect(0, 0, window.quick_add.width(), bottom))
     window.quick_add.hide()
 
     inspector = window.inspector.parentWidget()
-    shot(window, "inspector.png", rect_of(inspector, window))
+    crop = rect_of(inspector, window)
+    toggle = window.inspector.advanced_toggle
+    if toggle is not None:  # down to the Advanced line: the dock's empty rest left out
+        crop.setBottom(min(crop.bottom(), toggle.mapTo(window, QtCore.QPoint(0, toggle.height())).y() + 16))
+    shot(window, "inspector.png", crop)
     close(window)
 
 

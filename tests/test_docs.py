@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from PySide6 import QtGui, QtWidgets
 
 from builder_app import cli
 
@@ -114,3 +115,50 @@ def test_the_changelog_keeps_a_changelog():
     assert text.startswith("# Changelog")
     assert "## [Unreleased]" in text
     assert re.search(r"^## \[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}$", text, re.M)
+
+
+_MENU_PATH = re.compile(r"\*([A-Z][^*]*?→[^*]*?)\*(?:\s*\(([^()]*)\))?")
+_KEYS = re.compile(r"(?:(?:Ctrl|Shift|Alt|Meta)\+)*(?:F\d{1,2}|[A-Z0-9\[\]]|Return|Delete|Tab)")
+
+
+def menu_paths(text: str) -> list[tuple[list[str], str | None]]:
+    """``*File → Export → Python Code…* (Ctrl+E)`` references: the path, and the shortcut given (or None)."""
+    found = []
+    for path, after in _MENU_PATH.findall(" ".join(text.split())):
+        keys = after.split(",")[0].strip() if after else ""
+        found.append(([part.strip() for part in path.split("→")], keys if _KEYS.fullmatch(keys) else None))
+    return found
+
+
+def _plain(text: str) -> str:
+    return text.replace("&", "").removesuffix("…").removesuffix("...").strip()
+
+
+def test_menu_paths_are_read():
+    text = "Use *File → Export →\nPython Code…* (Ctrl+E, or not) and *Edit → Undo* (see below), palette → *Core* → *Input*."
+    assert menu_paths(text) == [(["File", "Export", "Python Code…"], "Ctrl+E"), (["Edit", "Undo"], None)]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_every_menu_entry_named_exists(qtbot):
+    """Each *Menu → Entry* of the docs is in the editor's menus, with the shortcut the docs give."""
+    from builder_app.ui.editor.document import KerasLoader
+    from builder_app.ui.editor.window import MainWindow
+
+    window = MainWindow(None, loader=KerasLoader())  # menus only: Keras is never started here
+    window.ask_unsaved = lambda: QtWidgets.QMessageBox.StandardButton.Discard
+    qtbot.addWidget(window)
+    checked = 0
+    for guide in GUIDES:
+        for path, keys in menu_paths(guide.read_text(encoding="utf-8")):
+            actions = window.menuBar().actions()
+            action = None
+            for depth, name in enumerate(path):
+                action = next((a for a in actions if _plain(a.text()) == _plain(name)), None)
+                assert action is not None, f"{guide.name}: no '{name}' in {' → '.join(path[:depth]) or 'the menu bar'}"
+                actions = action.menu().actions() if action.menu() is not None else []
+            if keys is not None:
+                bound = [s.toString(QtGui.QKeySequence.SequenceFormat.PortableText) for s in action.shortcuts()]
+                assert keys in bound, f"{guide.name}: {' → '.join(path)} is {bound}, not {keys}"
+            checked += 1
+    assert checked >= 10

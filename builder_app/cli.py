@@ -556,11 +556,14 @@ def _unwritable_folder(folder: Path) -> str | None:
 def _train_window(project, args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from builder_app.ui import collector
+    from builder_app.ui import collector, theme
     from builder_app.ui.training.window import TrainingWindow
 
     app = QApplication.instance() or QApplication([])
+    app.setApplicationName("builder-app")
+    app.setOrganizationName("builder-app")  # the editor's settings: the theme chosen there
     collector.install(app)
+    theme.apply_style(app)
     window = TrainingWindow(project)
     if args.data:
         window.data.setCurrentText(args.data)

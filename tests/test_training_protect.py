@@ -33,7 +33,7 @@ def _warm_child_only_when_training(request, monkeypatch):
 
 
 def iris_window(qtbot, tmp_path, *, weights_offset: float | None = None):
-    from builder_app.ui.training.window import TrainingWindow
+    from builder_app.ui.training.window import CloseAnswer, TrainingWindow
 
     project = load_project(EXAMPLES / "iris_mlp.kproj")
     copy_weights_to_graph(project.graph, build_keras_model(project.graph))
@@ -44,6 +44,8 @@ def iris_window(qtbot, tmp_path, *, weights_offset: float | None = None):
     path = tmp_path / "iris.kproj"
     save_project(project, path)
     window = TrainingWindow(load_project(path))
+    # A run still going when a test ends (a failure) is discarded, never asked about.
+    window.ask_close_run = lambda: CloseAnswer.DISCARD
     qtbot.addWidget(window)
     window.show()
     return window
@@ -134,7 +136,8 @@ def test_a_stop_before_training_began_says_nothing_was_kept(qtbot, tmp_path):
     before = weights_of(window.project)
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT):
         qtbot.mouseClick(window.train_button, QtCore.Qt.MouseButton.LeftButton)
-        assert window.run is not None and window.run.started_event is None  # TensorFlow is still starting
+        qtbot.waitUntil(lambda: window.run is not None)  # after the data check
+        assert window.run.started_event is None  # TensorFlow is still starting
         qtbot.mouseClick(window.stop_button, QtCore.Qt.MouseButton.LeftButton)
     assert window.message.text() == "stopped before training began; nothing was kept, the model keeps its weights"
     assert window.project.runs == [] and window.history.count() == 0 and not window.dirty
@@ -303,6 +306,7 @@ def test_a_warm_child_serves_train_and_a_dead_one_falls_back_to_a_cold_start(qtb
     # Handed the job while still importing TensorFlow, then killed: the run starts cold.
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT) as finished:
         qtbot.mouseClick(window.train_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.run is not None)  # after the data check
         run = window.run
         assert run.warm_started and run._process.pid == first.process.pid
         assert not first.accepted.is_set()
@@ -317,6 +321,7 @@ def test_a_warm_child_serves_train_and_a_dead_one_falls_back_to_a_cold_start(qtb
     qtbot.waitUntil(lambda: second.is_ready, timeout=RUN_TIMEOUT)
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT) as finished:
         qtbot.mouseClick(window.train_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.run is not None and window.run.status == "running")
         assert window.run.warm_started and window.run._process.pid == second.process.pid
     assert finished.args[0]["status"] == "completed", window.message.text()
     assert [r["status"] for r in window.project.runs] == ["completed", "completed"]
@@ -328,9 +333,40 @@ def test_a_warm_child_serves_train_and_a_dead_one_falls_back_to_a_cold_start(qtb
     window.epochs.setValue(1)
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT) as finished:
         qtbot.mouseClick(window.train_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.run is not None and window.run.status == "running")
         assert not window.run.warm_started
     assert finished.args[0]["status"] == "completed", window.message.text()
 
     fourth = window.warm
     window.close()
     assert window.warm is None and not alive(fourth.process.pid)
+
+
+@pytest.mark.training
+@pytest.mark.slow
+def test_a_warm_child_that_prepared_the_run_trains_exactly_as_a_cold_start():
+    """The expected run's model is built and its train step traced ahead, then put back as it was."""
+    from builder_app.training.events import EventKind
+    from builder_app.training.runner import TrainingRun, WarmChild
+
+    project = load_project(EXAMPLES / "digits_cnn.kproj")  # dropout: seed states are put back too
+    overrides = Overrides(epochs=1)
+
+    def trained(run):
+        run.start()
+        kinds = [event["kind"] for event in run.events(timeout=600)]
+        assert kinds[-1] == EventKind.FINISHED and run.status == "completed", run.result
+        graph = run.trained_weights().graph
+        run.close()
+        return {name: layer.weights for name, layer in graph.layers.items() if layer.weights}
+
+    warm = WarmChild().start()
+    warm.expect(project, overrides)
+    assert warm.prepared.wait(600)
+    run = TrainingRun(project, Overrides(epochs=1), warm=warm)
+    from_warm = trained(run)
+    assert run.warm_started
+    from_cold = trained(TrainingRun(project, overrides))
+    assert from_warm.keys() == from_cold.keys() and from_warm
+    for name, weights in from_cold.items():
+        assert all(np.array_equal(a, b) for a, b in zip(weights, from_warm[name], strict=True)), name

@@ -29,11 +29,12 @@ def _warm_child_only_when_training(request, monkeypatch):
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from builder_app.ui.training.window import TrainingWindow
+    from builder_app.ui.training.window import CloseAnswer, TrainingWindow
 
     path = tmp_path / "iris.kproj"
     path.write_bytes((EXAMPLES / "iris_mlp.kproj").read_bytes())
     widget = TrainingWindow(load_project(path))
+    widget.ask_close_run = lambda: CloseAnswer.DISCARD  # a run left going by a failure is not asked about
     qtbot.addWidget(widget)
     widget.show()
     return widget

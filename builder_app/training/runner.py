@@ -121,6 +121,19 @@ class _Job:
     weights_out: str
 
 
+@dataclass
+class _Preview:
+    """The job a warm child should expect: it prepares its model ahead (picklable)."""
+
+    job: _Job
+
+
+def _job_of(project: Project, overrides: Overrides, weights_out: str) -> _Job:
+    # The child needs the model and its settings, not the history nor the
+    # weights earlier runs kept (they can be large).
+    return _Job(project_to_bytes(Project(project.graph, project.training)), overrides, weights_out)
+
+
 class WarmChild:
     """A training process started ahead of its run: Keras imported and warmed up, waiting for one job.
 
@@ -140,10 +153,12 @@ class WarmChild:
         self.ready = context.Event()
         #: Set by the child when it has taken its job (a death before means: start cold).
         self.accepted = context.Event()
+        #: Set by the child once the job it was told to expect is prepared (:meth:`expect`).
+        self.prepared = context.Event()
         self._jobs = context.Queue()
         self.process = context.Process(
             target=_warm_main,
-            args=(self._jobs, self.queue, self.stop, self.pause, self.ready, self.accepted),
+            args=(self._jobs, self.queue, self.stop, self.pause, self.ready, self.accepted, self.prepared),
             daemon=True,
             name="builder-app-training-warm",
         )
@@ -161,6 +176,15 @@ class WarmChild:
     def is_ready(self) -> bool:
         """Whether Keras is imported and warmed up in the child."""
         return self.ready.is_set()
+
+    def expect(self, project: Project, overrides: Overrides) -> None:
+        """Tells the child which run to expect: it builds that model and traces its train step ahead.
+
+        A run handed later with the same project and settings (the number of epochs
+        aside) starts from that model; any other run is prepared from scratch.
+        """
+        if not self.handed and self.alive:
+            self._jobs.put(_Preview(_job_of(project, overrides, "")))
 
     def hand(self, job: _Job) -> bool:
         """Gives the child its job; False when it cannot take one (dead, or served already)."""
@@ -212,14 +236,7 @@ class TrainingRun:
 
     def start(self) -> None:
         self._workdir = tempfile.TemporaryDirectory(prefix="builder-app-run-")
-        # The child needs the model and its settings, not the history nor the
-        # weights earlier runs kept (they can be large).
-        slim = Project(self.project.graph, self.project.training)
-        self._job = job = _Job(
-            project_to_bytes(slim),
-            self.overrides,
-            os.path.join(self._workdir.name, "trained.kproj"),
-        )
+        self._job = job = _job_of(self.project, self.overrides, os.path.join(self._workdir.name, "trained.kproj"))
         warm, self.warm = self.warm, None
         # Logical CPUs are configured before TensorFlow's runtime starts: a warm child's has.
         if warm is not None and job.overrides.cpu_replicas <= 1 and warm.hand(job):
@@ -463,8 +480,12 @@ def _child_main(job: _Job, queue, stop, pause) -> None:
     _run_job(job, queue, stop, pause)
 
 
-def _warm_main(jobs, queue, stop, pause, ready, accepted) -> None:
-    """A warm child: import Keras and warm its training path up, then run the one job that comes."""
+def _warm_main(jobs, queue, stop, pause, ready, accepted, prepared_flag) -> None:
+    """A warm child: import Keras and warm its training path up, then run the one job that comes.
+
+    A :class:`_Preview` before the job prepares the model the job is expected to
+    train (:func:`_traced`); the job uses it when it is the same job.
+    """
     _child_setup()
     try:
         from builder_app.core.quiet import import_keras_quietly
@@ -474,9 +495,17 @@ def _warm_main(jobs, queue, stop, pause, ready, accepted) -> None:
     except BaseException:  # noqa: BLE001, S110 - the job meets the same failure and reports it
         pass
     ready.set()
-    job = jobs.get()  # the parent-watch thread ends this process if the parent goes first
-    accepted.set()
-    _run_job(job, queue, stop, pause)
+    prepared = None
+    while True:
+        message = jobs.get()  # the parent-watch thread ends this process if the parent goes first
+        if isinstance(message, _Preview):
+            prepared = _traced(message.job)
+            if prepared is not None:
+                prepared_flag.set()
+            continue
+        accepted.set()
+        _run_job(message, queue, stop, pause, prepared)
+        return
 
 
 def _child_setup() -> None:
@@ -490,12 +519,12 @@ def _child_setup() -> None:
         os.nice(CHILD_NICENESS)
 
 
-def _run_job(job: _Job, queue, stop, pause) -> None:
+def _run_job(job: _Job, queue, stop, pause, prepared: _Prepared | None = None) -> None:
     try:
         from builder_app.core.quiet import import_keras_quietly
 
         import_keras_quietly()
-        _train(job, queue, stop, pause)
+        _train(job, queue, stop, pause, prepared)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one event
         queue.put(events.failed(**_describe_failure(exc)))
 
@@ -565,15 +594,32 @@ def _describe_failure(exc: BaseException) -> dict[str, str]:
     return {"message": f"training failed: {name}: {text}{where}", "hint": ""}
 
 
-def _train(job: _Job, queue, stop, pause) -> None:
+@dataclass
+class _Prepared:
+    """A job's model, built and compiled in the child, with what building it needed."""
+
+    project: Project
+    devices: dict[str, Any]
+    shapes: list[tuple]
+    loaded: Any
+    model: Any
+    #: What the model was made from (:func:`_job_key`), once its train step is traced.
+    key: Any = None
+
+
+def _job_key(job: _Job) -> tuple:
+    """What a prepared model depends on: everything but the number of epochs and where the weights go."""
+    from dataclasses import replace
+
+    return job.project, replace(job.overrides, epochs=None)
+
+
+def _prepare(job: _Job) -> _Prepared:
+    """Seeds, loads the data, builds and compiles the model (the part of a run before ``fit``)."""
     import keras
 
-    from builder_app.core.keras_model import (
-        build_keras_model,
-        copy_weights_to_graph,
-        refuse_if_it_cannot_run_here,
-    )
-    from builder_app.core.project import project_from_bytes, save_project
+    from builder_app.core.keras_model import build_keras_model, refuse_if_it_cannot_run_here
+    from builder_app.core.project import project_from_bytes
     from builder_app.core.training_settings import resolve
     from builder_app.training import data as data_module
 
@@ -589,9 +635,6 @@ def _train(job: _Job, queue, stop, pause) -> None:
         tuple(project.graph.layer_of(node).config.get("batch_shape") or ()) for node in project.graph.model_inputs()
     ]
     loaded = data_module.load(settings["data"], seed=settings["seed"], input_shapes=shapes)
-    if stop.is_set():  # stopped before training began: nothing to keep
-        queue.put(events.finished(status=FinishStatus.STOPPED, history={}, seconds=None, weights=None))
-        return
     strategy = _strategy(devices)
     with strategy.scope() if strategy else contextlib.nullcontext():
         # "fresh": the layers' initializers, seeded above, not the project's weights.
@@ -602,6 +645,73 @@ def _train(job: _Job, queue, stop, pause) -> None:
             loss=settings["loss"][0] if len(settings["loss"]) == 1 else settings["loss"],
             metrics=settings["metrics"][0] if len(settings["metrics"]) == 1 else settings["metrics"],
         )
+    return _Prepared(project, devices, shapes, loaded, model)
+
+
+def _traced(job: _Job) -> _Prepared | None:
+    """``job`` prepared ahead of its run, its train step traced; None when it cannot be.
+
+    A warm child does this for the job the window expects, while the user looks at
+    the window: the first step of ``fit`` (tracing, graph optimisation) is most of
+    the time to the first batch. The step runs on the data's first batch, then
+    every variable (weights, seed states, optimizer slots) and the random
+    generators get back the values they had, so the run trains exactly as a cold
+    one (a test compares the weights). Runs on several devices, in mixed
+    precision or with data fixes are not prepared.
+    """
+    import random
+
+    import keras
+    import numpy as np
+
+    from builder_app.core.training_settings import resolve
+    from builder_app.training import data as data_module
+
+    try:
+        prepared = _prepare(job)
+        settings = resolve(job.overrides.apply(prepared.project.training), prepared.project.graph)
+        model = prepared.model
+        if _strategy(prepared.devices) is not None or settings["mixed_precision"] or job.overrides.fix_data:
+            return None
+        if data_module.check_fit(prepared.loaded, model, settings["loss"]):
+            return None  # the run reports it
+        batch = settings["batch_size"]
+        sample = prepared.loaded.take(np.arange(min(batch, len(prepared.loaded))))
+        model.optimizer.build(model.trainable_variables)
+        variables = [*model.variables, *model.optimizer.variables]
+        values = [np.array(v) for v in variables]
+        generators = random.getstate(), np.random.get_state()
+        model.fit(_one_or_list(sample.x), _one_or_list(sample.y), batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        model.reset_metrics()
+        keras.utils.set_random_seed(settings["seed"])  # TensorFlow's and Keras's generators, as seeded
+        random.setstate(generators[0])
+        np.random.set_state(generators[1])
+    except Exception:  # noqa: BLE001 - the run itself meets the same failure and reports it
+        return None
+    prepared.key = _job_key(job)
+    return prepared
+
+
+def _train(job: _Job, queue, stop, pause, prepared: _Prepared | None = None) -> None:
+    from builder_app.core.keras_model import copy_weights_to_graph
+    from builder_app.core.project import save_project
+    from builder_app.core.training_settings import resolve
+    from builder_app.training import data as data_module
+
+    reused = prepared is not None and prepared.key == _job_key(job)
+    if not reused:
+        prepared = _prepare(job)
+    project, devices, shapes, loaded, model = (
+        prepared.project, prepared.devices, prepared.shapes, prepared.loaded, prepared.model,
+    )
+    settings = resolve(job.overrides.apply(project.training), project.graph)
+    if reused:  # read now: the files may have changed since the model was prepared
+        loaded = data_module.load(settings["data"], seed=settings["seed"], input_shapes=shapes)
+    if stop.is_set():  # stopped before training began: nothing to keep
+        queue.put(events.finished(status=FinishStatus.STOPPED, history={}, seconds=None, weights=None))
+        return
     losses = settings["loss"]
     if job.overrides.fix_data:
         loaded, _ = data_module.apply_fixes(loaded, model, losses)

@@ -584,6 +584,13 @@ class TrainingWindow(QtWidgets.QMainWindow):
         if self.warm is not None:
             self.warm.close()  # it died: a fresh one
         self.warm = WarmChild().start()
+        try:
+            overrides = self.overrides()
+        except DataError:
+            return  # no data to expect yet: the child waits with TensorFlow imported
+        if isinstance(overrides.apply(self.project.training).get("data"), dict):
+            # It prepares the model this window would train now; Train with other settings prepares anew.
+            self.warm.expect(self.project, overrides)
 
     def _end_warm(self) -> None:
         if self.warm is not None:

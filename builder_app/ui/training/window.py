@@ -578,18 +578,24 @@ class TrainingWindow(QtWidgets.QMainWindow):
             self._start_warm()
 
     def _start_warm(self) -> None:
-        """Starts a training child that imports TensorFlow now, for the next Train (when none is warm)."""
+        """Gets the next Train ready: the data read for its check, and a warm child preparing the run.
+
+        The child imports TensorFlow now and prepares the run the window's fields
+        describe; Train with other settings prepares anew.
+        """
+        try:
+            overrides = self.overrides()
+        except DataError:
+            overrides = None  # no data to expect yet: the child waits with TensorFlow imported
+        data = overrides.apply(self.project.training).get("data") if overrides is not None else None
+        if isinstance(data, dict):
+            self._read_facts(data)
         if not WARM_CHILD or self._closing or (self.warm is not None and self.warm.alive):
             return
         if self.warm is not None:
             self.warm.close()  # it died: a fresh one
         self.warm = WarmChild().start()
-        try:
-            overrides = self.overrides()
-        except DataError:
-            return  # no data to expect yet: the child waits with TensorFlow imported
-        if isinstance(overrides.apply(self.project.training).get("data"), dict):
-            # It prepares the model this window would train now; Train with other settings prepares anew.
+        if isinstance(data, dict):
             self.warm.expect(self.project, overrides)
 
     def _end_warm(self) -> None:

@@ -153,11 +153,11 @@ class TrainingWindow(QtWidgets.QMainWindow):
         form.addRow("Batch size", self.batch_size)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Learning rate", self.learning_rate)
-        start_from = QtWidgets.QVBoxLayout()
+        start_from = QtWidgets.QVBoxLayout()  # the whole row: the choices say what they are
         start_from.setSpacing(2)
         start_from.addWidget(self.continue_weights)
         start_from.addWidget(self.fresh_weights)
-        form.addRow("Start", start_from)
+        form.addRow(start_from)
         form.addRow("", self.settings_button)
         buttons = QtWidgets.QHBoxLayout()
         for button in (self.train_button, self.pause_button, self.stop_button):

@@ -398,13 +398,16 @@ class TrainingWindow(QtWidgets.QMainWindow):
             facts = future.result()
         except DataError as exc:
             return str(exc)
-        except Exception as exc:  # noqa: BLE001 - a reader's surprise: the child reports it in full
-            del exc
+        except Exception:  # noqa: BLE001 - a reader's surprise: the child reports it in full
             return None
         losses = output_losses(overrides.apply(self.project.training), self.project.graph)
         if facts is None or losses is None:
             return None
-        problems = data_module.check_fit(facts, self.signature(), losses)
+        try:
+            signature = self.signature()
+        except Exception:  # noqa: BLE001 - a model the shapes cannot read: the child says what is wrong
+            return None
+        problems = data_module.check_fit(facts, signature, losses)
         if not problems:
             return None
         message, hint = data_module.problems_line(problems)

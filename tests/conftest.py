@@ -27,6 +27,12 @@ GUI_MODULES = {"test_editor.py", "test_editor_actions.py"}
 #: Module -> the tests in it that train (``None``: all of them).
 TRAINING: dict[str, set[str] | None] = {
     "test_training.py": None,
+    "test_training_protect.py": {
+        "test_closing_a_window_with_a_live_run_asks_and_does_what_was_answered",
+        "test_fresh_weights_start_from_the_initializers_not_the_projects",
+        "test_a_warm_child_serves_train_and_a_dead_one_falls_back_to_a_cold_start",
+        "test_a_warm_child_that_prepared_the_run_trains_exactly_as_a_cold_start",
+    },
     "test_training_window.py": {
         "test_train_watch_and_keep_the_weights",
         "test_stop_in_the_middle_keeps_the_window_answering",
@@ -60,6 +66,8 @@ SLOW: dict[str, set[str]] = {
         "test_export_keras_and_savedmodel_with_check",  # 16 s
         "test_installed_entry_point_runs",  # 9 s
     },
+    "test_catalog_cache.py": {"test_live_derivation_round_trips_exactly_through_json"},  # 49 s under load
+    "test_recovery_offers.py": {"test_a_clean_quit_leaves_nothing_to_offer[app-quit-two-windows]"},  # 8 s
     "test_render.py": {
         "test_render_command_draws_a_model_too_big_for_the_quick_path",  # 37 s: a fresh Python renders
         "test_a_command_exiting_mid_pass_waits_for_the_worker_thread",  # 26 s: three passes, a fresh Python

@@ -45,10 +45,10 @@ def batch_loss(global_step):
     return 2.0 * math.exp(-global_step / 40) + 0.2 + 0.05 * math.sin(global_step * 1.7)
 
 
-def run_events(epochs=EPOCHS, steps=STEPS, status="completed"):
-    """A whole run: started, batches, epochs with train and validation logs, finished."""
-    yield ev.started(
-        device="GPU: Test Device",
+def started(epochs, steps, device):
+    """The run's first event: train and validation loss and accuracy, BATCH_SIZE samples a step."""
+    return ev.started(
+        device=device,
         epochs=epochs,
         steps_per_epoch=steps,
         batch_size=BATCH_SIZE,
@@ -56,6 +56,11 @@ def run_events(epochs=EPOCHS, steps=STEPS, status="completed"):
         validation_samples=100,
         metrics=["loss", "accuracy", "val_loss", "val_accuracy"],
     )
+
+
+def run_events(epochs=EPOCHS, steps=STEPS, status="completed"):
+    """A whole run: started, batches, epochs with train and validation logs, finished."""
+    yield started(epochs, steps, device="GPU: Test Device")
     global_step = 0
     for epoch in range(epochs):
         for step in range(steps):
@@ -433,15 +438,7 @@ def test_sparse_events_are_taken_as_far_as_they_go(qtbot, dashboard):
 
 def small_run(epochs, steps, scale=1e-3, throughput=3200.0, logs_order=None):
     """A run whose losses are around ``scale``; epoch logs in ``logs_order`` (Keras's is alphabetical)."""
-    yield ev.started(
-        device="CPU",
-        epochs=epochs,
-        steps_per_epoch=steps,
-        batch_size=BATCH_SIZE,
-        samples=steps * BATCH_SIZE,
-        validation_samples=100,
-        metrics=["loss", "accuracy", "val_loss", "val_accuracy"],
-    )
+    yield started(epochs, steps, device="CPU")
     g = 0
     for epoch in range(epochs):
         for step in range(steps):

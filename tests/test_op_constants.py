@@ -314,4 +314,5 @@ def test_savedmodel_and_onnx_hold_the_constants_as_values(module, tmp_path):
     )
     (name,) = [i.name for i in session.get_inputs()]  # the image only
     (got,) = session.run(None, {name: inputs})
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    # float32 rounding on activations in the hundreds: relative, as the export's own check is
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)

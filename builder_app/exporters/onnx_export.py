@@ -139,8 +139,15 @@ def _verify(onnxruntime, data: bytes, model) -> None:
         gap = np.abs(value.astype("float64") - reference.astype("float64"))
         gap[np.isnan(gap) & np.isnan(value) & np.isnan(reference)] = 0.0
         largest = float(np.max(gap)) if gap.size else 0.0
-        if not largest <= TOLERANCE:
-            raise OnnxExportError(f"output {output.name!r} of the ONNX model differs from Keras by {largest:.3g}")
+        # float32 rounding grows with the values' size (preprocess_input's 0..255 pixels give
+        # activations in the hundreds), so the gap is judged against the output's scale.
+        finite = np.abs(reference[np.isfinite(reference)]) if reference.size else np.zeros(0)
+        scale = max(1.0, float(np.max(finite)) if finite.size else 1.0)
+        if not largest <= TOLERANCE * scale:
+            raise OnnxExportError(
+                f"output {output.name!r} of the ONNX model differs from Keras by {largest:.3g}"
+                f" (its values reach {scale:.3g})"
+            )
 
 
 def _probe_inputs(model) -> list:

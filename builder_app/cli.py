@@ -30,7 +30,7 @@ from builder_app.training.events import Event, EventKind, FinishStatus
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 
 #: The sub-commands; any other first word is a project to open, or a typo.
-COMMANDS = ("validate", "summary", "export", "import", "train", "render", "gui")
+COMMANDS = ("validate", "summary", "export", "import", "train", "render", "gui", "sweep")
 #: What the editor opens (a project) or imports (a Keras model): a word ending so is a file.
 _FILE_SUFFIXES = (".kproj", ".keras", ".h5", ".hdf5", ".json")
 
@@ -151,7 +151,28 @@ def _parser() -> argparse.ArgumentParser:
         description="Print a model.summary()-style table of a project, with its problems.",
     )
     summary.add_argument("project", type=Path, metavar="PROJECT")
+    _sweep_parser(commands)
     return parser
+
+
+def _sweep_parser(commands) -> None:
+    """``sweep``: its logic is builder_app/training/sweep_command.py."""
+    sweep = commands.add_parser(
+        "sweep",
+        help="search hyperparameters with Optuna; each trial is a training run",
+        description="Search layer parameters (LAYER.ARG) and training settings (learning_rate, batch_size, "
+        "optimizer, epochs) with Optuna. SPEC: a,b,c (choices), lo:hi, lo:hi:step or log:lo:hi.",
+    )
+    sweep.add_argument("project", type=Path, metavar="PROJECT")
+    sweep.add_argument("--param", action="append", required=True, metavar="LAYER.ARG=SPEC")
+    sweep.add_argument("--trials", type=_count, metavar="N", help="trials to run (default: the whole grid, or 10)")
+    sweep.add_argument("--sampler", choices=("grid", "random", "tpe"), default="tpe")
+    sweep.add_argument("--parallel", type=_count, default=1, metavar="N", help="trials at a time (default 1)")
+    sweep.add_argument("--storage", metavar="URL", help="an Optuna storage URL (default: PROJECT.sweep.db beside it)")
+    sweep.add_argument("--epochs", type=_count, metavar="N")
+    sweep.add_argument("--data", metavar="SPEC", help="as train's --data")
+    sweep.add_argument("--out", type=Path, metavar="results.csv", help="one row per trial")
+    sweep.add_argument("--apply-best", action="store_true", help="set the best trial's values on the project")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "import": lambda: _import(args.model, args.output),
         "train": lambda: _train(args),
         "render": lambda: _render(args),
+        "sweep": lambda: _sweep(args),
     }
     try:
         return commands[args.command]()
@@ -530,6 +552,27 @@ def _train(args: argparse.Namespace) -> int:
         return 130  # stopped by Ctrl-C: what --update-project promises is kept, and a script stops here
     kept_going = (FinishStatus.COMPLETED, FinishStatus.EARLY_STOPPED, FinishStatus.STOPPED)
     return EXIT_VALID if status in kept_going else EXIT_INVALID
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    _check_readable(args.project, "project file")
+    from builder_app.training.data import DataError, parse_spec
+
+    try:
+        args.data = parse_spec(args.data) if args.data else None
+    except DataError as exc:
+        raise _BadInput(str(exc)) from None
+    for option, path in (("--out", args.out), ("the project", args.project)):
+        if path is not None:
+            _check_writable(option, path)
+    project = _load(args.project)
+    _keras()
+    from builder_app.training import sweep_command
+
+    try:
+        return sweep_command.run(project, args, _full(args.project))
+    except sweep_command.SweepError as exc:
+        raise _BadInput(f"{_full(args.project)}: {exc}") from None
 
 
 def _unwritable(path: Path) -> str | None:

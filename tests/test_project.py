@@ -31,6 +31,7 @@ from builder_app.core import atomic, runs, weights_file
 from builder_app.core import project as proj
 from builder_app.core.atomic import clean_stale_temp_files
 from builder_app.core.graph import ModelGraph, PortRef
+from builder_app.core.assets import walk_assets
 from builder_app.core.ops import Connect, SetModelIO, add_layer, call_again, group_as_submodel
 from builder_app.core.project import (
     FORMAT_VERSION,
@@ -768,6 +769,8 @@ def test_golden_file_loads_as_expected(version):
     # Format 1 kept no run weights.
     kept = {run_id: described(w.arrays()) for run_id, w in loaded.run_weights.items()}
     assert kept == expected.get("run_weights", {})
+    assets = {label: {k: v.decode("utf-8") for k, v in layer.assets.items()} for label, layer in walk_assets(loaded.graph)}
+    assert assets == expected.get("assets", {})  # format 4 on
     assert len(loaded.graph.nodes_of_layer("hidden")) == 2  # still shared
     assert loaded.graph.layers["head"].submodel is not None
 
@@ -894,7 +897,7 @@ REFUSALS = {
         lambda: archive([("project.json", json.dumps(document()).encode())] * 2),
         "holds project.json twice",
     ),
-    "too many members": (lambda: archive([(f"m{i}", b"") for i in range(proj.MAX_MEMBERS + 1)]), "more than 80 members"),
+    "too many members": (lambda: archive([(f"m{i}", b"") for i in range(proj.MAX_MEMBERS + 1)]), f"more than {proj.MAX_MEMBERS} members"),
     "run member traversal": (
         lambda: run_archive(name="runs/../x.weights.h5"),
         "unsafe name 'runs/../x.weights.h5'",

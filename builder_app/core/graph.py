@@ -111,6 +111,9 @@ class Layer:
         config: The Keras config as ``get_config()`` returns it, without ``"name"``.
         submodel: The graph this layer runs, for a sub-model.
         weights: The layer's weights in Keras order, when the project holds them.
+        assets: The files Keras's ``layer.save_assets(dir)`` writes (an adapted
+            lookup's ``vocabulary.txt``), file name -> bytes; see
+            :mod:`builder_app.core.assets`. ``None`` when the layer has none.
     """
 
     name: str
@@ -118,6 +121,7 @@ class Layer:
     config: dict[str, Any] = field(default_factory=dict)
     submodel: ModelGraph | None = None
     weights: list[np.ndarray] | None = None
+    assets: dict[str, bytes] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -153,6 +157,7 @@ class Layer:
             config=copy.deepcopy(self.config),
             submodel=self.submodel.clone() if self.submodel is not None else None,
             weights=[w.copy() for w in self.weights] if self.weights is not None else None,
+            assets=dict(self.assets) if self.assets is not None else None,
         )
 
 
@@ -819,6 +824,7 @@ class ModelGraph:
             twin._layers[name].weights = (
                 [w.copy() for w in layer.weights] if layer.weights is not None else None
             )
+            twin._layers[name].assets = dict(layer.assets) if layer.assets is not None else None
             if layer.submodel is not None:
                 twin._layers[name].submodel = layer.submodel.clone()
         return twin

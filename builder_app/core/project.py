@@ -3,7 +3,7 @@
 A project file (``.kproj``) is a zip archive in the spirit of Keras's own
 ``.keras`` files (the JSON deflated, the weights stored). It holds:
 
-* ``project.json``: ``{"format": "builder-app-project", "format_version": 3,
+* ``project.json``: ``{"format": "builder-app-project", "format_version": 4,
   "app_version": ..., "graph": ModelGraph.to_dict(), "training": {...},
   "runs": [...], "weights": {"file": "model.weights.h5"},
   "run_weights": {"<run id>": {"file": "runs/<run id>.weights.h5"}, ...}}``
@@ -12,6 +12,10 @@ A project file (``.kproj``) is a zip archive in the spirit of Keras's own
 * ``model.weights.h5``, when any layer holds weights: HDF5 in the layout of Keras's
   ``model.save_weights("x.weights.h5")``, groups named after the layers (see
   :mod:`builder_app.core.weights_file`), matched to the graph's layers by name.
+* ``assets/<layer path>/<file>`` (format 4): the files a layer's Keras
+  ``save_assets`` writes (an adapted lookup's ``vocabulary.txt``), deflated, named
+  in project.json by ``"assets": {"<layer path>": ["<file>", ...]}`` (only when
+  some layer has assets); see :mod:`builder_app.core.assets`.
 * ``runs/<run id>.weights.h5`` (format 2): the weights a finished run left, in the
   same layout, one member per run that keeps them. They are checked like the
   model's weights when the file opens, but not matched to the graph, which may
@@ -35,7 +39,12 @@ newer or unknown versions are refused before anything else is read.
 
 Format history: 1, the graph, the settings, the run history and the model's
 weights; 2, each run's weights too (``runs/``, ``run_weights``), and every run
-record has an ``id``.
+record has an ``id``; 3, graphs say how they are drawn (``canvas``); 4, layers'
+assets (``assets/``, ``"assets"``). Every member of the archive is named by
+project.json; an archive member it does not name is refused. Format 4 is also the
+format in which a project keeps its trusted custom code (the custom-layers
+feature adds its own optional members and entry, absent from projects without
+custom code).
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ import numpy as np
 
 from builder_app import __version__ as APP_VERSION
 from builder_app.core import runs as _runs
+from builder_app.core import assets as _assets
 from builder_app.core import safe_io, weights_file
 from builder_app.core.atomic import clean_stale_temp_files, write_atomically
 from builder_app.core.graph import GraphError, Layer, ModelGraph
@@ -73,7 +83,7 @@ from builder_app.core.weights_file import ProjectSaveError
 
 FORMAT_MARKER = "builder-app-project"
 #: The format this version writes; it reads this one and every one in MIGRATIONS.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 PROJECT_SUFFIX = ".kproj"
 PROJECT_MEMBER = "project.json"
 WEIGHTS_MEMBER = "model.weights.h5"
@@ -85,10 +95,11 @@ _KNOWN_MEMBERS = (PROJECT_MEMBER, WEIGHTS_MEMBER)
 # MAX_WEIGHT_ELEMENTS) and runs' (MAX_RUN_WEIGHTS, MAX_RUN_WEIGHTS_DEPTH).
 #: Size of the whole project file.
 MAX_PROJECT_BYTES = 2 * _GIB
-#: Members in the archive: project.json, model.weights.h5, one per kept run, and
-#: a few spare so that a stray member is named in the message rather than counted.
-#: 80 directory entries take about 12 KiB, well within MAX_CENTRAL_DIRECTORY_BYTES.
-MAX_MEMBERS = 2 + _runs.MAX_RUN_WEIGHTS + 14
+#: Members in the archive: project.json, model.weights.h5, one per kept run, the
+#: asset files, and a few spare so that a stray member is named in the message
+#: rather than counted. 112 directory entries take about 20 KiB (asset paths are
+#: longer), within MAX_CENTRAL_DIRECTORY_BYTES.
+MAX_MEMBERS = 2 + _runs.MAX_RUN_WEIGHTS + _assets.MAX_ASSET_FILES + 14
 #: Size of the zip central directory: bounds what zipfile parses before we look.
 MAX_CENTRAL_DIRECTORY_BYTES = 64 * _KIB
 #: Uncompressed size of project.json.
@@ -101,7 +112,7 @@ _CHUNK = safe_io.CHUNK
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _JSON_LEVEL = 9
 _DOC_KEYS = frozenset(
-    {"format", "format_version", "app_version", "graph", "training", "runs", "weights", "run_weights"}
+    {"format", "format_version", "app_version", "graph", "training", "runs", "weights", "run_weights", "assets"}
 )
 
 
@@ -169,9 +180,16 @@ def _v2_to_v3(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _v3_to_v4(document: dict[str, Any]) -> dict[str, Any]:
+    """Format 3 -> 4: layers may keep assets (``assets/``); a format-3 file has none."""
+    if "assets" in document:
+        raise ValueError("a format-3 file holds no 'assets'")
+    return document
+
+
 #: Version v -> function upgrading a format-v document (parsed project.json) to v + 1.
 #: Loading applies them in order; the result always gets ``format_version = v + 1``.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 # =================================================================== saving
@@ -234,6 +252,10 @@ def _encode(project: Project) -> tuple[bytes, bool, list[tuple[str, RunWeights]]
         raise ProjectSaveError(
             f"the weights take {_size(weight_bytes)}; a project file holds at most {_size(weights_file.MAX_WEIGHTS_BYTES)}"
         )
+    try:
+        layer_assets = _assets.checked_assets(project.graph)
+    except _Refusal as exc:
+        raise ProjectSaveError(str(exc)) from None
     runs = _checked_run_weights(project)
     all_bytes = weight_bytes + sum(weights.nbytes for _, weights in runs)
     if all_bytes > weights_file.MAX_ALL_WEIGHTS_BYTES:
@@ -253,6 +275,8 @@ def _encode(project: Project) -> tuple[bytes, bool, list[tuple[str, RunWeights]]
         document["weights"] = {"file": WEIGHTS_MEMBER}
     if runs:
         document["run_weights"] = {run_id: {"file": _runs.run_weights_member(run_id)} for run_id, _ in runs}
+    if layer_assets:
+        document["assets"] = {path: sorted(files) for path, files in sorted(layer_assets.items())}
     try:
         try:
             text = json.dumps(document, indent=1, ensure_ascii=False, default=_json_default)
@@ -335,6 +359,11 @@ def _write_archive(
         for run_id, weights in runs:
             with archive.open(_stored_member(_runs.run_weights_member(run_id), weights.nbytes), "w") as member:
                 weights.write_to(member.write)
+        for path, files in sorted(_assets.checked_assets(graph).items()):
+            for file_name, data in sorted(files.items()):
+                info = zipfile.ZipInfo(_assets.member_name(path, file_name), _ZIP_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, data, compresslevel=_JSON_LEVEL)
     written = handle.tell() - start
     if written > MAX_PROJECT_BYTES:
         raise ProjectSaveError(f"the project file would take {_size(written)}; the limit is {_size(MAX_PROJECT_BYTES)}")
@@ -424,8 +453,16 @@ def _read_project(handle: IO[bytes], size: int) -> Project:
         project = _build_project(document)
         named = {WEIGHTS_MEMBER: None} if document.get("weights") is not None else {}
         named.update({_runs.run_weights_member(run_id): run_id for run_id in document.get("run_weights") or {}})
+        asset_members = {
+            _assets.member_name(path, file_name): (path, file_name)
+            for path, files in (document.get("assets") or {}).items()
+            for file_name in files
+        }
+        for name in asset_members:
+            if name not in members:
+                raise _Refusal(f"{PROJECT_MEMBER} names {name}, which the archive lacks")
         for name in members:
-            if name != PROJECT_MEMBER and name not in named:
+            if name != PROJECT_MEMBER and name not in named and name not in asset_members:
                 raise _Refusal(f"{name} is in the archive but {PROJECT_MEMBER} does not name it")
         for name in named:
             if name not in members:
@@ -439,6 +476,7 @@ def _read_project(handle: IO[bytes], size: int) -> Project:
             )
         if WEIGHTS_MEMBER in named:
             _read_weights(archive, members[WEIGHTS_MEMBER], project.graph)
+        _read_assets(archive, members, asset_members, project.graph)
         try:
             for name, run_id in named.items():
                 if run_id is not None:
@@ -467,7 +505,7 @@ def _check_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     members: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = info.filename
-        if name not in _KNOWN_MEMBERS and not _runs.RUN_MEMBER.fullmatch(name):
+        if name not in _KNOWN_MEMBERS and not _runs.RUN_MEMBER.fullmatch(name) and not _is_asset_member(name):
             parts = name.replace("\\", "/").split("/")
             if name.startswith(("/", "\\")) or ".." in parts or re.match(r"[A-Za-z]:", name):
                 raise _Refusal(f"the archive holds a member with an unsafe name {name[:80]!r}")
@@ -582,6 +620,8 @@ def _build_project(document: dict[str, Any]) -> Project:
     if weights is not None and weights != {"file": WEIGHTS_MEMBER}:
         raise _Refusal(f"'weights' in {PROJECT_MEMBER} should be {{\"file\": \"{WEIGHTS_MEMBER}\"}}")
     _check_run_weights_entry(document.get("run_weights", {}), runs)
+    if "assets" in document:
+        _assets.check_entry(document["assets"], f"'assets' in {PROJECT_MEMBER}")
     return Project(graph=graph, training=training, runs=runs)
 
 
@@ -607,6 +647,35 @@ def _json_kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), "null" if value is None else "a number"
     )
+
+
+def _is_asset_member(name: str) -> bool:
+    head, _, rest = name.partition("/")
+    path, _, file_name = rest.rpartition("/")
+    return head == _assets.ASSETS_DIR and _assets.is_layer_path(path) and bool(_assets.ASSET_FILE.fullmatch(file_name))
+
+
+def _read_assets(
+    archive: zipfile.ZipFile,
+    members: dict[str, zipfile.ZipInfo],
+    asset_members: dict[str, tuple[str, str]],
+    graph: ModelGraph,
+) -> None:
+    """Reads the asset members project.json names and gives each layer its files (all or none)."""
+    declared = sum(members[name].file_size for name in asset_members)
+    _assets.check_totals(len(asset_members), declared)
+    found: dict[str, dict[str, bytes]] = {}
+    for name, (path, file_name) in asset_members.items():
+        if _assets.find_layer(graph, path) is None:
+            raise _Refusal(f"{name} holds assets for an unknown layer '{path[:80]}'")
+        _assets.check_size(members[name].file_size, name)
+        buffer = bytearray()
+        _copy_member(archive, members[name], _assets.MAX_ASSET_BYTES, buffer.extend)
+        found.setdefault(path, {})[file_name] = bytes(buffer)
+    for path, files in found.items():
+        layer = _assets.find_layer(graph, path)
+        assert layer is not None
+        layer.assets = files
 
 
 def _read_weights(archive: zipfile.ZipFile, info: zipfile.ZipInfo, graph: ModelGraph) -> None:

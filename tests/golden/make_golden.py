@@ -65,6 +65,12 @@ def golden_project() -> Project:
         from builder_app.core.ops import SetCanvas
 
         graph.apply(SetCanvas(CanvasState("TB", (CanvasBlock("trunk", (hidden, again, drop), collapsed=True),))))
+    if FORMAT_VERSION >= 4:  # an adapted lookup: its vocabulary is an asset file, a second input and output
+        ids = graph.apply(add_layer(graph, "InputLayer", {"batch_shape": [None, 1], "dtype": "int64"}, name="ids", position=(0.0, 200.0))).node_id
+        lookup = graph.apply(add_layer(graph, "IntegerLookup", {"output_mode": "one_hot"}, name="lookup", position=(200.0, 200.0))).node_id
+        graph.apply(Connect(ids, 0, lookup, 0))
+        graph.apply(SetModelIO([*graph.explicit_inputs(), ids], [*graph.explicit_outputs(), PortRef(lookup, 0)]))
+        graph.layers["lookup"].assets = {"vocabulary.txt": b"-1\n3\n5\n7"}
     if FORMAT_VERSION >= 2:  # a second run, which kept its weights (the first did not)
         trained = graph.clone()
         trained.layers["hidden"].weights = [w * 2 for w in graph.layers["hidden"].weights]
@@ -93,6 +99,11 @@ def expected(project: Project) -> dict:
         "training": project.training,
         "runs": project.runs,
         "weights": weights,
+        "assets": {
+            label: {name: data.decode("utf-8") for name, data in sorted(layer.assets.items())}
+            for label, layer in _walk(project.graph, "")
+            if layer.assets
+        },
         "run_weights": {
             run_id: {
                 label: [{"dtype": str(w.dtype), "shape": list(w.shape), "values": w.ravel().tolist()} for w in arrays]
@@ -101,6 +112,13 @@ def expected(project: Project) -> dict:
             for run_id, kept in project.run_weights.items()
         },
     }
+
+
+def _walk(graph: ModelGraph, prefix: str):
+    for layer in graph.layers.values():
+        yield prefix + layer.name, layer
+        if layer.submodel is not None:
+            yield from _walk(layer.submodel, f"{prefix}{layer.name}/")
 
 
 def main() -> None:

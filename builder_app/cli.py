@@ -30,7 +30,7 @@ from builder_app.training.events import Event, EventKind, FinishStatus
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 
 #: The sub-commands; any other first word is a project to open, or a typo.
-COMMANDS = ("validate", "summary", "export", "import", "train", "render", "gui", "sweep")
+COMMANDS = ("validate", "summary", "export", "import", "train", "render", "gui", "sweep", "inspect")
 #: What the editor opens (a project) or imports (a Keras model): a word ending so is a file.
 _FILE_SUFFIXES = (".kproj", ".keras", ".h5", ".hdf5", ".json")
 
@@ -152,7 +152,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("project", type=Path, metavar="PROJECT")
     _sweep_parser(commands)
+    _inspect_parser(commands)
     return parser
+
+
+def _inspect_parser(commands) -> None:
+    """``inspect``: its logic is builder_app/training/inspect_command.py."""
+    inspect = commands.add_parser(
+        "inspect",
+        help="print (or draw) what nodes compute on one sample",
+        description="Run one sample through the model up to the named layers; print their output shapes "
+        "and statistics (mean, std, min, max, fraction of zeros, NaN and Inf counts).",
+    )
+    inspect.add_argument("project", type=Path, metavar="PROJECT")
+    inspect.add_argument("--node", action="append", required=True, metavar="LAYER", help="a layer name (repeat for more)")
+    sample = inspect.add_mutually_exclusive_group()
+    sample.add_argument("--sample", type=_index, metavar="N", help="sample N of the project's training data (default 0)")
+    sample.add_argument("--random", type=_index, metavar="SEED", help="a seeded random input instead")
+    inspect.add_argument("--training", action="store_true", help="run the layers as in training (Dropout drops...)")
+    inspect.add_argument("--png", type=Path, metavar="F.png", help="draw the feature maps, heat maps or bars")
+    inspect.add_argument("--json", action="store_true", help="one JSON object per node, one a line")
+
+
+def _index(text: str) -> int:
+    """A whole number of at least 0 (``--sample``, ``--random``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return value
 
 
 def _sweep_parser(commands) -> None:
@@ -197,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": lambda: _train(args),
         "render": lambda: _render(args),
         "sweep": lambda: _sweep(args),
+        "inspect": lambda: _inspect(args),
     }
     try:
         return commands[args.command]()
@@ -573,6 +604,30 @@ def _sweep(args: argparse.Namespace) -> int:
         return sweep_command.run(project, args, _full(args.project))
     except sweep_command.SweepError as exc:
         raise _BadInput(f"{_full(args.project)}: {exc}") from None
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    _check_readable(args.project, "project file")
+    if args.png is not None:
+        _check_writable("--png", args.png)
+    project = _load(args.project)
+    from builder_app.training import inspect_command
+
+    try:
+        inspect_command.checked_nodes(project, args.node)  # a mistyped name is answered before Keras loads
+        _keras()
+        code, activations, sample = inspect_command.run(project, args)
+    except inspect_command.InspectError as exc:
+        raise _BadInput(f"{_full(args.project)}: {exc}") from None
+    if args.png is not None:
+        from builder_app.ui.inspect.figure import FigureError, write_png
+
+        try:
+            size = write_png(activations, sample.description, args.png)
+        except FigureError as exc:
+            raise _BadInput(str(exc)) from None
+        print(f"{args.png}: {size[0]}x{size[1]}", file=sys.stderr if args.json else sys.stdout)
+    return code
 
 
 def _unwritable(path: Path) -> str | None:

@@ -1,0 +1,1 @@
+"""The activation inspector: its window (window.py) and its drawings (figure.py); the work is in training/activations.py."""

@@ -131,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
         "--update-project", action="store_true", help="keep the trained weights and the run in the project file"
     )
     train.add_argument("--gui", action="store_true", help="train in a window with the live dashboard")
+    train.add_argument(
+        "--backend",
+        metavar="NAME",
+        help="the Keras backend to train on: tensorflow (default), jax or torch, where installed",
+    )
 
     render = commands.add_parser(
         "render",
@@ -238,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         print("builder-app: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        print(f"builder-app: internal error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        from builder_app.core.messages import clean_message
+
+        print(f"builder-app: internal error ({type(exc).__name__}): {clean_message(exc)}", file=sys.stderr)
         return EXIT_UNREADABLE
 
 
@@ -459,6 +466,11 @@ def _check(graph, model, kind: str, path: Path) -> bool:
     except CheckError as exc:
         print(f"check failed: {path}: {exc}", file=sys.stderr)
         return False
+    except Exception as exc:  # noqa: BLE001 - the app's own model refused: one line, never a traceback
+        from builder_app.core.messages import clean_message
+
+        print(f"check failed: {path}: {type(exc).__name__}: {clean_message(exc)}", file=sys.stderr)
+        return False
     for i, difference in enumerate(differences):
         verdict = "ok" if difference <= TOLERANCE else "DIFFERS"
         print(f"check {path}: output {i}: largest difference {difference:.3g} ({verdict})")
@@ -490,6 +502,12 @@ def _import(model: Path, output: Path) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from builder_app.training.backends import BackendError, check_backend
+
+    try:  # before anything is read: no backend, no run
+        args.backend = check_backend(args.backend) if args.backend is not None else None
+    except BackendError as exc:
+        raise _BadInput(str(exc)) from None
     if args.gui:
         project = _load(args.project)
         _keras()
@@ -525,7 +543,13 @@ def _train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         learning_rate=args.learning_rate,
         fix_data=args.fix_data,
+        backend=args.backend,
     )
+    from builder_app.training.runner import backend_problem
+
+    problem = backend_problem(project, overrides)  # a setting the backend lacks: refused before the run
+    if problem:
+        raise _BadInput(f"{_full(args.project)}: {problem}")
     run = TrainingRun(project, overrides)
     interrupted: list[bool] = []
 
@@ -597,11 +621,12 @@ def _sweep(args: argparse.Namespace) -> int:
         if path is not None:
             _check_writable(option, path)
     project = _load(args.project)
-    _keras()
     from builder_app.training import sweep_command
 
     try:
-        return sweep_command.run(project, args, _full(args.project))
+        sweep = sweep_command.prepare(project, args)  # names, values and storage checked without Keras
+        _keras()
+        return sweep_command.run(sweep, args, _full(args.project))
     except sweep_command.SweepError as exc:
         raise _BadInput(f"{_full(args.project)}: {exc}") from None
 
@@ -673,6 +698,8 @@ def _train_window(project, args: argparse.Namespace) -> int:
         window.optimizer.setCurrentText(args.optimizer)
     if args.learning_rate:
         window.learning_rate.setValue(args.learning_rate)
+    if args.backend:
+        window.set_backend(args.backend)
     window.show()
     return app.exec()
 

@@ -365,7 +365,8 @@ def _construct_layer(layer, key: str, value: Any, where: str) -> None:
     try:
         cls.from_config({**config, "name": layer.name})
     except Exception as exc:  # noqa: BLE001 - whatever Keras says, in one line
-        raise SweepError(f"{where}: Keras refuses {key}={value!r} for {layer.name!r}: {one_line(exc, 200)}") from None
+        said = str(exc).rpartition("Exception encountered: ")[2]  # from_config wraps the layer's own words
+        raise SweepError(f"{where}: Keras refuses {key}={value!r} for {layer.name!r}: {one_line(said, 200)}") from None
 
 
 def search_space(graph: ModelGraph, params: Sequence[str], *, construct: bool = False) -> list[Dimension]:

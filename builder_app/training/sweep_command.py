@@ -23,25 +23,16 @@ from builder_app.training.sweep import Sweep, SweepError, SweepSettings, TrialUp
 EXIT_DONE, EXIT_NO_TRIAL, EXIT_BAD = 0, 1, 2
 
 
-def checked_space(project, params: list[str]):
-    """The search space of ``--param`` arguments, checked (Keras makes each layer with each value).
+def prepare(project, args: Any) -> Sweep:
+    """The sweep ``args`` describe, its names and values checked and its study open, without Keras.
 
     Raises:
         SweepError: One line naming the argument.
     """
     from builder_app.core import catalog
 
-    catalog.prepare()
-    return sweep_module.search_space(project.graph, params, construct=True)
-
-
-def run(project, args: Any, project_path) -> int:
-    """Runs the sweep ``args`` describe on ``project`` (loaded from ``project_path``); returns the exit code.
-
-    Raises:
-        SweepError: A bad argument (the caller prints it and exits 2).
-    """
-    dims = checked_space(project, args.param)
+    catalog.load_cached()  # the shipped catalog: the parameters' kinds without importing Keras
+    dims = sweep_module.search_space(project.graph, args.param)
     settings = SweepSettings(
         trials=args.trials,
         sampler=args.sampler,
@@ -52,6 +43,22 @@ def run(project, args: Any, project_path) -> int:
     )
     sweep = Sweep(project, dims, settings, on_update=_print_update)
     sweep.open_study()
+    return sweep
+
+
+def run(sweep: Sweep, args: Any, project_path) -> int:
+    """Runs a sweep made by :func:`prepare`; returns the exit code.
+
+    Keras (imported by now) first makes each layer with each searched value.
+
+    Raises:
+        SweepError: A value Keras refuses (the caller prints it and exits 2).
+    """
+    from builder_app.core import catalog
+
+    catalog.prepare()
+    project, dims, settings = sweep.project, sweep.dims, sweep.settings
+    sweep_module.search_space(project.graph, args.param, construct=True)
     planned = sweep.remaining()
     print(
         f"sweep {sweep.study.study_name}: {planned} trial{'s' if planned != 1 else ''} "

@@ -6,7 +6,8 @@ the built-in dataset loaders (their very source), the app's own data loading and
 splitting (:mod:`builder_app.core.portable_data`, copied with ``inspect.getsource``:
 the script sets the same validation samples aside as ``builder-app train``), and a
 ``--strategy`` switch over ``tf.distribute``: MirroredStrategy for the GPUs of one
-machine, MultiWorkerMirroredStrategy across machines through ``TF_CONFIG``. It
+machine, MultiWorkerMirroredStrategy across machines through ``TF_CONFIG``, and on
+JAX Keras's own ``keras.distribution.DataParallel`` over the local devices. It
 imports nothing from ``builder_app``. Every value written into it has been checked
 against what Keras provides (:func:`builder_app.core.training_settings.resolve`), so
 a project file cannot smuggle code into the script.
@@ -32,7 +33,8 @@ from builder_app.exporters.python_code import python_source
 _DOC = """Trains the Keras model {name}as its project's training settings say.
 
     python {script} [--data SPEC] [--epochs N] [--batch-size N]
-        [--strategy {{default,mirrored,multiworker}}] [--save MODEL.keras]
+        [--strategy {{default,mirrored,multiworker,jax-data-parallel}}]
+        [--save MODEL.keras]
 
 SPEC is a built-in dataset ({builtin}), a Keras dataset (mnist,
 fashion_mnist, cifar10), an .npz file holding the inputs as x (x0, x1, ... for
@@ -42,7 +44,10 @@ app does it: the last part after a seeded shuffle. --strategy mirrored trains on
 all GPUs of this machine (tf.distribute.MirroredStrategy); multiworker trains
 across machines (tf.distribute.MultiWorkerMirroredStrategy, configured on each
 worker by the TF_CONFIG environment variable); both need the TensorFlow backend.
---batch-size is the global batch, split across the replicas. Written by builder-app.
+--strategy jax-data-parallel (KERAS_BACKEND=jax) splits each batch across the
+local devices (keras.distribution.DataParallel; on a CPU, XLA_FLAGS=
+--xla_force_host_platform_device_count=N makes N devices). --batch-size is the
+global batch, split across the replicas. Written by builder-app.
 """
 
 _IMPORTS = ("import argparse", "import contextlib", "import sys", *portable.SCRIPT_IMPORTS)
@@ -51,6 +56,13 @@ _RUNNER = '''
 def make_strategy(name: str):
     """The tf.distribute strategy to train under, or None for Keras's default."""
     if name == "default":
+        return None
+    if name == "jax-data-parallel":
+        if keras.backend.backend() != "jax":
+            sys.exit(f"--strategy {name} needs the JAX backend (KERAS_BACKEND=jax)")
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        print(f"data-parallel over {len(devices)} devices: {', '.join(devices)}")
         return None
     if keras.backend.backend() != "tensorflow":
         sys.exit(f"--strategy {name} needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
@@ -70,6 +82,11 @@ def is_chief(strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
+def evenly(arrays: list, parts: int) -> list:
+    """The arrays without their last samples, so that every batch splits evenly across the devices."""
+    return [a[: len(a) - len(a) % parts] for a in arrays]
+
+
 def one(arrays: list):
     """One array as itself, several as a list (what model.fit takes)."""
     return arrays[0] if len(arrays) == 1 else arrays
@@ -85,12 +102,18 @@ def main(argv: list[str] | None = None) -> keras.callbacks.History:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument(
-        "--strategy", choices=("default", "mirrored", "multiworker"), default="default"
+        "--strategy",
+        choices=("default", "mirrored", "multiworker", "jax-data-parallel"),
+        default="default",
     )
     parser.add_argument("--save", metavar="MODEL.keras", help="where to save the trained model")
     args = parser.parse_args(argv)
     # First: MultiWorkerMirroredStrategy must start before any other TensorFlow work.
     strategy = make_strategy(args.strategy)
+    # DataParallel shards every batch: each holds a whole number of samples per device.
+    parts = len(keras.distribution.list_devices()) if args.strategy == "jax-data-parallel" else 1
+    if args.batch_size % parts:
+        parser.error(f"--batch-size {args.batch_size} must be a multiple of the {parts} devices")
     try:
         data = parse_spec(args.data, BUILTIN) if args.data else DATA
     except DataError as exc:
@@ -123,9 +146,11 @@ def main(argv: list[str] | None = None) -> keras.callbacks.History:
         )
     if held is not None:
         validation = ([a[held] for a in xs], [a[held] for a in ys])
+    if validation:
+        validation = (evenly(validation[0], parts), evenly(validation[1], parts))
     history = model.fit(
-        one([a[train] for a in xs]),
-        one([a[train] for a in ys]),
+        one(evenly([a[train] for a in xs], parts)),
+        one(evenly([a[train] for a in ys], parts)),
         batch_size=args.batch_size,
         epochs=args.epochs,
         validation_data=(one(validation[0]), one(validation[1])) if validation else None,

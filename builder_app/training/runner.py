@@ -75,8 +75,11 @@ class Overrides:
     #: initializers); None keeps the project's setting (``initial_weights``).
     initial_weights: str | None = None
     #: Split the CPU into this many logical devices and train on them all with
-    #: MirroredStrategy (TensorFlow backend): the multi-device path, without GPUs.
+    #: MirroredStrategy (TensorFlow backend) or DataParallel (JAX): the multi-device path, without GPUs.
     cpu_replicas: int = 0
+    #: The Keras backend the child trains on ("tensorflow", "jax", "torch"); None: the
+    #: default (``KERAS_BACKEND``, else TensorFlow). See :mod:`~builder_app.training.backends`.
+    backend: str | None = None
 
     def apply(self, training: dict[str, Any]) -> dict[str, Any]:
         merged = dict(training)
@@ -141,10 +144,15 @@ class WarmChild:
     :class:`TrainingRun` (``TrainingRun(project, overrides, warm=child)``), which
     hands it the job; :meth:`close` ends it when no run came. It is spawned like
     a cold child, with the same safeguards (lower priority, SIGINT ignored, ended
-    when its parent dies), and serves one run.
+    when its parent dies), and serves one run. It is started on one Keras backend
+    (``backend``, None: the default) and serves only a run on that backend.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str | None = None) -> None:
+        from builder_app.training.backends import BACKENDS, default_backend
+
+        #: The Keras backend the child imports (a run on another starts cold).
+        self.backend = backend if backend in BACKENDS else default_backend()
         context = multiprocessing.get_context("spawn")
         self.queue = context.Queue()
         self.stop = context.Event()
@@ -165,7 +173,10 @@ class WarmChild:
         self.handed = False
 
     def start(self) -> WarmChild:
-        self.process.start()
+        from builder_app.training.backends import child_environment
+
+        with _environment(child_environment(self.backend)):
+            self.process.start()
         return self
 
     @property
@@ -238,8 +249,14 @@ class TrainingRun:
         self._workdir = tempfile.TemporaryDirectory(prefix="builder-app-run-")
         self._job = job = _job_of(self.project, self.overrides, os.path.join(self._workdir.name, "trained.kproj"))
         warm, self.warm = self.warm, None
-        # Logical CPUs are configured before TensorFlow's runtime starts: a warm child's has.
-        if warm is not None and job.overrides.cpu_replicas <= 1 and warm.hand(job):
+        # Logical CPUs are configured before the backend's runtime starts: a warm child's has.
+        # A warm child has imported one backend: it serves runs on that one only.
+        if (
+            warm is not None
+            and job.overrides.cpu_replicas <= 1
+            and warm.backend == run_backend(self.overrides)
+            and warm.hand(job)
+        ):
             self._adopted = warm
             self._queue, self._stop, self._pause, self._process = warm.queue, warm.stop, warm.pause, warm.process
             self.warm_started = True
@@ -251,6 +268,8 @@ class TrainingRun:
         self.status = "running"
 
     def _start_cold(self) -> None:
+        from builder_app.training.backends import child_environment
+
         context = multiprocessing.get_context("spawn")
         self._queue = context.Queue()
         self._stop = context.Event()
@@ -258,7 +277,10 @@ class TrainingRun:
         self._process = context.Process(
             target=_child_main, args=(self._job, self._queue, self._stop, self._pause), daemon=True, name="builder-app-training"
         )
-        self._process.start()
+        # The child's Keras picks its backend when it is first imported: the environment is
+        # the child's from its first line (a parent's main module re-imported by spawn included).
+        with _environment(child_environment(run_backend(self.overrides), replicas=self.overrides.cpu_replicas)):
+            self._process.start()
         self.warm_started = False
 
     # -- control ------------------------------------------------------ #
@@ -393,6 +415,62 @@ class TrainingRun:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
+
+
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` while a child process is started, then as it was.
+
+    A spawned child copies the parent's environment when it starts; Keras reads
+    ``KERAS_BACKEND`` (and JAX ``XLA_FLAGS``) on their first import, before any of
+    the child's own code could set them.
+    """
+    with _ENVIRONMENT_LOCK:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def run_backend(overrides: Overrides) -> str:
+    """The backend a run with ``overrides`` trains on: the chosen one, else the default.
+
+    Raises:
+        BackendError: The chosen backend is unknown or not installed.
+    """
+    from builder_app.training.backends import check_backend
+
+    return check_backend(overrides.backend)
+
+
+def backend_problem(project: Project, overrides: Overrides) -> str | None:
+    """Why this run cannot start on its backend (one line), or None; checked before any child starts.
+
+    An unknown or missing backend, or a setting the backend lacks (TensorBoard's
+    profiler off TensorFlow, several devices on PyTorch). Settings that do not
+    resolve are left to the run, which reports them as it does on any backend.
+    """
+    from builder_app.core.training_settings import SettingsError, resolve
+    from builder_app.training.backends import BackendError, refusal
+
+    try:
+        backend = run_backend(overrides)
+    except BackendError as exc:
+        return str(exc)
+    try:
+        settings = resolve(overrides.apply(project.training), project.graph)
+    except SettingsError:
+        return None
+    return refusal(backend, settings, replicas=overrides.cpu_replicas)
 
 
 def run_record(run: TrainingRun) -> dict[str, Any]:
@@ -625,8 +703,9 @@ def _prepare(job: _Job) -> _Prepared:
 
     project = project_from_bytes(job.project, "the project")
     settings = resolve(job.overrides.apply(project.training), project.graph)
+    _check_backend_here(job, settings)
     devices = _configure_devices(job.overrides.cpu_replicas)
-    keras.utils.set_random_seed(settings["seed"])
+    _seed_everything(settings["seed"])
     if settings["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
     if settings["data"] is None:
@@ -661,7 +740,6 @@ def _traced(job: _Job) -> _Prepared | None:
     """
     import random
 
-    import keras
     import numpy as np
 
     from builder_app.core.training_settings import resolve
@@ -685,7 +763,7 @@ def _traced(job: _Job) -> _Prepared | None:
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
         model.reset_metrics()
-        keras.utils.set_random_seed(settings["seed"])  # TensorFlow's and Keras's generators, as seeded
+        _seed_everything(settings["seed"])  # TensorFlow's and Keras's generators, as seeded
         random.setstate(generators[0])
         np.random.set_state(generators[1])
     except Exception:  # noqa: BLE001 - the run itself meets the same failure and reports it
@@ -777,32 +855,92 @@ def _train(job: _Job, queue, stop, pause, prepared: _Prepared | None = None) -> 
     )
 
 
+def _check_backend_here(job: _Job, settings: dict[str, Any]) -> None:
+    """Refuses a run whose backend this child's Keras is not on, or whose settings that backend lacks."""
+    import keras
+
+    from builder_app.core.training_settings import SettingsError
+    from builder_app.training.backends import refusal
+
+    wanted = run_backend(job.overrides)
+    here = keras.backend.backend()
+    if here != wanted:
+        raise SettingsError(
+            f"the training process runs Keras on {here}, not {wanted}: Keras was imported before KERAS_BACKEND was set"
+        )
+    problem = refusal(wanted, settings, replicas=job.overrides.cpu_replicas)
+    if problem:
+        raise SettingsError(problem)
+
+
+def _seed_everything(seed: int) -> None:
+    """``keras.utils.set_random_seed``: Python's, NumPy's, Keras's and (when installed) TensorFlow's generators.
+
+    Keras seeds TensorFlow whenever it is installed, importing it on JAX and PyTorch
+    too: its start-up lines are kept off stderr as the first import of Keras's are.
+    """
+    import keras
+
+    from builder_app.core.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():
+        keras.utils.set_random_seed(seed)
+
+
 def _one_or_list(arrays: list) -> Any:
     return arrays[0] if len(arrays) == 1 else arrays
 
 
 def _configure_devices(cpu_replicas: int = 0) -> dict[str, Any]:
-    """GPUs with memory growth on; a description of what trains."""
+    """GPUs with memory growth on (TensorFlow), data-parallel over several devices (JAX); what trains.
+
+    On JAX, several GPUs, or ``cpu_replicas`` logical CPU devices (made by XLA's
+    flag when the child started, see :func:`~builder_app.training.backends.child_environment`),
+    train through Keras's own ``keras.distribution.DataParallel``: the variables
+    are replicated, each batch is split between the devices.
+    """
     import keras
 
-    if keras.backend.backend() == "tensorflow":
+    from builder_app.training.backends import describe
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        names = gpu_names()
+        if cpu_replicas > 1:
+            cpus = jax.devices("cpu")
+            if len(cpus) < cpu_replicas:
+                from builder_app.core.training_settings import SettingsError
+
+                raise SettingsError(
+                    f"JAX sees {len(cpus)} CPU devices, not {cpu_replicas}: it was started before XLA_FLAGS asked for them"
+                )
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=cpus[:cpu_replicas]))
+            description = describe(backend, f"{cpu_replicas} logical CPUs")
+            return {"description": description, "gpus": 0, "cpus": cpu_replicas, "backend": backend}
+        if len(names) > 1:
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
+        return {"description": describe(backend, describe_devices(names)), "gpus": len(names), "cpus": 0, "backend": backend}
+    if backend == "tensorflow":
         import tensorflow as tf
 
         if cpu_replicas > 1:
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
-            return {"description": f"{cpu_replicas} logical CPUs", "gpus": 0, "cpus": cpu_replicas}
+            return {"description": f"{cpu_replicas} logical CPUs", "gpus": 0, "cpus": cpu_replicas, "backend": backend}
         for gpu in tf.config.list_physical_devices("GPU"):
             try:
                 tf.config.experimental.set_memory_growth(gpu, True)
             except (RuntimeError, ValueError):
                 pass  # already initialised
     names = gpu_names()
-    return {"description": describe_devices(names), "gpus": len(names), "cpus": 0}
+    return {"description": describe(backend, describe_devices(names)), "gpus": len(names), "cpus": 0, "backend": backend}
 
 
 def gpu_names() -> list[str]:
-    """The names of the GPUs Keras's backend sees (TensorFlow or JAX), without configuring them."""
+    """The names of the GPUs Keras's backend sees (TensorFlow, JAX or PyTorch), without configuring them."""
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -819,6 +957,11 @@ def gpu_names() -> list[str]:
         import jax
 
         return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return []
 
 

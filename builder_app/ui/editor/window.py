@@ -275,6 +275,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
 
         a["validate"] = self._action("&Validate", self._show_problems, "Ctrl+Shift+V")
         a["train"] = self._action("&Train…", self.open_training, "Ctrl+T", "train", "Train the model in a window with a live dashboard")
+        a["sweep"] = self._action("S&weep…", self.open_sweep, tip="Search hyperparameters (Optuna): each trial a training run")
 
         # The canvas shortcuts that would fire while typing in the inspector belong to the view.
         for name in ("delete", "fit"):
@@ -329,7 +330,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         for dock in self.findChildren(QtWidgets.QDockWidget):
             view.addAction(dock.toggleViewAction())
         model = menu.addMenu("&Model")
-        model.addActions([a["validate"], a["train"]])
+        model.addActions([a["validate"], a["train"], a["sweep"]])
         help_menu = menu.addMenu("&Help")
         a["guide"] = self._action("&User Guide", self.show_guide, keys.HelpContents, None, "How to build, fix, train, export and import a model")
         a["shortcuts"] = self._action("&Keyboard Shortcuts", self.show_shortcuts)
@@ -490,12 +491,17 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         self.quick_add.populate()
         self.status_keras.setText(f"Keras {keras.__version__} · {keras.backend.backend()}")
         self.status_device.setText(_device_name())
+        self.status_device.setToolTip(_training_backends_text())
         if self.document is not None:
             self.document.attach_engine()
         for scene in self.scenes:
             scene.refresh_all()
         # The palette and the inspector worked from the cached catalog already: nothing typed is lost.
         self.inspector.keras_ready(*self._selected_for_inspector())
+
+    def _training_started(self, event: dict) -> None:
+        """The status bar names what the training child sees (its backend and devices) while it trains."""
+        self.status_device.setText(f"training on {event.get('device', '')}")
 
     def _keras_failed(self, message: str) -> None:
         self.status_keras.setText("Keras unavailable")
@@ -1040,11 +1046,30 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         window = TrainingWindow(self.document.project, self)
         window.setWindowFlag(QtCore.Qt.WindowType.Window, True)
         window.run_finished.connect(lambda _event: self._weights_changed())
+        window.run_started.connect(self._training_started)
+        window.run_finished.connect(lambda _event: self.status_device.setText(_device_name()))
         window.project_changed.connect(self._weights_changed)
         window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         window.destroyed.connect(lambda *_: self._training_closed())
         window.show()
         self._training_window = window
+
+    def open_sweep(self) -> None:
+        """Model → Sweep…: the Sweep window of this project (builder_app/ui/training/sweep_window.py)."""
+        from builder_app.ui.training.sweep_window import SweepWindow
+
+        window = getattr(self, "_sweep_window", None)
+        if window is not None:
+            window.show()
+            window.raise_()
+            return
+        window = SweepWindow(self.document.project, self, controller=self.controller)
+        window.setWindowFlag(QtCore.Qt.WindowType.Window, True)
+        window.project_changed.connect(self._weights_changed)
+        window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.destroyed.connect(lambda *_: setattr(self, "_sweep_window", None))
+        window.show()
+        self._sweep_window = window
 
     def _training_closed(self) -> None:
         self._training_window = None
@@ -1224,6 +1249,12 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
                 training.close()  # stops a run still going: its process must not outlive the app
             except RuntimeError:  # already deleted by Qt
                 pass
+        sweeping = getattr(self, "_sweep_window", None)
+        if sweeping is not None:
+            try:
+                sweeping.close()  # stops the sweep: its trials' processes must not outlive the app
+            except RuntimeError:
+                pass
         if self.document is not None:
             self.document._extra_dirty = False
             self.document.undo_stack.setClean()
@@ -1239,6 +1270,14 @@ def _device_name() -> str:
         return describe_devices(gpu_names())
     except Exception:  # noqa: BLE001 - a backend that cannot list devices trains on the CPU
         return "CPU"
+
+
+def _training_backends_text() -> str:
+    """What the status bar's device tells on hover: the backends a training run may choose."""
+    from builder_app.training.backends import LABELS, default_backend, installed_backends
+
+    names = [f"{LABELS[n]}{' (default)' if n == default_backend() else ''}" for n in installed_backends()]
+    return f"devices the editor's Keras sees; training runs on: {', '.join(names)} (Train… → Backend)"
 
 
 def run_app(project_path: Path | None = None) -> int:

@@ -45,6 +45,8 @@ from builder_app.core.project import Project, save_project
 from builder_app.core.runs import RunError, delete_run, restore_run, run_label
 from builder_app.core.training_settings import DEFAULTS, output_losses
 from builder_app.training import data as data_module
+from builder_app.training.backends import LABELS as BACKEND_LABELS
+from builder_app.training.backends import BackendError, default_backend, installed_backends
 from builder_app.training.curves import history_best_text
 from builder_app.training.data import KERAS_DATASETS, DataError, parse_spec
 from builder_app.training.events import EventKind, FinalEvent, FinishStatus
@@ -52,8 +54,10 @@ from builder_app.training.runner import (
     Overrides,
     TrainingRun,
     WarmChild,
+    backend_problem,
     copy_trained_weights,
     keep_run,
+    run_backend,
     usable_weights,
 )
 from builder_app.ui.training.dashboard import TrainingDashboard
@@ -80,6 +84,8 @@ class TrainingWindow(QtWidgets.QMainWindow):
     """Trains one project's model. Touch it from the GUI thread only."""
 
     run_finished = QtCore.Signal(dict)
+    #: A run's child has started training: its started event (the backend and devices it sees).
+    run_started = QtCore.Signal(dict)
     #: The project changed outside the model's edits: a run, restored weights, settings.
     project_changed = QtCore.Signal()
 
@@ -120,6 +126,14 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self.optimizer = QtWidgets.QComboBox(editable=True)
         self.optimizer.addItems(OPTIMIZERS)
         self.learning_rate = QtWidgets.QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=10.0, singleStep=1e-4)
+        self.backend = QtWidgets.QComboBox()
+        for name in installed_backends():  # found, not imported: the window loads none of them
+            self.backend.addItem(BACKEND_LABELS[name], name)
+        self.backend.setCurrentIndex(max(0, self.backend.findData(default_backend())))
+        self.backend.setToolTip(
+            "the Keras backend the training process runs on (the editor keeps TensorFlow for its shapes)"
+        )
+        self.backend.currentIndexChanged.connect(self._backend_changed)
         self.continue_weights = QtWidgets.QRadioButton("Continue from current weights")
         self.continue_weights.setToolTip("train on from the weights the model holds now (kept in the project)")
         self.fresh_weights = QtWidgets.QRadioButton("Start from fresh weights")
@@ -153,6 +167,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
         form.addRow("Batch size", self.batch_size)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Backend", self.backend)
         start_from = QtWidgets.QVBoxLayout()  # the whole row: the choices say what they are
         start_from.setSpacing(2)
         start_from.addWidget(self.continue_weights)
@@ -164,7 +179,8 @@ class TrainingWindow(QtWidgets.QMainWindow):
             buttons.addWidget(button)
         self.history = QtWidgets.QListWidget()
         self.history.setToolTip("earlier runs of this project, drawn dashed for comparison")
-        self.history.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        # Several runs may be selected to compare them; restore and delete take one.
+        self.history.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.restore_action = QtGui.QAction("Restore weights", self)
         self.restore_action.setToolTip("give the model the weights this run left")
         self.restore_action.triggered.connect(self.restore_selected)
@@ -178,9 +194,14 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self.restore_button.clicked.connect(self.restore_selected)
         self.delete_button = QtWidgets.QPushButton("Delete run")
         self.delete_button.clicked.connect(self.delete_selected)
+        self.compare_button = QtWidgets.QPushButton("Compare…")
+        self.compare_button.setToolTip("select two runs or more: curves overlaid, settings and metrics side by side")
+        self.compare_button.clicked.connect(self.compare_selected)
+        self.comparison = None
         run_buttons = QtWidgets.QHBoxLayout()
         run_buttons.addWidget(self.restore_button)
         run_buttons.addWidget(self.delete_button)
+        run_buttons.addWidget(self.compare_button)
 
         side = QtWidgets.QVBoxLayout()
         side.addLayout(form)
@@ -283,7 +304,26 @@ class TrainingWindow(QtWidgets.QMainWindow):
             optimizer=optimizer if optimizer and optimizer.lower() != self._project_optimizer().lower() else None,
             learning_rate=None if same_rate or not self.learning_rate.isEnabled() else rate,
             initial_weights=self.initial_weights(),
+            backend=self.backend_name(),
         )
+
+    def backend_name(self) -> str:
+        """The Keras backend the next run trains on ("tensorflow", "jax", "torch")."""
+        return self.backend.currentData() or default_backend()
+
+    def set_backend(self, name: str) -> None:
+        """Chooses the backend of the next run (one of those installed; others are ignored)."""
+        index = self.backend.findData(name)
+        if index >= 0:
+            self.backend.setCurrentIndex(index)
+
+    def _backend_changed(self) -> None:
+        # The warm child has imported the other backend: the next run's child starts on this one.
+        if self.warm is not None and self.warm.backend != self.backend_name():
+            self._end_warm()
+            if self.isVisible() and not self._running():
+                self._start_warm()
+        self._say(f"new runs train on {BACKEND_LABELS.get(self.backend_name(), self.backend_name())}")
 
     def start(self) -> None:
         """Train: the data is checked against the model first (read in the background), then a run starts."""
@@ -312,7 +352,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
             return  # the timer calls again
         self._pending_timer.stop()
         self._pending = None
-        problem = self.check_data(overrides, future)
+        problem = self.check_backend(overrides) or self.check_data(overrides, future)
         if problem is not None:
             self._say(problem, error=True)  # no child starts
             self._update_buttons()
@@ -330,14 +370,25 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self.run = TrainingRun(self.project, overrides, warm=warm)
         self.run.start()
         self._started = time.monotonic()
+        label = BACKEND_LABELS.get(self.run.overrides.backend or "", "Keras")
         if warm is None:
-            self._say("starting TensorFlow in the training process…")
+            self._say(f"starting {label} in the training process…")
         elif warm.is_ready:
             self._say("preparing the run…")
         else:
-            self._say("TensorFlow is still starting in the training process…")
+            self._say(f"{label} is still starting in the training process…")
         self._timer.start()
         self._update_buttons()
+
+    def check_backend(self, overrides: Overrides) -> str | None:
+        """Why the run cannot train on its backend (one line), or None; settings checked once Keras is loaded."""
+        if "keras" not in sys.modules:  # the child checks the settings, and says so
+            try:
+                run_backend(overrides)
+            except BackendError as exc:
+                return str(exc)
+            return None
+        return backend_problem(self.project, overrides)
 
     # ------------------------------------------------------------ data check
     def _read_facts(self, spec: dict[str, Any] | None) -> Future | None:
@@ -437,6 +488,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
             match event["kind"]:
                 case EventKind.STARTED:
                     self._say(f"training on {event['device']}")
+                    self.run_started.emit(dict(event))
                 case EventKind.FINISHED | EventKind.FAILED:
                     self._finish(event)
         self._update_buttons()
@@ -493,12 +545,29 @@ class TrainingWindow(QtWidgets.QMainWindow):
         return set(self.project.run_weights)
 
     def selected_run(self) -> dict[str, Any] | None:
-        """The run record selected in the history, if any."""
+        """The run record selected in the history, if one (and only one) is."""
         items = self.history.selectedItems()
-        if not items:
+        if len(items) != 1:
             return None
         index = items[0].data(QtCore.Qt.ItemDataRole.UserRole)
         return self.project.runs[index] if isinstance(index, int) and index < len(self.project.runs) else None
+
+    def selected_runs(self) -> list[dict[str, Any]]:
+        """The run records selected in the history, in the history's order."""
+        places = sorted(i.data(QtCore.Qt.ItemDataRole.UserRole) for i in self.history.selectedItems())
+        return [self.project.runs[i] for i in places if isinstance(i, int) and i < len(self.project.runs)]
+
+    def compare_selected(self) -> None:
+        """Opens the comparison of the selected runs (two or more)."""
+        from builder_app.ui.training.run_compare import RunComparison
+
+        records = self.selected_runs()
+        if len(records) < 2:
+            return
+        labels = [run_label(r, self.project.runs.index(r)) for r in records]
+        self.comparison = RunComparison(records, labels, self)
+        self.comparison.setWindowFlag(QtCore.Qt.WindowType.Window, True)
+        self.comparison.show()
 
     def restore_selected(self) -> None:
         """Gives the model the weights the selected run left (not while a run trains)."""
@@ -551,6 +620,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
         self.restore_button.setEnabled(can_restore)
         self.delete_action.setEnabled(can_delete)
         self.delete_button.setEnabled(can_delete)
+        self.compare_button.setEnabled(len(self.history.selectedItems()) >= 2)
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)
@@ -597,7 +667,7 @@ class TrainingWindow(QtWidgets.QMainWindow):
             return
         if self.warm is not None:
             self.warm.close()  # it died: a fresh one
-        self.warm = WarmChild().start()
+        self.warm = WarmChild(self.backend_name()).start()
         if isinstance(data, dict):
             self.warm.expect(self.project, overrides)
 

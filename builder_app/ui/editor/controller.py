@@ -294,6 +294,12 @@ class EditorController(QtCore.QObject):
         merge_key = (id(graph), layer, key) if merge else None
         return self._push(graph, lambda: ops.SetParam(layer, key, value), f"Set {key} of {layer}", merge_key)
 
+    def set_params(self, graph: ModelGraph, values: Mapping[tuple[str, str], Any], text: str) -> Outcome:
+        """Sets several parameters (``{(layer, key): value}``) as one undo step (a sweep's best trial)."""
+        return self._push(
+            graph, lambda: ops.Batch([ops.SetParam(layer, key, v) for (layer, key), v in values.items()], text), text
+        )
+
     def reset_param(self, graph: ModelGraph, layer: str, key: str) -> Outcome:
         return self.set_param(graph, layer, key, MISSING)
 

@@ -69,6 +69,16 @@ def iris_mlp() -> ModelGraph:
     return s.tidy()
 
 
+def dropout_sweep() -> ModelGraph:
+    """The iris classifier of the dropout tutorial: how much dropout? Model → Sweep… answers."""
+    s = Sketch("dropout_sweep")
+    x = s.input([4], "measurements")
+    h = s.layer("Dense", x, name="hidden", units=32, activation="relu")
+    h = s.layer("Dropout", h, name="dropout", rate=0.2)
+    s.layer("Dense", h, name="species", units=3, activation="softmax")
+    return s.tidy()
+
+
 def digits_cnn() -> ModelGraph:
     s = Sketch("digits_cnn")
     x = s.input([8, 8, 1], "image")
@@ -142,10 +152,19 @@ EXAMPLES = {
     "digits_cnn.kproj": digits_cnn,
     "unet_groupnorm.kproj": unet_groupnorm,
     "siamese_digits.kproj": siamese,
+    "dropout_sweep.kproj": dropout_sweep,
 }
 
 #: Training settings of the examples that train on a built-in dataset.
 TRAINING = {
+    # `builder-app sweep resources/examples/dropout_sweep.kproj --param dropout.rate=0.0,0.1,0.2,0.3,0.4,0.5
+    # --sampler grid` (README, "Hyperparameter sweeps").
+    "dropout_sweep.kproj": {
+        "data": {"source": "builtin", "name": "iris"},
+        "epochs": 20,
+        "batch_size": 16,
+        "optimizer": {"class_name": "Adam", "config": {"learning_rate": 0.01}},
+    },
     "digits_cnn.kproj": {"data": {"source": "builtin", "name": "digits"}, "epochs": 10, "batch_size": 32},
     "iris_mlp.kproj": {
         "data": {"source": "builtin", "name": "iris"},
@@ -156,8 +175,10 @@ TRAINING = {
 }
 
 
-def main() -> None:
+def main(only: list[str] | None = None) -> None:
     for file_name, build in EXAMPLES.items():
+        if only and file_name not in only:
+            continue
         graph = laid_out(build())
         engine = ShapeEngine(graph)
         problems = engine.errors()
@@ -168,4 +189,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])  # file names: only those (python resources/examples/make_examples.py dropout_sweep.kproj)

@@ -37,7 +37,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from builder_app.core import catalog, keras_compat
+from builder_app.core import catalog, custom_code, keras_compat
 from builder_app.core.calls import CONSTANT_KINDS, call_arguments, constant_problem
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snake_case
 from builder_app.core.keras_build import is_operation, make_keras_layer
@@ -92,8 +92,9 @@ _KEYWORD_ARGUMENTS = {
 # Leading arguments with a default that the guides still write first when given:
 # ``layers.MaxPooling2D(3)``, ``layers.UpSampling2D(2)``.
 _POSITIONAL_WHEN_GIVEN = {"pool_size", "size"}
-# Single-strength regularizers read best as ``L2(0.01)``, default or not.
-_POSITIONAL_STRENGTH = {"L1", "L2"}
+# Single-strength regularizers read best as ``L2(0.01)``, default or not, and a
+# constant as ``Constant(np.array([...]))``, as the keras.io examples write them.
+_POSITIONAL_STRENGTH = {"L1", "L2", "Constant"}
 # Public keras.ops namespaces for the private modules operations live in.
 _OPS_NAMESPACES = keras_compat.OPERATION_MODULES
 
@@ -138,10 +139,60 @@ def python_source(
     uses_layers = any(
         isinstance(n, ast.Name) and n.id == "layers" for n in ast.walk(ast.parse("\n\n".join(body)))
     )
-    needed = ["import keras", *(["from keras import layers"] if uses_layers else [])]
-    return code_printer.module(
-        f'"""{docstring}"""', sort_imports([*needed, *imports]), [*body, *after, main]
+    uses_numpy = any(  # a NumPy constant in a layer's arguments
+        isinstance(n, ast.Name) and n.id == "np" for n in ast.walk(ast.parse("\n\n".join(body)))
     )
+    needed = [
+        "import keras",
+        *(["from keras import layers"] if uses_layers else []),
+        *(["import numpy as np"] if uses_numpy else []),
+    ]
+    shipped, sources = _outside_catalog(graph)
+    needed += shipped
+    return code_printer.module(
+        f'"""{docstring}"""', sort_imports([*needed, *imports]), [*sources, *body, *after, main]
+    )
+
+
+def _outside_catalog(graph: ModelGraph) -> tuple[list[str], list[str]]:
+    """Import lines for Keras's own layers outside keras.layers, and the user's code, verbatim.
+
+    A user's class is written as its file has it, then registered with
+    ``keras.saving.register_keras_serializable`` unless the file does so itself, so a
+    ``.keras`` file the model saves loads wherever the classes are defined.
+    """
+    imports: set[str] = set()
+    files: dict[str, Any] = {}
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        for layer in current.layers.values():
+            if layer.submodel is not None:
+                stack.append(layer.submodel)
+                continue
+            if not custom_code.is_outside_catalog(layer.class_name):
+                continue
+            cls = custom_code.layer_class(layer.class_name)
+            if cls is None:
+                continue
+            if layer.class_name.startswith("keras."):
+                imports.add(f"from {cls.__module__} import {cls.__name__}")
+            else:
+                file = custom_code.source_of(cls)
+                if file is not None:
+                    files[file.name] = file
+    sources = []
+    for name in sorted(files):
+        file = files[name]
+        registered = custom_code.registered_classes(file)
+        block = [f"# ---- custom layers from {name} (the project's trusted code) ----", file.text.strip("\n")]
+        block += [
+            f'keras.saving.register_keras_serializable(package="{file.module}")({cls})'
+            for cls in custom_code.class_names(file)
+            if cls not in registered and cls in custom_code.active_classes()
+        ]
+        sources.append("\n".join(block))
+    return sorted(imports), sources
 
 
 def sort_imports(lines: Sequence[str]) -> list[str]:
@@ -201,7 +252,16 @@ def _same(a: Any, b: Any, key: str) -> bool:
     if key == "dtype" or key.endswith("_dtype"):
         return _dtype_name(a) == _dtype_name(b)
     # Any other object as its repr, which compares unequal to any config value: the key is written.
-    return json_plain(a, other=repr) == json_plain(b, other=repr)
+    # Keras's saving marks objects with a ``shared_object_id``, which says nothing of their value.
+    return _unshared(json_plain(a, other=repr)) == _unshared(json_plain(b, other=repr))
+
+
+def _unshared(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items() if k != "shared_object_id"}
+    if isinstance(value, list):
+        return [_unshared(v) for v in value]
+    return value
 
 
 class _ValueWriter:
@@ -235,6 +295,8 @@ class _ValueWriter:
         module = value.get("module")
         class_name = value.get("class_name")
         config = value.get("config") or {}
+        if class_name in CONSTANT_KINDS and module is None:
+            return _argument_constant(value, f"{self.where}: '{key}'")
         if module in _NESTED_OBJECT_MODULES:
             return self.keras_object(_NESTED_OBJECT_MODULES[module], class_name, config, key)
         if module is None:
@@ -300,8 +362,19 @@ def _layer_class(class_name: str, where: str) -> type:
 
     cls = getattr(keras.layers, class_name, None)
     if not (inspect.isclass(cls) and issubclass(cls, keras.layers.Layer)):
-        raise CodegenError(f"{where}: {class_name} is not a keras.layers class")
+        cls = custom_code.layer_class(class_name)
+        if cls is None:
+            raise CodegenError(f"{where}: {class_name} is not a keras.layers class")
     return cls
+
+
+def _callee(class_name: str, cls: type) -> str:
+    """``layers.Dense``, or the bare name of a class the module imports or defines."""
+    import keras
+
+    if getattr(keras.layers, class_name, None) is cls:
+        return f"layers.{class_name}"
+    return cls.__name__
 
 
 def _reference_defaults(class_name: str, cls: type, config: Mapping) -> dict[str, Any]:
@@ -391,7 +464,7 @@ def _layer_constructor(class_name: Any, config: Any, name: Any, where: str, top:
         args.append(value if positional else Kw(key, value))
     if isinstance(name, str):
         args.append(Kw("name", string(name)))
-    return Call(f"layers.{class_name}", args)
+    return Call(_callee(class_name, cls), args)
 
 
 def _short_tuples(cls: type, config: Mapping, kept: Sequence[str], kinds: Mapping, name: str) -> dict[str, Any]:
@@ -446,7 +519,7 @@ class _Names:
 
     def __init__(self, reserved: set[str] = frozenset(), reserved_prefix: str | None = None):
         # Builtins and module-level names are not shadowed: ``max_``, ``keras_``, ``layers_``.
-        self.reserved = set(reserved) | set(dir(builtins)) | {"keras", "layers"}
+        self.reserved = set(reserved) | set(dir(builtins)) | {"keras", "layers", "np"}
         self.reserved_prefix = reserved_prefix
         self.taken: set[str] = set()
 
@@ -529,6 +602,9 @@ class _FunctionWriter:
 
     # ---------------------------------------------------------------- layers
     def layer_call(self, node_id: str, layer: Layer, where: str) -> None:
+        from builder_app.exporters.io_structure import with_state
+
+        layer = with_state(layer, where)
         graph = self.graph
         calls = graph.nodes_of_layer(layer.name)
         obj = self.objects.get(layer.name)
@@ -573,7 +649,11 @@ class _FunctionWriter:
             return [Seq("[", [inputs[p] for p in sorted(inputs)], "]")]
         # The layer's usual call, as calls.call_arguments maps ports onto it for the
         # engine and the model builder too: the three never disagree.
-        args, kwargs = call_arguments(None, catalog.layer_spec(layer.class_name).ports, inputs)
+        try:
+            ports = catalog.layer_spec(layer.class_name).ports
+        except KeyError:
+            ports = custom_code.ports(layer.class_name)
+        args, kwargs = call_arguments(None, ports, inputs)
         written: list[Any] = [Seq("[", arg, "]") if isinstance(arg, list) else arg for arg in args]
         return written + [Kw(name, value) for name, value in kwargs.items()]
 
@@ -583,6 +663,10 @@ class _FunctionWriter:
         for key, value in (call.get("kwargs") or {}).items():
             if value is None and (key == "mask" or defaults.get(key, inspect.Parameter.empty) is None):
                 continue  # mask=None and the like: the call's own default
+            if key == "training" and layer.submodel is None and value is defaults.get(key, inspect.Parameter.empty):
+                # Keras records a layer's own default (Dropout's training=False); the
+                # model's training flag overrides it anyway, so writing it only misleads.
+                continue
             args.append(Kw(key, self.call_value(value, inputs, where)))
         return args
 
@@ -592,7 +676,9 @@ class _FunctionWriter:
         try:
             cls = catalog.keras_class(layer.class_name)
         except KeyError:
-            return {}
+            cls = custom_code.layer_class(layer.class_name)
+            if cls is None:
+                return {}
         params = inspect.signature(cls.call).parameters.values()
         return {p.name: p.default for p in params if p.default is not p.empty}
 
@@ -738,6 +824,31 @@ def _constant_array(config: Mapping[str, Any]) -> Call:
     if dtype in ("float16", "float32"):
         data = _short_floats(data, getattr(np, dtype))
     return Call("keras.ops.convert_to_tensor", [literal(data), Kw("dtype", string(dtype))])
+
+
+def _argument_constant(value: Mapping[str, Any], where: str) -> Call:
+    """A constant array in a layer's arguments, as the code that made it would write it.
+
+    ``__numpy__`` (``keras.initializers.Constant(np.eye(3).flatten())``) is written
+    as ``np.array([...])``, its dtype named unless NumPy infers it from the numbers;
+    ``__tensor__`` as :func:`_constant_array` writes a call's. Both are plain
+    numbers, bounded as an import bounds them.
+    """
+    import numpy as np
+
+    problem = constant_problem(value)
+    if problem is not None:
+        raise CodegenError(f"{where} {problem}")
+    config = value["config"]
+    if value["class_name"] == "__tensor__":
+        return _constant_array(config)
+    dtype, data = config["dtype"], config["value"]
+    if dtype in ("float16", "float32"):
+        data = _short_floats(data, getattr(np, dtype))
+    args: list[Any] = [literal(data)]
+    if np.asarray(data).dtype != np.dtype(dtype):
+        args.append(Kw("dtype", string(dtype)))
+    return Call("np.array", args)
 
 
 def _short_floats(value: Any, narrow: type) -> Any:

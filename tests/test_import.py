@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 
+from builder_app.core.keras_build import NEEDS_CODE
 from builder_app.core.keras_model import build_keras_model
 from builder_app.core.project import load_project, project_to_bytes
 from builder_app.core.shapes import ShapeEngine
@@ -253,7 +254,7 @@ def test_unknown_custom_layer_becomes_a_marked_node(tmp_path):
     graph, _ = imported(path)
     engine = ShapeEngine(graph)
     (node,) = graph.nodes_of_layer("out")
-    assert engine.result(node).errors == ["unknown layer my_project.layers.Fancy"]
+    assert engine.result(node).errors == [f"unknown layer my_project.layers.Fancy: {NEEDS_CODE}"]
 
 
 def test_import_command(tmp_path):
@@ -408,7 +409,7 @@ def test_module_functions_named_by_a_config_are_never_called(tmp_path):
     (hidden,) = result.project.graph.nodes_of_layer("hidden")
     (out,) = result.project.graph.nodes_of_layer("out")
     assert "activation" in errors[hidden] or "initializer" in errors[hidden]
-    assert errors[out] == "unknown layer os.system"
+    assert errors[out] == f"unknown layer os.system: {NEEDS_CODE}"
     for args in (["--python", "x.py"], ["--keras", "x.keras"], ["--savedmodel", "x"]):
         save = tmp_path / "poisoned.kproj"
         save.write_bytes(project_to_bytes(result.project))

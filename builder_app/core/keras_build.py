@@ -108,16 +108,45 @@ def make_keras_layer(layer):
     try:
         cls = catalog.keras_class(layer.class_name)
     except KeyError:
-        raise LayerError(_unknown_class_message(layer.class_name)) from None
+        return _make_outside_catalog(layer)
     problems = catalog.check_config(layer.class_name, layer.config)
     if problems:
-        raise LayerError(f"{layer.class_name} '{layer.name}': {problems[0]}")
+        raise LayerError(f"{layer.class_name} '{layer.name}': {all_problems(problems)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return cls.from_config({**layer.config, "name": layer.name})
+            obj = cls.from_config({**layer.config, "name": layer.name})
     except Exception as exc:  # noqa: BLE001 - bad parameters, in Keras's words
         raise LayerError(f"{layer.class_name} '{layer.name}': {clean_message(exc)}") from None
+    from builder_app.core.layer_state import give_assets
+
+    problem = give_assets(obj, layer)
+    if problem is not None:
+        raise LayerError(f"{layer.class_name} '{layer.name}': {problem}")
+    return obj
+
+
+def all_problems(problems: list[str]) -> str:
+    """Every problem of a layer's config, on one line: fixing one never reveals the next."""
+    if len(problems) == 1:
+        return problems[0]
+    return "; ".join(f"({i}) {problem}" for i, problem in enumerate(problems, 1))
+
+
+def _make_outside_catalog(layer):
+    """A layer Keras ships outside keras.layers, or one of the user's activated classes."""
+    from builder_app.core import custom_code
+
+    cls = custom_code.layer_class(layer.class_name)
+    if cls is None:
+        raise LayerError(_unknown_class_message(layer.class_name))
+    config = custom_code.keras_config(layer.config)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls.from_config({**config, "name": layer.name})
+    except Exception as exc:  # noqa: BLE001 - the class's own refusal, in its words
+        raise LayerError(f"{custom_code.bare_name(layer.class_name)} '{layer.name}': {clean_message(exc)}") from None
 
 
 def instantiate(layer) -> LayerState:
@@ -153,7 +182,11 @@ def _unknown_class_message(class_name: str) -> str:
     reason = catalog.EXCLUDED.get(class_name)
     if reason:
         return f"{class_name} is shown but not run: {reason}"
-    return f"unknown layer {class_name}"
+    return f"unknown layer {class_name}: {NEEDS_CODE}"
+
+
+#: What an unknown layer class needs, on its node.
+NEEDS_CODE = "the node needs its code (--custom-layers F.py --trust, or trust the project's code)"
 
 
 def build_layer(state: LayerState, args, kwargs) -> list[TensorType]:

@@ -238,6 +238,37 @@ def registered_objects(package: str) -> dict[str, Any]:
     return dict(importlib.import_module(f"keras.src.{package}").ALL_OBJECTS_DICT)
 
 
+#: The packages whose layer classes ship inside Keras but outside ``keras.layers``
+#: (ConvNeXt's ``LayerScale``, InceptionResNetV2's ``CustomScaleLayer``).
+SHIPPED_LAYER_PACKAGES = ("keras.src.applications",)
+
+
+@functools.cache
+def shipped_layer_classes() -> dict[str, type]:
+    """Layer classes Keras ships outside ``keras.layers``, by ``"<module>.<Class>"``.
+
+    These are the names a saved config gives them (``module`` + ``class_name``);
+    they come from the installed Keras, never from a file.
+    """
+    import importlib
+    import inspect
+    import pkgutil
+
+    keras = import_keras()
+    found: dict[str, type] = {}
+    for package_name in SHIPPED_LAYER_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+            module = importlib.import_module(info.name)
+            for attr, obj in sorted(vars(module).items()):
+                if (
+                    not attr.startswith("_") and inspect.isclass(obj) and obj.__module__ == info.name
+                    and issubclass(obj, keras.layers.Layer) and getattr(keras.layers, attr, None) is not obj
+                ):
+                    found[f"{info.name}.{attr}"] = obj
+    return found
+
+
 def allowed_dtypes() -> tuple[str, ...]:
     """Every dtype name Keras's backends accept."""
     from keras.src.backend.common.dtypes import ALLOWED_DTYPES

@@ -90,7 +90,7 @@ def _build(graph: ModelGraph, name: str, counts: dict[str, int] | None, with_wei
         if layer.submodel is not None:
             args, kwargs = call_arguments(node.call or _submodel_call(inputs), None, inputs)
         else:
-            ports = None if is_operation(layer.class_name) else catalog.layer_spec(layer.class_name).ports
+            ports = None if is_operation(layer.class_name) else _layer_ports(layer.class_name)
             if ports is None and node.call is None:
                 args, kwargs = [inputs[0]], {}
             else:
@@ -175,3 +175,12 @@ def copy_weights_to_graph(graph: ModelGraph, model) -> None:
             copy_weights_to_graph(layer.submodel, obj)
         elif obj.weights:
             layer.weights = [np.array(w) for w in obj.get_weights()]
+
+
+def _layer_ports(class_name: str):
+    try:
+        return catalog.layer_spec(class_name).ports
+    except KeyError:  # Keras's own layers outside keras.layers, or trusted custom code
+        from builder_app.core import custom_code
+
+        return custom_code.ports(class_name)

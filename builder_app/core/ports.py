@@ -21,7 +21,9 @@ def layer_ports(class_name: str):
     try:
         return catalog.layer_spec(class_name).ports
     except KeyError:
-        return None
+        from builder_app.core import custom_code
+
+        return custom_code.ports(class_name) if custom_code.layer_class_known(class_name) else None
 
 
 def _is_operation(class_name: str) -> bool:

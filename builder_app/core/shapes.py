@@ -511,7 +511,15 @@ class ShapeEngine:
     def _ports_of(self, class_name: str):
         ports = self._ports.get(class_name)
         if ports is None:
-            ports = self._ports[class_name] = catalog.layer_spec(class_name).ports
+            try:
+                ports = catalog.layer_spec(class_name).ports
+            except KeyError:
+                from builder_app.core import custom_code
+
+                ports = custom_code.ports(class_name)
+                if ports is None:
+                    raise
+            self._ports[class_name] = ports
         return ports
 
     def _gather_inputs(self, node_id: str) -> dict[int, tuple[PortRef, TensorType]]:

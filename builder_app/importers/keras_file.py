@@ -296,10 +296,9 @@ def _import_keras_archive(handle: IO[bytes], size: int, on_graph: Callable[[Mode
         if on_graph is not None and _WEIGHTS_MEMBER in members:
             on_graph(graph)
         if any(name.startswith("assets/") and not name.endswith("/") for name in members):
-            warnings.append(
-                "the model's assets (vocabularies and other files) were not imported; "
-                "layers that need them must be given them again"
-            )
+            from builder_app.importers.keras_assets import read_archive_assets
+
+            read_archive_assets(archive, members, graph, warnings)
         others = sorted(
             name
             for name in members
@@ -468,7 +467,10 @@ def _keras3_declared(graph: ModelGraph, engine, held: dict[str, int], prefix: st
         if layer.submodel is not None:
             base = "sequential" if layer.class_name == "Sequential" else "functional"
         else:
-            base = _snake_case(catalog.keras_class(layer.class_name).__name__)
+            try:
+                base = _snake_case(catalog.keras_class(layer.class_name).__name__)
+            except KeyError:  # a class from outside keras.layers: Keras names it by its own name
+                base = _snake_case(layer.class_name.rpartition(">")[2].rpartition(".")[2])
         path = f"{prefix}/{_unique(base, used)}"
         if layer.submodel is not None:
             yield from _keras3_declared(layer.submodel, engine, held, f"{path}/layers")

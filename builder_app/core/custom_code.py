@@ -1,0 +1,349 @@
+"""Layer classes from outside ``keras.layers``: Keras's own, and the user's trusted code.
+
+Two kinds of class reach a graph without being in the catalog:
+
+* **Shipped with Keras** (ConvNeXt's ``LayerScale``, InceptionResNetV2's
+  ``CustomScaleLayer``): a saved config names them ``keras.src.applications.<m>.<Class>``.
+  They are known layers, taken from the installed Keras (:func:`keras_compat.shipped_layer_classes`),
+  never from the file.
+* **The user's own**: Python source files a project holds (:class:`CodeFile`). Their
+  text is data until the user trusts it (:mod:`builder_app.core.trust`); only then
+  does :func:`activate` execute it, and its ``keras.layers.Layer`` subclasses become
+  known (:func:`layer_class`) for this process: the shape engine, the exporters and
+  the training child find them here.
+
+Listing a file's classes (:func:`class_names`) reads its syntax tree; it never runs
+the file. No Qt here; Keras is imported only by :func:`activate` and :func:`layer_class`.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+import sys
+import threading
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from builder_app.core.graph import INPUT_CLASS, SUBMODEL_CLASS, ModelGraph
+
+#: Where a project file keeps its code (``custom/<name>.py``).
+CUSTOM_DIR = "custom"
+#: The most code files a project holds, and the size of each.
+MAX_CODE_FILES = 32
+MAX_CODE_BYTES = 1024 * 1024
+#: The config key of an opaque node's declared output shapes (a list of shapes, the
+#: batch dimension included: ``[[null, 16]]``). Stripped before Keras sees the config.
+DECLARED_SHAPES_KEY = "__output_shapes__"
+
+_FILE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\.py")
+
+_lock = threading.Lock()
+_active: dict[str, type] = {}  # class name -> class, of the code activated in this process
+_active_hashes: dict[str, str] = {}  # file name -> hash of the text activated under it
+_active_files: dict[str, CodeFile] = {}  # module name -> the file activated as it
+
+
+class CustomCodeError(ValueError):
+    """Custom code cannot be stored or run; the one-line message names the file."""
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    """One Python source file of custom layers, held by a project.
+
+    Attributes:
+        name: The file name (``sampling.py``), a Python module name plus ``.py``.
+        text: The source text.
+    """
+
+    name: str
+    text: str
+
+    def __post_init__(self) -> None:
+        problem = name_problem(self.name)
+        if problem:
+            raise CustomCodeError(problem)
+        if not isinstance(self.text, str):
+            raise CustomCodeError(f"{self.name}: the code must be text")
+        if len(self.text.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+            raise CustomCodeError(f"{self.name}: more than {MAX_CODE_BYTES // 1024} KiB of code")
+
+    @property
+    def sha256(self) -> str:
+        """The content hash trust is kept under."""
+        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def module(self) -> str:
+        return self.name[:-3]
+
+    @property
+    def member(self) -> str:
+        """The file's path inside a project archive."""
+        return f"{CUSTOM_DIR}/{self.name}"
+
+
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a code file, or None."""
+    if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
+        return f"custom code file name {str(name)[:80]!r} is not a Python module name ending in .py"
+    return None
+
+
+def read_file(path) -> CodeFile:
+    """A code file from disk (reads it; runs nothing).
+
+    Raises:
+        CustomCodeError: Unreadable, not UTF-8, too large, or a bad name.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_CODE_BYTES:
+            raise CustomCodeError(f"{path}: more than {MAX_CODE_BYTES // 1024} KiB of code")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise CustomCodeError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CustomCodeError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return CodeFile(path.name, text)
+
+
+def class_names(file: CodeFile) -> list[str]:
+    """The top-level classes a file defines, from its syntax tree (nothing is run).
+
+    Raises:
+        CustomCodeError: The file is not valid Python.
+    """
+    try:
+        tree = ast.parse(file.text, filename=file.name)
+    except (SyntaxError, ValueError) as exc:
+        line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+        raise CustomCodeError(f"{file.name}{line}: not valid Python ({getattr(exc, 'msg', exc)})") from None
+    return [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+
+
+def registered_classes(file: CodeFile) -> set[str]:
+    """The classes of a file decorated with ``register_keras_serializable`` (syntax only)."""
+    tree = ast.parse(file.text, filename=file.name)
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if "register_keras_serializable" in ast.unparse(target):
+                    found.add(node.name)
+    return found
+
+
+def describe(files: Sequence[CodeFile]) -> str:
+    """``sampling.py (Sampling), blocks.py (PatchEncoder, Patches)``: what trusting runs."""
+    parts = []
+    for file in files:
+        try:
+            names = ", ".join(class_names(file)) or "no classes"
+        except CustomCodeError:
+            names = "not valid Python"
+        parts.append(f"{file.name} ({names})")
+    return ", ".join(parts)
+
+
+# ------------------------------------------------------------ known classes
+def shipped_class(class_name: str) -> type | None:
+    """The Keras class of a layer Keras ships outside keras.layers, or None."""
+    if not class_name.startswith("keras.src."):
+        return None
+    from builder_app.core import keras_compat
+
+    return keras_compat.shipped_layer_classes().get(class_name)
+
+
+def bare_name(class_name: str) -> str:
+    """``sampling.Sampling`` -> ``Sampling`` (an imported class keeps its module)."""
+    return class_name.rpartition(".")[2].rpartition(">")[2]
+
+
+def layer_class(class_name: str) -> type | None:
+    """The class for a layer outside the catalog: shipped with Keras, or activated user code."""
+    if not isinstance(class_name, str):
+        return None
+    if class_name.startswith("keras."):
+        return shipped_class(class_name)
+    with _lock:
+        return _active.get(bare_name(class_name))
+
+
+_specs: dict[type, Any] = {}
+
+
+def layer_spec(class_name: str, config: Mapping[str, Any] | None = None):
+    """A :class:`~builder_app.core.catalog.LayerSpec` for a class outside the catalog, or None.
+
+    Its parameters come from ``__init__``'s signature and ``get_config`` (``config``, a
+    layer's own, gives the values), as the catalog's do; the category is "Custom".
+    """
+    cls = layer_class(class_name)
+    if cls is None:
+        return None
+    from dataclasses import replace
+
+    from builder_app.core import catalog
+
+    spec = _specs.get(cls)
+    if spec is None:
+        try:
+            spec = catalog._describe(cls.__name__, cls, dict(config) if config else None)  # noqa: SLF001
+        except Exception:  # noqa: BLE001 - the user's class may fail inspection: one input, no params
+            spec = catalog.LayerSpec(cls.__name__, "Custom", cls.__name__, (),
+                                     catalog.PortsSpec("single", ("inputs",), 1, 1), cls.__module__, "")
+        spec = _specs[cls] = replace(spec, class_name=class_name, category="Custom")
+    return spec
+
+
+def ports(class_name: str):
+    """The ports of a class outside the catalog (one input unless a call template says more)."""
+    spec = layer_spec(class_name)
+    return spec.ports if spec is not None else None
+
+
+def source_of(cls: type) -> CodeFile | None:
+    """The activated file that defines ``cls``, or None."""
+    with _lock:
+        return _active_files.get(getattr(cls, "__module__", ""))
+
+
+def layer_class_known(class_name: str) -> bool:
+    """Whether :func:`layer_class` finds a class without importing Keras now."""
+    if not isinstance(class_name, str):
+        return False
+    if class_name.startswith("keras."):
+        return "keras" in sys.modules and layer_class(class_name) is not None
+    with _lock:
+        return bare_name(class_name) in _active
+
+
+def active_classes() -> dict[str, type]:
+    """The user's layer classes activated in this process, by class name."""
+    with _lock:
+        return dict(_active)
+
+
+def is_outside_catalog(class_name: str) -> bool:
+    """Whether a layer class needs code from outside the catalog (and is not an operation)."""
+    from builder_app.core import catalog
+    from builder_app.core.keras_build import is_operation
+
+    if class_name in (INPUT_CLASS, SUBMODEL_CLASS, "Sequential") or is_operation(class_name):
+        return False
+    try:
+        catalog.layer_spec(class_name)
+    except KeyError:
+        return True
+    return False
+
+
+def needs_code(graph: ModelGraph) -> list[tuple[str, str]]:
+    """(node id, class name) of each node whose class neither Keras nor activated code defines."""
+    found = []
+    for node_id, node in graph.nodes.items():
+        layer = graph.layers[node.layer]
+        if layer.submodel is not None:
+            continue
+        if is_outside_catalog(layer.class_name) and layer_class(layer.class_name) is None:
+            found.append((node_id, layer.class_name))
+    return found
+
+
+def keras_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A layer config without the app's own keys (the declared shapes of an opaque node)."""
+    return {k: v for k, v in config.items() if k != DECLARED_SHAPES_KEY}
+
+
+# ------------------------------------------------------------- running code
+def activate(files: Iterable[CodeFile]) -> dict[str, type]:
+    """Runs trusted code files and makes their layer classes known in this process.
+
+    The caller has checked the trust (:func:`builder_app.core.trust.check`); this
+    runs the code. Each file becomes a module named after it (``sampling.py`` ->
+    ``sampling``), so Keras finds its classes the way a ``.keras`` file names them.
+    Running the same text again does nothing.
+
+    Returns:
+        The ``keras.layers.Layer`` subclasses each file defines, by class name.
+
+    Raises:
+        CustomCodeError: A file raises when run (one line: file, line, error), or
+            two files define one class name.
+    """
+    from builder_app.core import keras_compat
+
+    keras = keras_compat.import_keras()
+    found: dict[str, type] = {}
+    for file in files:
+        with _lock:
+            if _active_hashes.get(file.name) == file.sha256:
+                found.update({n: c for n, c in _active.items() if c.__module__ == file.module})
+                continue
+        class_names(file)  # a syntax error is reported like any other, in one line
+        module = types.ModuleType(file.module)
+        module.__file__ = f"<{file.member}>"
+        previous = sys.modules.get(file.module)
+        sys.modules[file.module] = module
+        try:
+            exec(compile(file.text, module.__file__, "exec"), module.__dict__)  # noqa: S102 - trusted
+        except BaseException as exc:  # noqa: BLE001 - anything the user's code raises
+            if previous is None:
+                sys.modules.pop(file.module, None)
+            else:
+                sys.modules[file.module] = previous
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise CustomCodeError(f"{file.name}{_code_line(exc, module.__file__)}: {_one_line(exc)}") from None
+        classes = {
+            name: obj for name, obj in vars(module).items()
+            if isinstance(obj, type) and issubclass(obj, keras.layers.Layer) and obj.__module__ == file.module
+        }
+        with _lock:
+            for name in classes:
+                other = _active.get(name)
+                if other is not None and other.__module__ != file.module:
+                    raise CustomCodeError(f"{file.name}: class {name} is also defined by {other.__module__}.py")
+            for name in [n for n, c in _active.items() if c.__module__ == file.module]:
+                del _active[name]
+            _active.update(classes)
+            _active_hashes[file.name] = file.sha256
+            _active_files[file.module] = file
+        found.update(classes)
+    return found
+
+
+def deactivate_all() -> None:
+    """Forgets every activated class (tests; a project closed for good)."""
+    with _lock:
+        for cls in _active.values():
+            sys.modules.pop(cls.__module__, None)
+        _active.clear()
+        _active_hashes.clear()
+        _active_files.clear()
+
+
+def _code_line(exc: BaseException, filename: str) -> str:
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f" line {exc.lineno}"
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" line {line}" if line else ""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -3,7 +3,6 @@ and the run comparison (the training window's Compare…) with its differences h
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -69,22 +68,9 @@ def test_a_sweep_runs_live_and_apply_best_is_one_undo_step(editing, qtbot):
     window, document = editing
     assert window.add_dimension("dropout.rate", "0.0,0.5") is None
     window.epochs_box.setValue(1)
-    stalls: list[float] = []
-    last = [time.monotonic()]
-
-    def tick() -> None:
-        now = time.monotonic()
-        stalls.append(now - last[0])
-        last[0] = now
-
-    ticker = QtCore.QTimer(window)
-    ticker.setInterval(20)
-    ticker.timeout.connect(tick)
-    ticker.start()
     with qtbot.waitSignal(window.sweep_finished, timeout=400_000):
         qtbot.mouseClick(window.start_button, QtCore.Qt.MouseButton.LeftButton)
         assert window.stop_button.isEnabled() and not window.start_button.isEnabled()
-    ticker.stop()
     assert window.results.rowCount() == 2
     states = {window.results.item(r, window.results.columnCount() - 1).text() for r in range(2)}
     assert states == {"complete"}
@@ -104,7 +90,6 @@ def test_a_sweep_runs_live_and_apply_best_is_one_undo_step(editing, qtbot):
     assert document.project.graph.layers["dropout"].config["rate"] == best_rate
     document.undo_stack.undo()
     assert document.project.graph.layers["dropout"].config["rate"] == before
-    assert max(stalls) < 1.0  # the window kept answering (bench_sweep measures the p99)
 
 
 # ------------------------------------------------------------- comparison

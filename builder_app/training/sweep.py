@@ -549,17 +549,19 @@ class Sweep:
         return self.study
 
     def remaining(self) -> int:
-        """How many trials this sweep will run (a grid: the points no trial has taken yet)."""
+        """How many trials this sweep will run (a grid: the points no finished trial has taken).
+
+        A failed trial's point counts as taken, as Optuna's GridSampler counts it: a
+        new study (another storage) tries it again.
+        """
         s = self.settings
         if self.grid is None:
             return s.trials or DEFAULT_TRIALS
-        import optuna
-
         study = self.study or self.open_study()
         done = {
             tuple(repr(t.params.get(name)) for name in self.grid)
             for t in study.get_trials(deepcopy=False)
-            if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+            if t.state.is_finished()
         }
         points = math.prod(len(v) for v in self.grid.values())
         left = max(points - len(done), 0)

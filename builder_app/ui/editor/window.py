@@ -275,6 +275,9 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
 
         a["validate"] = self._action("&Validate", self._show_problems, "Ctrl+Shift+V")
         a["train"] = self._action("&Train…", self.open_training, "Ctrl+T", "train", "Train the model in a window with a live dashboard")
+        a["inspect"] = self._action(
+            "&Inspect Activations…", self.open_activations, "Ctrl+Shift+I", None, "What the selected nodes compute on a sample"
+        )
         a["sweep"] = self._action("S&weep…", self.open_sweep, tip="Search hyperparameters (Optuna): each trial a training run")
 
         # The canvas shortcuts that would fire while typing in the inspector belong to the view.
@@ -330,7 +333,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         for dock in self.findChildren(QtWidgets.QDockWidget):
             view.addAction(dock.toggleViewAction())
         model = menu.addMenu("&Model")
-        model.addActions([a["validate"], a["train"], a["sweep"]])
+        model.addActions([a["validate"], a["train"], a["sweep"], a["inspect"]])
         help_menu = menu.addMenu("&Help")
         a["guide"] = self._action("&User Guide", self.show_guide, keys.HelpContents, None, "How to build, fix, train, export and import a model")
         a["shortcuts"] = self._action("&Keyboard Shortcuts", self.show_shortcuts)
@@ -1017,6 +1020,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             menu.addActions([a["cut"], a["copy"], a["duplicate"], a["delete"]])
             menu.addSeparator()
             menu.addActions([a["call_again"], a["unshare"], a["group"], a["ungroup"], a["open_submodel"], a["extract"], a["set_outputs"]])
+            menu.addAction(a["inspect"])
             menu.addSeparator()
             blocks = self._selected_blocks()
             if blocks:
@@ -1078,6 +1082,28 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
     def _weights_changed(self) -> None:
         self.document.mark_dirty()
         self._update_title()
+        activations = getattr(self, "_activations_window", None)
+        if activations is not None and activations.document is self.document:
+            activations.weights_changed()  # the trained or restored weights, drawn again
+
+    def open_activations(self) -> None:
+        """Model → Inspect Activations: the Activations window on the selected nodes (ui/inspect/window.py)."""
+        from builder_app.ui.inspect.window import ActivationsWindow
+
+        window = getattr(self, "_activations_window", None)
+        if window is not None and window.document is not self.document:  # another project is open now
+            window.close()
+            window = None
+        if window is None:
+            window = ActivationsWindow(self.document, self)
+            window.setWindowFlag(QtCore.Qt.WindowType.Window, True)
+            window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+            window.destroyed.connect(lambda *_: setattr(self, "_activations_window", None))
+            self._activations_window = window
+        scene = self.current_scene()
+        window.inspect(scene.selected_ids() if scene.graph is self.document.graph else [])
+        window.show()
+        window.raise_()
 
     def close_current(self) -> None:
         """File → Close: the current sub-model's tab, or on the model's own tab the window."""
@@ -1243,6 +1269,9 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             event.ignore()
             return
         self._autosave_timer.stop()
+        activations = getattr(self, "_activations_window", None)
+        if activations is not None:
+            activations.close()
         training = getattr(self, "_training_window", None)
         if training is not None:
             try:

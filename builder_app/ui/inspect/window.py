@@ -459,14 +459,15 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         self.weight_choice.clear()
         for label, i in keys:
             name = (names.get(label) or [])[i] if i < len(names.get(label) or []) else f"weight {i}"
-            self.weight_choice.addItem(f"{label} · {name} {tuple(np.shape(first[label][i]))}", (label, i))
+            self.weight_choice.addItem(f"{label} · {name} {tuple(np.shape(first[label][i]))}", f"{i}:{label}")
         found = self.weight_choice.findData(chosen) if chosen is not None else 0
         self.weight_choice.setCurrentIndex(max(0, found))
         self.weight_choice.blockSignals(False)
         if not keys:
             self.weight_note.setText("no layer holds weights")
             return
-        label, i = self.weight_choice.currentData()
+        index, _, label = self.weight_choice.currentData().partition(":")
+        i = int(index)
         colors = theme.plot_colors()
         if second is not None and label in second:
             moved, apart = weight_stats.changes({label: first[label]}, {label: second[label]}, names)

@@ -115,13 +115,15 @@ def _wires_through_nodes(
     return through
 
 
-def _median_seconds(fn: Any, *args: Any, repeats: int) -> tuple[float, list[float]]:
+def _median_seconds(
+    fn: Any, *args: Any, repeats: int, clock: Any = time.perf_counter
+) -> tuple[float, list[float]]:
     times = []
     for _ in range(repeats):
         gc.collect()
-        t0 = time.perf_counter()
+        t0 = clock()
         fn(*args)
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times), times
 
 
@@ -151,6 +153,8 @@ def run(repeats: int = 5) -> list[tuple[str, str]]:
     layered_positions(big)  # the first call in a process also imports igraph
     first_s = time.perf_counter() - t0
     new_s, new_times = _median_seconds(layered_positions, big, repeats=repeats)
+    # CPU time of this process: what the layout costs when other work shares the cores.
+    cpu_s, _ = _median_seconds(layered_positions, big, repeats=repeats, clock=time.process_time)
     lr_s, _ = _median_seconds(layered_positions, big, "LR", repeats=repeats)
     old_s, _ = _median_seconds(_old_sweep, big, repeats=repeats)
     _progress(f"EfficientNetB7: {new_s:.3f} s (old sweep {old_s:.3f} s)")
@@ -161,6 +165,10 @@ def run(repeats: int = 5) -> list[tuple[str, str]]:
             "EfficientNetB7 layout TB s",
             f"{new_s:.3f} s (median of {repeats}: {', '.join(f'{t:.3f}' for t in new_times)}; "
             f"{verdict} the 0.5 s target)",
+        ),
+        (
+            "EfficientNetB7 layout TB CPU s",
+            f"{cpu_s:.3f} s (median of {repeats}, this process's CPU time)",
         ),
         ("EfficientNetB7 first layout in a process s", f"{first_s:.3f} s (imports igraph)"),
         ("EfficientNetB7 layout LR s", f"{lr_s:.3f} s"),

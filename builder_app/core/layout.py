@@ -109,11 +109,11 @@ def _port_offset(port: int, count: int, size: float) -> float:
     return size * ((port + 1) / (count + 1) - 0.5)
 
 
-def _port_counts(graph: ModelGraph) -> tuple[dict[str, int], dict[str, int]]:
-    """Input and output ports per node, as far as its wires tell (at least one each)."""
+def _port_counts(graph: ModelGraph, edges: list[Edge]) -> tuple[dict[str, int], dict[str, int]]:
+    """Input and output ports per node, as far as its wires (``graph.edges()``) tell (at least one each)."""
     ins = {n: 1 for n in graph.nodes}
     outs = {n: 1 for n in graph.nodes}
-    for edge in graph.edges():
+    for edge in edges:
         ins[edge.dst] = max(ins[edge.dst], edge.dst_port + 1)
         outs[edge.src] = max(outs[edge.src], edge.src_port + 1)
     return ins, outs
@@ -135,7 +135,7 @@ def _layers(graph: ModelGraph, order: list[str]) -> dict[str, int]:
     return layer
 
 
-def _pieces(graph: ModelGraph, order: list[str]) -> list[list[str]]:
+def _pieces(edges: list[Edge], order: list[str]) -> list[list[str]]:
     """Weakly connected pieces, each in topological order, ordered by their first node."""
     parent = {n: n for n in order}
     rank = {n: i for i, n in enumerate(order)}
@@ -146,7 +146,7 @@ def _pieces(graph: ModelGraph, order: list[str]) -> list[list[str]]:
             n = parent[n]
         return n
 
-    for edge in graph.edges():
+    for edge in edges:
         a, b = root(edge.src), root(edge.dst)
         if a != b:
             parent[max(a, b, key=rank.__getitem__)] = min(a, b, key=rank.__getitem__)
@@ -178,6 +178,19 @@ def _isotonic(targets: list[float], weights: list[float], seps: list[float]) -> 
 
 def _place(row: list[_Item], links: str) -> None:
     """Moves a layer's items towards their neighbours in ``links`` ("up", "down" or both)."""
+    if len(row) == 1:  # most layers of a deep chain: nothing to keep apart
+        (item,) = row
+        total = pulled = 0.0
+        for side in links:
+            for other, mine, theirs, pull in item.up if side == "u" else item.down:
+                total += pull * (other.pos + theirs - mine)
+                pulled += pull
+        if pulled:  # the same arithmetic as _isotonic's one block, so the same positions
+            target = total / pulled
+            item.pos = (target * pulled) / pulled + 0.0
+        else:
+            item.pos = (item.pos * 1e-3) / 1e-3 + 0.0
+        return
     targets, weights = [], []
     for item in row:
         total = pulled = 0.0
@@ -201,7 +214,7 @@ def _place(row: list[_Item], links: str) -> None:
 
 
 def _order_piece(
-    graph: ModelGraph, nodes: list[str], layer: Mapping[str, int]
+    edges: list[Edge], nodes: list[str], layer: Mapping[str, int]
 ) -> tuple[list[tuple[int, int]], list[float], list[list[tuple[int, float]]]]:
     """The order igraph's Sugiyama layout gives one piece.
 
@@ -211,7 +224,7 @@ def _order_piece(
     import igraph
 
     index = {n: i for i, n in enumerate(nodes)}
-    pairs = sorted({(index[e.src], index[e.dst]) for e in graph.edges() if e.src in index})
+    pairs = sorted({(index[e.src], index[e.dst]) for e in edges if e.src in index})
     top = min(layer[n] for n in nodes)
     g = igraph.Graph(n=len(nodes), edges=pairs, directed=True)
     result = g.layout_sugiyama(layers=[layer[n] - top for n in nodes], maxiter=_MAXITER)
@@ -268,15 +281,17 @@ def layered_layout(
     given = sizes or {}
     size = {n: (float(given.get(n, default)[0]), float(given.get(n, default)[1])) for n in order}
     across = 0 if direction == "TB" else 1  # TB: x is across the layers; LR: y
-    ins, outs = _port_counts(graph)
+    # One list of the wires for every step: graph.edges() builds and sorts it anew each call.
+    edges = graph.edges()
+    ins, outs = _port_counts(graph, edges)
     layer = _layers(graph, order)
 
     items: dict[str, _Item] = {n: _Item(n, size[n][across]) for n in order}
     chains: dict[tuple[str, str], list[tuple[int, _Item]]] = {}
     rows: dict[int, list[_Item]] = {}  # per layer, all pieces together (for the along-axis step)
     start = 0.0
-    for piece in _pieces(graph, order):
-        piece_rows = _piece_rows(graph, piece, layer, items, ins, outs, size, across, chains)
+    for piece in _pieces(edges, order):
+        piece_rows = _piece_rows(edges, piece, layer, items, ins, outs, size, across, chains)
         _refine(piece_rows)
         for row in piece_rows.values():
             _place(row, "")  # packed, in order
@@ -311,7 +326,7 @@ def layered_layout(
         n: point(round(items[n].pos - size[n][across] / 2, 2), first[layer[n]]) for n in order
     }
     bends: dict[Edge, list[tuple[float, float]]] = {}
-    for edge in graph.edges():
+    for edge in edges:
         chain = chains.get((edge.src, edge.dst), [])
         if chain:
             bends[edge] = [
@@ -323,7 +338,7 @@ def layered_layout(
 
 
 def _piece_rows(
-    graph: ModelGraph,
+    edges: list[Edge],
     piece: list[str],
     layer: Mapping[str, int],
     items: dict[str, _Item],
@@ -342,7 +357,7 @@ def _piece_rows(
     if len(piece) == 1:
         keyed[layer[piece[0]]] = [(0.0, 0, items[piece[0]])]
     else:
-        pairs, xs, dummies = _order_piece(graph, piece, layer)
+        pairs, xs, dummies = _order_piece(edges, piece, layer)
         for i, n in enumerate(piece):
             keyed.setdefault(layer[n], []).append((xs[i], i, items[n]))
         own: dict[tuple[str, str], list[tuple[int, _Item]]] = {}
@@ -352,7 +367,7 @@ def _piece_rows(
             for (d, x), (_, dummy) in zip(dummies[k], chain, strict=True):
                 keyed.setdefault(d, []).append((x, len(piece) + k, dummy))
             own[(src, dst)] = chain
-        for edge in graph.edges():
+        for edge in edges:
             chain = own.get((edge.src, edge.dst))
             if chain is None:  # a wire of another piece
                 continue
@@ -489,9 +504,10 @@ def crossings(
 
     default = DEFAULT_SIZE[direction]
     given = sizes or {}
-    ins, outs = _port_counts(graph)
+    edges = graph.edges()
+    ins, outs = _port_counts(graph, edges)
     ends = []
-    for edge in graph.edges():
+    for edge in edges:
         (sx, sy), (sw, sh) = positions[edge.src], given.get(edge.src, default)
         (dx, dy), (dw, dh) = positions[edge.dst], given.get(edge.dst, default)
         if direction == "TB":

@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("project", type=Path, metavar="PROJECT")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
+    _trust_option(validate)
 
     from builder_app.exporters.registry import EXPORTERS, help_sentence
 
@@ -99,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load each export in a fresh Python, compare its outputs with the app's model",
     )
+    from builder_app.exporters.litert import QUANTIZE_MODES
+
+    export.add_argument(
+        "--quantize",
+        choices=QUANTIZE_MODES,
+        help="int8 weights (model.quantize) in the --keras and --litert exports; --check reports the difference",
+    )
+    _trust_option(export)
 
     import_ = commands.add_parser(
         "import",
@@ -107,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     import_.add_argument("model", type=Path, metavar="MODEL")
     import_.add_argument("-o", "--output", type=Path, required=True, metavar="PROJECT")
+    import_.add_argument(
+        "--custom-layers", type=Path, action="append", default=[], metavar="F.py",
+        help="a Python file defining the model's custom layer classes (repeat for more); kept in the project",
+    )
+    _trust_option(import_)
 
     train = commands.add_parser(
         "train",
@@ -121,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         "F.csv:TARGET or an image folder",
     )
     train.add_argument("--epochs", type=_count, metavar="N")
+    _trust_option(train)
     train.add_argument("--batch-size", type=_count, metavar="N")
     train.add_argument("--optimizer", metavar="NAME", help="a keras.optimizers class, e.g. adam, sgd, adamw")
     train.add_argument("--learning-rate", type=_positive, metavar="X")
@@ -159,6 +174,13 @@ def _parser() -> argparse.ArgumentParser:
     _sweep_parser(commands)
     _inspect_parser(commands)
     return parser
+
+
+def _trust_option(command) -> None:
+    command.add_argument(
+        "--trust", action="store_true",
+        help="trust and run the project's custom-layer code (remembered by content hash)",
+    )
 
 
 def _inspect_parser(commands) -> None:
@@ -225,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     commands = {
         "gui": lambda: _gui(args.project),
-        "validate": lambda: _validate(args.project, as_json=args.json),
+        "validate": lambda: _validate(args.project, as_json=args.json, trust=args.trust),
         "summary": lambda: _summary(args.project),
         "export": lambda: _export(args),
-        "import": lambda: _import(args.model, args.output),
+        "import": lambda: _import(args.model, args.output, args.custom_layers, args.trust),
         "train": lambda: _train(args),
         "render": lambda: _render(args),
         "sweep": lambda: _sweep(args),
@@ -381,9 +403,37 @@ def _load(path: Path):
         raise _BadInput(_named(str(exc), path)) from None
 
 
-def _validate(path: Path, *, as_json: bool) -> int:
+def _custom_code(project, path: Path, trust: bool) -> None:
+    """Runs the project's custom code if the user trusts it (``--trust`` trusts it now).
+
+    Untrusted code is not run: the project is used as it is (its custom nodes say they
+    need their code) and one line on stderr says so.
+
+    Raises:
+        _BadInput: Trusted code raises when run (one line naming the file).
+    """
+    from builder_app.core import custom_code
+    from builder_app.core import trust as trusting
+
+    files = getattr(project, "custom_code", None) or []
+    if not files:
+        return
+    if trust:
+        trusting.trust(files)
+    missing = trusting.untrusted(files)
+    if missing:
+        print(f"warning: {_full(path)}: {trusting.untrusted_message(missing)}", file=sys.stderr)
+        return
+    try:
+        custom_code.activate(files)
+    except custom_code.CustomCodeError as exc:
+        raise _BadInput(f"{_full(path)}: the custom code raised: {exc}") from None
+
+
+def _validate(path: Path, *, as_json: bool, trust: bool = False) -> int:
     project = _load(path)
     _keras()
+    _custom_code(project, path, trust)
     from builder_app.core.report import validation_report
     from builder_app.core.shapes import ShapeEngine
 
@@ -424,6 +474,9 @@ def _export(args: argparse.Namespace) -> int:
     _check_readable(args.project, "project file")
     for exporter, path in targets:
         _check_writable(exporter.flag, path, directory=exporter.is_directory)
+    if args.quantize and not any(e.quantizable for e, _ in targets):
+        kinds = " or ".join(e.flag for e in EXPORTERS.values() if e.quantizable)
+        raise _BadInput(f"--quantize {args.quantize} applies to {kinds}, and none is asked for")
     project = _load(args.project)
     from builder_app.core.quiet import native_stderr_silenced
 
@@ -433,6 +486,7 @@ def _export(args: argparse.Namespace) -> int:
         if reason:
             raise _BadInput(reason)
     _keras()
+    _custom_code(project, args.project, args.trust)
     from builder_app.core.keras_model import BuildError, build_keras_model
 
     try:
@@ -442,10 +496,24 @@ def _export(args: argparse.Namespace) -> int:
     except BuildError as exc:
         print(f"builder-app: {_full(args.project)}: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    quantized = None
+    if args.quantize:
+        from builder_app.exporters.litert import quantized_copy
+
+        try:
+            quantized = quantized_copy(project.graph, model, args.quantize)  # the float model stays for the others
+        except ValueError as exc:
+            print(f"builder-app: {_full(args.project)}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        from builder_app.exporters.litert import quantized_layers
+
+        names = quantized_layers(quantized)
+        print(f"{args.quantize} weights in {len(names)} layer{'s' if len(names) != 1 else ''}: {', '.join(names)}")
     failed = False
     for exporter, path in targets:
+        written = quantized if quantized is not None and exporter.quantizable else model
         try:
-            exporter.write(project, path, model)
+            exporter.write(project, path, written)
         except OSError as exc:
             print(f"builder-app: cannot write {_full(path)}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_UNREADABLE
@@ -454,11 +522,12 @@ def _export(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         print(f"wrote {path}")
         if args.check and exporter.checkable:
-            failed |= not _check(project.graph, model, exporter.kind, path)
+            failed |= not _check(project.graph, model, exporter.kind, path, quantized=written is quantized)
     return EXIT_INVALID if failed else EXIT_VALID
 
 
-def _check(graph, model, kind: str, path: Path) -> bool:
+def _check(graph, model, kind: str, path: Path, *, quantized: bool = False) -> bool:
+    """Compares an export with the app's (float) model; a quantised export's difference is reported, not failed."""
     from builder_app.exporters.check import TOLERANCE, CheckError, check_export
 
     try:
@@ -471,24 +540,42 @@ def _check(graph, model, kind: str, path: Path) -> bool:
 
         print(f"check failed: {path}: {type(exc).__name__}: {clean_message(exc)}", file=sys.stderr)
         return False
+    if quantized:
+        for i, difference in enumerate(differences):
+            print(f"check {path}: output {i}: largest difference {difference:.3g} against the float model (int8 weights)")
+        return True
     for i, difference in enumerate(differences):
         verdict = "ok" if difference <= TOLERANCE else "DIFFERS"
         print(f"check {path}: output {i}: largest difference {difference:.3g} ({verdict})")
     return all(d <= TOLERANCE for d in differences)
 
 
-def _import(model: Path, output: Path) -> int:
+def _import(model: Path, output: Path, custom_layers: list[Path] = (), trust: bool = False) -> int:
     _check_readable(model, "Keras model file")
     _check_writable("-o", output)
+    from builder_app.core import custom_code
+
+    files = []
+    for path in custom_layers:
+        _check_readable(path, "custom layers file")
+        try:
+            files.append(custom_code.read_file(path))
+            custom_code.class_names(files[-1])
+        except custom_code.CustomCodeError as exc:
+            raise _BadInput(str(exc)) from None
+    if len({f.name for f in files}) != len(files):
+        raise _BadInput("two --custom-layers files have one name")
     _keras()
-    from builder_app.core.project import save_project
+    from builder_app.core.project import Project, save_project
     from builder_app.importers.keras_file import ModelImportError, import_model
 
+    _custom_code(Project(graph=None, custom_code=files), model, trust)  # type: ignore[arg-type]
     try:
         result = import_model(model)
     except ModelImportError as exc:
         print(f"builder-app: {_named(str(exc), model)}", file=sys.stderr)
         return EXIT_UNREADABLE
+    result.project.custom_code = files
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     try:
@@ -511,6 +598,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.gui:
         project = _load(args.project)
         _keras()
+        _custom_code(project, args.project, args.trust)
         return _train_window(project, args)
     _check_readable(args.project, "project file")  # the cheapest check first
     from builder_app.training.data import DataError, parse_spec
@@ -528,6 +616,7 @@ def _train(args: argparse.Namespace) -> int:
             _check_writable(option, path)
     project = _load(args.project)
     _keras()
+    _custom_code(project, args.project, args.trust)
     from builder_app.training.runner import (
         Overrides,
         TrainingRun,

@@ -25,7 +25,7 @@ def test_every_exporter_has_a_flag_and_a_menu_entry(qtbot, loader, tmp_path):
     for exporter in EXPORTERS.values():
         assert exporter.flag in flags
         assert window.actions_by_name[f"export_{exporter.kind}"].text() == exporter.label in menu
-    assert registry.flags_sentence() == "--python, --keras, --savedmodel, --onnx or --train-script"
+    assert registry.flags_sentence() == "--python, --keras, --savedmodel, --onnx, --litert or --train-script"
 
 
 @pytest.fixture

@@ -54,6 +54,8 @@ class Exporter:
     checkable: bool
     #: Why it cannot run here (one sentence), or None when it can.
     unavailable: Callable[[], str | None] = lambda: None
+    #: Whether ``export --quantize int8`` applies (the writer is given the quantised model).
+    quantizable: bool = False
 
     @property
     def flag(self) -> str:
@@ -106,6 +108,18 @@ def _onnx_unavailable() -> str | None:
     )
 
 
+def _write_litert(project: Project, path: Path, model: Any) -> None:
+    from builder_app.exporters.litert import export_litert
+
+    export_litert(project.graph, path, model=model)
+
+
+def _litert_unavailable() -> str | None:
+    from builder_app.exporters.litert import litert_unavailable
+
+    return litert_unavailable()
+
+
 def _write_train_script(project: Project, path: Path, model: Any) -> None:
     from builder_app.exporters.train_script import training_script
 
@@ -135,6 +149,7 @@ EXPORTERS: dict[str, Exporter] = {
             file_filter="Keras model (*.keras)",
             write=_write_keras,
             checkable=True,
+            quantizable=True,
         ),
         Exporter(
             kind="savedmodel",
@@ -156,6 +171,18 @@ EXPORTERS: dict[str, Exporter] = {
             write=_write_onnx,
             checkable=True,
             unavailable=_onnx_unavailable,
+        ),
+        Exporter(
+            kind="litert",
+            help="a LiteRT (TensorFlow Lite) flatbuffer",
+            metavar="F.tflite",
+            label="LiteRT (.tflite)…",
+            suffix=".tflite",
+            file_filter="LiteRT model (*.tflite)",
+            write=_write_litert,
+            checkable=True,
+            unavailable=_litert_unavailable,
+            quantizable=True,
         ),
         Exporter(
             kind="train-script",

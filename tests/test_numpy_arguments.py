@@ -192,3 +192,29 @@ def test_a_bad_numpy_argument_is_a_node_error_in_one_line(saved, case, tmp_path)
     assert "__numpy__" not in message, message
     with pytest.raises(CodegenError, match="not valid: 'transform'"):
         python_source(graph)
+
+
+MARKERS = {
+    "__lambda__": "holds a Python lambda, which is code and is never run from a file",
+    "function": "holds a Python function, which is code and is never run from a file",
+    "__bytes__": "holds raw bytes, which this app does not read here",
+    "__typespec__": "holds a TensorFlow type spec, which this app does not read here",
+    "__made_up__": "holds an object of a kind this app does not read",
+}
+
+
+@pytest.mark.parametrize("marker", MARKERS)
+def test_keras_markers_are_refused_in_a_sentence(marker):
+    """Issue 17, item 6: "__lambda__", "__bytes__" and the like are named in words."""
+    from builder_app.core.calls import CallError, constant
+    from builder_app.core.catalog import check_config, default_config
+
+    value = {"class_name": marker, "config": {"value": "AAAA"}}
+    (problem,) = check_config("Dense", {**default_config("Dense"), "units": 2, "bias_initializer": {
+        "module": "keras.initializers", "class_name": "Constant", "config": {"value": value},
+    }})
+    assert problem.startswith("bias_initializer.value: " + MARKERS[marker]), problem
+    assert f"(Keras's {marker})" in problem  # the marker only in brackets, for a search
+    with pytest.raises(CallError) as info:
+        constant(value)
+    assert str(info.value).startswith(f"the call {MARKERS[marker]}")

@@ -36,6 +36,36 @@ CONSTANT_DTYPES = frozenset({
 _made: dict[int, tuple[Mapping[str, Any], Any]] = {}
 
 
+# Keras's serialization markers, as a user would name what they stand for.
+_MARKERS = {
+    "__lambda__": "a Python lambda",
+    "function": "a Python function",
+    "__bytes__": "raw bytes",
+    "__typespec__": "a TensorFlow type spec",
+    "__keras_tensor__": "a model's tensor",
+    "__tensor__": "a constant tensor",
+    "__numpy__": "a NumPy array",
+    "__slice__": "a slice",
+    "__ellipsis__": "an ellipsis (...)",
+    "__tuple__": "a tuple",
+}
+
+
+def marker_refusal(class_name: Any) -> str:
+    """Why a serialized marker (``__lambda__``, ``__bytes__``, ...) is refused, in a sentence.
+
+    The marker itself is named only in brackets: ``"holds a Python lambda, which is
+    code and is never run from a file (Keras's __lambda__)"``.
+    """
+    name = str(class_name)[:40]
+    words = _MARKERS.get(name)
+    if name in ("__lambda__", "function"):
+        return f"holds {words}, which is code and is never run from a file (Keras's {name})"
+    if words is None:
+        return f"holds an object of a kind this app does not read (Keras's {name})"
+    return f"holds {words}, which this app does not read here (Keras's {name})"
+
+
 class CallError(ValueError):
     """A recorded call holds something this app does not run."""
 
@@ -89,7 +119,7 @@ def constant(value: Mapping[str, Any]) -> Any:
         return tuple(config.get("value", []))
     if kind in CONSTANT_KINDS:
         return _made_constant(value)
-    raise CallError(f"the call holds an object this app does not run: {str(kind)[:60]}")
+    raise CallError(f"the call {marker_refusal(kind)}")
 
 
 def constant_problem(value: Any) -> str | None:

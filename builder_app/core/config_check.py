@@ -16,7 +16,7 @@ import re
 import warnings
 from typing import Any
 
-from builder_app.core.calls import CONSTANT_KINDS, constant_problem
+from builder_app.core.calls import CONSTANT_KINDS, constant_problem, marker_refusal
 from builder_app.core.catalog import (
     ACTIVATION,
     ANY,
@@ -348,7 +348,7 @@ class _Checker:
         if class_name in _FORBIDDEN_CLASS_NAMES or (
             class_name is not None and class_name.startswith("__") and class_name != "__tuple__"
         ):
-            self.add(where, f"serialized {class_name!r} objects are not allowed")
+            self.add(where, marker_refusal(class_name))
             return
         if class_name == "__tuple__":
             self.scan(where, value.get("config"), depth + 1)

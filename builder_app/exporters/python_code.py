@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from builder_app.core import catalog, custom_code, keras_compat
-from builder_app.core.calls import CONSTANT_KINDS, call_arguments, constant_problem
+from builder_app.core.calls import CONSTANT_KINDS, call_arguments, constant_problem, marker_refusal
 from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snake_case
 from builder_app.core.keras_build import is_operation, make_keras_layer
 from builder_app.core.messages import problems_message
@@ -309,6 +309,8 @@ class _ValueWriter:
             return _layer_constructor(class_name, config, config.get("name"), self.where)
         if key == "dtype" or key.endswith("_dtype"):
             return literal(_dtype_name(value))
+        if str(class_name).startswith("__"):
+            raise CodegenError(f"{self.where}: '{key}' {marker_refusal(class_name)}")
         raise CodegenError(
             f"{self.where}: '{key}' holds a {class_name} object, which has no Python form here"
         )
@@ -719,7 +721,7 @@ class _FunctionWriter:
             if problem is not None:
                 raise CodegenError(f"{where}: {problem}")
             return _constant_array(config)
-        raise CodegenError(f"{where}: its call holds an object with no Python form ({str(kind)[:60]})")
+        raise CodegenError(f"{where}: its call {marker_refusal(kind)}")
 
     # ------------------------------------------------------------ operations
     def operation(self, node_id: str, layer: Layer, where: str) -> None:

@@ -534,11 +534,12 @@ def test_zip_bombs_are_refused_in_bounded_memory(tmp_path, monkeypatch):
         import_model(many)
 
 
-def test_assets_are_not_imported_and_say_so(tmp_path):
+def test_assets_no_layer_owns_are_left_out_and_say_so(tmp_path):
+    # Owned assets (adapted vocabularies) are imported: tests/test_import_fidelity.py.
     source = simple_keras_file(tmp_path / "simple.keras")
     path = rewrite_archive(source, tmp_path / "assets.keras", **{"assets/lookup/vocabulary.txt": b"a\nb\n"})
     assert import_model(path).warnings == [
-        "the model's assets (vocabularies and other files) were not imported; layers that need them must be given them again"
+        "ignored the assets in 'assets/lookup', which no layer of the model owns"
     ]
 
 

@@ -3,7 +3,8 @@
 The artifact is loaded in a fresh Python (never this process, which has the
 app's own objects around): a ``.keras`` file with ``keras.saving.load_model(...,
 safe_mode=True)``, a SavedModel with ``tf.saved_model.load``, an ONNX file in
-onnxruntime, exported code by running it and calling ``build_model()`` (weights
+onnxruntime, a ``.tflite`` file in the LiteRT interpreter (``ai_edge_litert``, else
+TensorFlow's ``tf.lite.Interpreter``), exported code by running it and calling ``build_model()`` (weights
 copied from the app's model by layer name). It is fed the same random inputs as
 the in-app model, and the largest difference per output comes back. Open
 dimensions other than the batch get a length (3) unlike the batch (2), so an
@@ -29,7 +30,7 @@ _CHILD = r"""
 import sys
 import numpy as np
 
-kind, artifact, inputs_path, outputs_path, weights_path = sys.argv[1:6]
+kind, artifact, inputs_path, outputs_path, weights_path, input_names = sys.argv[1:7]
 data = np.load(inputs_path)
 inputs = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]
 feed = inputs if len(inputs) > 1 else inputs[0]
@@ -38,6 +39,15 @@ if kind == "onnx":
     session = onnxruntime.InferenceSession(artifact, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     outputs = session.run(None, dict(zip(names, inputs)))
+elif kind == "litert":
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+        Interpreter = tf.lite.Interpreter
+    runner = Interpreter(model_path=artifact).get_signature_runner()
+    got = runner(**dict(zip(input_names.split(","), inputs)))
+    outputs = [got[k] for k in sorted(got, key=lambda k: int(k.rsplit("_", 1)[-1]))]
 elif kind == "savedmodel":
     import tensorflow as tf
     served = tf.saved_model.load(artifact)
@@ -67,7 +77,7 @@ def check_export(
 
     Args:
         graph: The project's graph (with its weights).
-        kind: ``"keras"``, ``"savedmodel"``, ``"onnx"`` or ``"python"``.
+        kind: ``"keras"``, ``"savedmodel"``, ``"onnx"``, ``"litert"`` or ``"python"``.
         artifact: The exported file or directory.
         model: The Keras model the export was written from. Without it, one is
             built from the graph, which matches only when the project holds
@@ -83,7 +93,7 @@ def check_export(
         refuse_if_it_cannot_run_here(model)  # here, and in the fresh Python on this machine
     except BuildError as exc:
         raise CheckError(str(exc)) from None
-    inputs = _random_inputs(model, seed)
+    inputs = _random_inputs(model, seed, graph)
     expected = [np.asarray(o) for o in _flatten(model(inputs if len(inputs) > 1 else inputs[0], training=False))]
     with tempfile.TemporaryDirectory(prefix="builder-app-check-") as scratch:
         folder = Path(scratch)
@@ -101,13 +111,16 @@ def check_export(
                 str(folder / "inputs.npz"),
                 str(folder / "outputs.npz"),
                 str(weights),
+                ",".join(t.name.split(":")[0] for t in model.inputs),
             ],
             capture_output=True,
             text=True,
             cwd=folder,  # away from any checkout, so only installed packages are found
         )
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            from builder_app.core.messages import clean_message
+
+            last = clean_message(Exception((done.stderr.strip().splitlines() or ["(no message)"])[-1]))
             raise CheckError(f"the exported {kind} did not run in a fresh Python: {last}")
         got = np.load(folder / "outputs.npz")
         produced = [got[f"arr_{i}"] for i in range(len(got.files))]
@@ -125,13 +138,22 @@ def check_export(
     ]
 
 
-def _random_inputs(model, seed: int) -> list[np.ndarray]:
+def _random_inputs(model, seed: int, graph: ModelGraph | None = None) -> list[np.ndarray]:
+    from builder_app.exporters.io_structure import input_vocabularies
+
     rng = np.random.default_rng(seed)
+    vocabularies = input_vocabularies(graph, model) if graph is not None else [None] * len(model.inputs)
     batch = []
-    for tensor in model.inputs:
+    for tensor, vocabulary in zip(model.inputs, vocabularies, strict=True):
         shape = [(2 if i == 0 else 3) if d is None else d for i, d in enumerate(tensor.shape)]
         dtype = str(tensor.dtype)
-        if "int" in dtype:
+        if vocabulary:
+            # Tokens the lookup knows and one it does not: both paths are compared.
+            pool = np.array([*vocabulary[:20], *([0] if "int" in dtype else ["an unknown token"])])
+            batch.append(rng.choice(pool, size=shape).astype(dtype if "int" in dtype else str))
+        elif dtype == "string":
+            batch.append(rng.choice(np.array(["a", "b", "a b"]), size=shape))
+        elif "int" in dtype:
             # Small ids: valid for any vocabulary of two or more entries.
             batch.append(rng.integers(0, 2, size=shape).astype(dtype))
         elif dtype == "bool":

@@ -1,0 +1,176 @@
+"""Issue 17: what an import keeps (vocabularies, structure) and how the exports and messages read."""
+
+from __future__ import annotations
+
+import runpy
+
+import keras
+import numpy as np
+import pytest
+
+from builder_app import cli
+from builder_app.core.keras_build import LayerError, make_keras_layer
+from builder_app.core.keras_model import BuildError, build_keras_model
+from builder_app.core.project import project_from_bytes, project_to_bytes, save_project
+from builder_app.core.shapes import ShapeEngine
+from builder_app.exporters.python_code import CodegenError, python_source
+from builder_app.exporters.saved_model import export_keras, export_savedmodel
+from builder_app.importers.keras_file import import_model
+
+
+def lookup_model() -> keras.Model:
+    """The issue's repro: adapted IntegerLookup and StringLookup in a functional model."""
+    ids = keras.Input((1,), dtype="int64", name="ids")
+    words = keras.Input((1,), dtype="string", name="words")
+    int_lookup = keras.layers.IntegerLookup(output_mode="one_hot", name="int_lookup")
+    int_lookup.adapt(np.array([[3], [5], [7], [7]]))
+    str_lookup = keras.layers.StringLookup(output_mode="one_hot", name="str_lookup")
+    str_lookup.adapt(np.array([["cat"], ["dog"], ["dog"], ["emu"]]))
+    joined = keras.layers.Concatenate(name="joined")([int_lookup(ids), str_lookup(words)])
+    out = keras.layers.Dense(2, name="out")(joined)
+    return keras.Model([ids, words], out, name="lookups")
+
+
+FEED = [np.array([[3], [5], [7], [9], [0]], dtype="int64"), np.array([["cat"], ["dog"], ["emu"], ["yak"], [""]])]
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lookups")
+    model = lookup_model()
+    model.save(folder / "lookups.keras")
+    result = import_model(folder / "lookups.keras")
+    # Through the project file: format 4 keeps the vocabularies.
+    project = project_from_bytes(project_to_bytes(result.project))
+    return model, result, project, folder
+
+
+def test_the_vocabularies_are_imported_and_kept_in_the_project(imported):
+    model, result, project, _ = imported
+    assert result.warnings == []
+    layers = project.graph.layers
+    assert layers["int_lookup"].assets == {"vocabulary.txt": b"-1\n7\n5\n3"}
+    assert layers["str_lookup"].assets == {"vocabulary.txt": b"[UNK]\ndog\nemu\ncat"}
+    engine = ShapeEngine(project.graph)
+    try:
+        assert engine.errors() == []
+        shapes = {project.graph.layer_of(n).name: engine.peek(n).outputs[0].shape for n in project.graph.nodes}
+    finally:
+        engine.close()
+    assert shapes["int_lookup"] == (None, 4) and shapes["str_lookup"] == (None, 4)
+
+
+def test_the_app_model_the_code_and_the_keras_file_give_the_original_outputs(imported, tmp_path):
+    model, _, project, _ = imported
+    expected = np.asarray(model(FEED))
+    app_model = build_keras_model(project.graph)
+    np.testing.assert_allclose(np.asarray(app_model(FEED)), expected, atol=1e-6)
+
+    source = python_source(project.graph)
+    assert "vocabulary=[-1, 7, 5, 3]" in source and 'vocabulary=["[UNK]", "dog", "emu", "cat"]' in source
+    (tmp_path / "code.py").write_text(source)
+    coded = runpy.run_path(str(tmp_path / "code.py"))["build_model"]()
+    coded.get_layer("out").set_weights(model.get_layer("out").get_weights())
+    np.testing.assert_allclose(np.asarray(coded(FEED)), expected, atol=1e-6)
+
+    export_keras(project.graph, tmp_path / "again.keras", model=app_model)
+    reloaded = keras.saving.load_model(tmp_path / "again.keras", safe_mode=True)  # plain Keras loads it
+    np.testing.assert_allclose(np.asarray(reloaded(FEED)), expected, atol=1e-6)
+    # ...and imports again with its vocabularies.
+    again = import_model(tmp_path / "again.keras")
+    assert again.project.graph.layers["str_lookup"].assets == project.graph.layers["str_lookup"].assets
+
+
+@pytest.mark.slow
+def test_the_savedmodel_gives_the_original_outputs(imported, tmp_path):
+    import tensorflow as tf
+
+    model, _, project, _ = imported
+    export_savedmodel(project.graph, tmp_path / "served", model=build_keras_model(project.graph))
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    got = served.serve([tf.constant(FEED[0]), tf.constant(FEED[1])])
+    np.testing.assert_allclose(np.asarray(got), np.asarray(model(FEED)), atol=1e-6)
+
+
+def test_a_lookup_without_its_vocabulary_is_a_node_error_in_every_export(imported):
+    _, _, project, _ = imported
+    graph = project.graph.clone()
+    graph.layers["int_lookup"].assets = None
+    with pytest.raises(LayerError, match="IntegerLookup 'int_lookup': it has no vocabulary, so Keras cannot call it"):
+        make_keras_layer(graph.layers["int_lookup"])
+    engine = ShapeEngine(graph)
+    try:
+        (problem,) = engine.errors()
+    finally:
+        engine.close()
+    assert "has no vocabulary" in str(problem)
+    with pytest.raises(BuildError, match="no vocabulary"):
+        build_keras_model(graph)
+    with pytest.raises(CodegenError):
+        python_source(graph)
+
+
+def test_unreadable_vocabulary_files_are_left_out_with_a_warning(tmp_path):
+    from tests.test_import import rewrite_archive
+
+    model = lookup_model()
+    model.save(tmp_path / "m.keras")
+    bad = rewrite_archive(
+        tmp_path / "m.keras", tmp_path / "bad.keras", **{"assets/layers/integer_lookup/vocabulary.txt": b"seven\n"}
+    )
+    result = import_model(bad)
+    assert result.project.graph.layers["int_lookup"].assets is None
+    assert result.project.graph.layers["str_lookup"].assets is not None
+    assert any(w.startswith("layer 'int_lookup': its vocabulary was not imported (") for w in result.warnings)
+
+
+def test_a_layer_that_keeps_assets_its_class_does_not_load_cannot_be_written_as_code(imported):
+    _, _, project, _ = imported
+    graph = project.graph.clone()
+    graph.layers["str_lookup"].assets = {"vocabulary.txt": b"[UNK]\na\nb\nc", "extra.bin": b"\x00"}
+    with pytest.raises(CodegenError, match="layer 'str_lookup': its state \\(the asset files extra.bin\\) cannot be written as code"):
+        python_source(graph)
+
+
+def test_export_check_says_one_line_when_the_model_cannot_run(imported, tmp_path, capsys):
+    _, _, project, _ = imported
+    broken = project.graph.clone()
+    broken.layers["int_lookup"].assets = None  # what format 3 kept: no vocabulary
+    from builder_app.core.project import Project
+
+    save_project(Project(broken), tmp_path / "broken.kproj")
+    code = cli.main(["export", str(tmp_path / "broken.kproj"), "--keras", str(tmp_path / "b.keras"), "--check"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INVALID
+    assert len(err.strip().splitlines()) == 1, err
+    assert "\x1b" not in err and "no vocabulary" in err
+    assert not (tmp_path / "b.keras").exists()
+
+
+# ----------------------------------------------------------------- 17.3
+def test_every_problem_of_a_layer_is_reported_at_once():
+    from builder_app.core.graph import Layer
+
+    with pytest.raises(LayerError) as caught:
+        make_keras_layer(Layer("d", "Dense", {"units": 3, "use_bias": "maybe", "bogus": 1}))
+    message = str(caught.value)
+    assert message == "Dense 'd': (1) use_bias: must be true or false, not 'maybe'; (2) unknown parameter 'bogus' for Dense"
+
+
+# ----------------------------------------------------------------- 17.5
+def test_rnn_defaults_and_recorded_default_training_flags_are_not_written(tmp_path):
+    inner_in = keras.Input((4,), name="inner_in")
+    backbone = keras.Model(inner_in, keras.layers.BatchNormalization(name="bn")(keras.layers.Dense(4, name="d")(inner_in)), name="backbone")
+    backbone.trainable = False
+    x = keras.Input((5, 4), name="x")
+    y = keras.layers.LSTM(4, name="lstm")(x)
+    y = keras.layers.Dropout(0.5, name="drop")(y)
+    y = backbone(y, training=False)
+    model = keras.Model(x, y, name="m")
+    model.save(tmp_path / "m.keras")
+    source = python_source(import_model(tmp_path / "m.keras").project.graph)
+    assert 'layers.LSTM(4, name="lstm")(x)' in source
+    assert "initializer" not in source
+    assert 'layers.Dropout(0.5, name="drop")(lstm)' in source
+    # A sub-model called with training=False was called so on purpose: kept.
+    assert "(drop, training=False)" in source

@@ -807,6 +807,14 @@ def _train(job: _Job, queue, stop, pause, prepared: _Prepared | None = None) -> 
             loaded, settings["validation_split"], shuffle=settings["shuffle"], seed=settings["seed"]
         )
     batch_size = settings["batch_size"]
+    parts = devices.get("shards", 1)
+    if parts > 1:  # DataParallel splits every batch, the last one too: each holds whole samples per device
+        if batch_size % parts:
+            from builder_app.core.training_settings import SettingsError
+
+            raise SettingsError(f"batch_size {batch_size} must be a multiple of the {parts} devices it is split across")
+        train = _evenly(train, parts)
+        validation = _evenly(validation, parts) if validation is not None else None
     steps = math.ceil(len(train) / batch_size)
     metric_names = ["loss", *_metric_names(settings)]
     names = metric_names + ([f"val_{m}" for m in metric_names] if validation is not None else [])
@@ -853,6 +861,13 @@ def _train(job: _Job, queue, stop, pause, prepared: _Prepared | None = None) -> 
             weights=job.weights_out,
         )
     )
+
+
+def _evenly(arrays, parts: int):
+    """``arrays`` without its last samples (fewer than ``parts``), so that every batch splits evenly."""
+    import numpy as np
+
+    return arrays.take(np.arange(len(arrays) - len(arrays) % parts))
 
 
 def _check_backend_here(job: _Job, settings: dict[str, Any]) -> None:
@@ -918,11 +933,12 @@ def _configure_devices(cpu_replicas: int = 0) -> dict[str, Any]:
                 )
             keras.distribution.set_distribution(keras.distribution.DataParallel(devices=cpus[:cpu_replicas]))
             description = describe(backend, f"{cpu_replicas} logical CPUs")
-            return {"description": description, "gpus": 0, "cpus": cpu_replicas, "backend": backend}
+            return {"description": description, "gpus": 0, "cpus": cpu_replicas, "backend": backend, "shards": cpu_replicas}
         if len(names) > 1:
             gpus = [d for d in jax.devices() if d.platform == "gpu"]
             keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
-        return {"description": describe(backend, describe_devices(names)), "gpus": len(names), "cpus": 0, "backend": backend}
+        description = describe(backend, describe_devices(names))
+        return {"description": description, "gpus": len(names), "cpus": 0, "backend": backend, "shards": max(1, len(names))}
     if backend == "tensorflow":
         import tensorflow as tf
 

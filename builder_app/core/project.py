@@ -16,6 +16,10 @@ A project file (``.kproj``) is a zip archive in the spirit of Keras's own
   ``save_assets`` writes (an adapted lookup's ``vocabulary.txt``), deflated, named
   in project.json by ``"assets": {"<layer path>": ["<file>", ...]}`` (only when
   some layer has assets); see :mod:`builder_app.core.assets`.
+* ``custom/<file>.py`` (format 4): the project's custom-layer code, UTF-8 text,
+  named in project.json by ``"custom_code": ["<file>.py", ...]`` (only when the
+  project holds code). Loading reads it as text and never runs it; it runs only
+  once the user trusts it (:mod:`builder_app.core.trust`, :mod:`builder_app.core.custom_code`).
 * ``runs/<run id>.weights.h5`` (format 2): the weights a finished run left, in the
   same layout, one member per run that keeps them. They are checked like the
   model's weights when the file opens, but not matched to the graph, which may
@@ -66,8 +70,9 @@ import h5py
 import numpy as np
 
 from builder_app import __version__ as APP_VERSION
-from builder_app.core import runs as _runs
 from builder_app.core import assets as _assets
+from builder_app.core import custom_code as _custom
+from builder_app.core import runs as _runs
 from builder_app.core import safe_io, weights_file
 from builder_app.core.atomic import clean_stale_temp_files, write_atomically
 from builder_app.core.graph import GraphError, Layer, ModelGraph
@@ -99,7 +104,7 @@ MAX_PROJECT_BYTES = 2 * _GIB
 #: asset files, and a few spare so that a stray member is named in the message
 #: rather than counted. 112 directory entries take about 20 KiB (asset paths are
 #: longer), within MAX_CENTRAL_DIRECTORY_BYTES.
-MAX_MEMBERS = 2 + _runs.MAX_RUN_WEIGHTS + _assets.MAX_ASSET_FILES + 14
+MAX_MEMBERS = 2 + _runs.MAX_RUN_WEIGHTS + _assets.MAX_ASSET_FILES + _custom.MAX_CODE_FILES + 14
 #: Size of the zip central directory: bounds what zipfile parses before we look.
 MAX_CENTRAL_DIRECTORY_BYTES = 64 * _KIB
 #: Uncompressed size of project.json.
@@ -112,7 +117,8 @@ _CHUNK = safe_io.CHUNK
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _JSON_LEVEL = 9
 _DOC_KEYS = frozenset(
-    {"format", "format_version", "app_version", "graph", "training", "runs", "weights", "run_weights", "assets"}
+    {"format", "format_version", "app_version", "graph", "training", "runs", "weights", "run_weights", "assets",
+     "custom_code"}
 )
 
 
@@ -132,6 +138,7 @@ class Project:
         run_weights: The weights each finished run left, by run id (a run's
             ``"id"``, matching :data:`~builder_app.core.runs.RUN_ID`). See
             :mod:`builder_app.core.runs`: ``record_run``, ``restore_run``, ``delete_run``.
+        custom_code: The project's custom-layer code files (text; run only once trusted).
     """
 
     graph: ModelGraph
@@ -139,6 +146,7 @@ class Project:
     runs: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None
     run_weights: dict[str, RunWeights] = field(default_factory=dict)
+    custom_code: list[_custom.CodeFile] = field(default_factory=list)
 
 
 def _v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +219,9 @@ def save_project(project: Project, path: str | os.PathLike[str]) -> None:
     json_bytes, has_weights, runs = _encode(project)
     target = Path(os.path.realpath(os.fspath(path)))
     clean_stale_temp_files(target)
-    write_atomically(target, lambda handle: _write_archive(handle, json_bytes, project.graph, has_weights, runs))
+    write_atomically(
+        target, lambda handle: _write_archive(handle, json_bytes, project.graph, has_weights, runs, project.custom_code)
+    )
     project.path = Path(path)
 
 
@@ -219,7 +229,7 @@ def project_to_bytes(project: Project) -> bytes:
     """The bytes :func:`save_project` would write."""
     json_bytes, has_weights, runs = _encode(project)
     buffer = io.BytesIO()
-    _write_archive(buffer, json_bytes, project.graph, has_weights, runs)
+    _write_archive(buffer, json_bytes, project.graph, has_weights, runs, project.custom_code)
     return buffer.getvalue()
 
 
@@ -277,6 +287,9 @@ def _encode(project: Project) -> tuple[bytes, bool, list[tuple[str, RunWeights]]
         document["run_weights"] = {run_id: {"file": _runs.run_weights_member(run_id)} for run_id, _ in runs}
     if layer_assets:
         document["assets"] = {path: sorted(files) for path, files in sorted(layer_assets.items())}
+    code = _checked_code(project)
+    if code:
+        document["custom_code"] = [file.name for file in code]
     try:
         try:
             text = json.dumps(document, indent=1, ensure_ascii=False, default=_json_default)
@@ -290,6 +303,17 @@ def _encode(project: Project) -> tuple[bytes, bool, list[tuple[str, RunWeights]]
     if safe_io.json_depth(json.loads(data), MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ProjectSaveError(f"the project is nested more than {MAX_JSON_DEPTH} levels deep")
     return data, has_weights, runs
+
+
+def _checked_code(project: Project) -> list[_custom.CodeFile]:
+    code = project.custom_code
+    if not isinstance(code, list) or not all(isinstance(f, _custom.CodeFile) for f in code):
+        raise ProjectSaveError("the custom code must be a list of CodeFile")
+    if len(code) > _custom.MAX_CODE_FILES:
+        raise ProjectSaveError(f"the project holds {len(code)} code files; at most {_custom.MAX_CODE_FILES}")
+    if len({f.name for f in code}) != len(code):
+        raise ProjectSaveError("the project holds two code files of one name")
+    return code
 
 
 def _checked_run_weights(project: Project) -> list[tuple[str, RunWeights]]:
@@ -330,6 +354,7 @@ def _write_archive(
     graph: ModelGraph,
     has_weights: bool,
     runs: list[tuple[str, RunWeights]],
+    code: list[_custom.CodeFile] = (),  # type: ignore[assignment]
 ) -> None:
     start = handle.tell()
     runs_size = sum(weights.nbytes for _, weights in runs)
@@ -364,6 +389,10 @@ def _write_archive(
                 info = zipfile.ZipInfo(_assets.member_name(path, file_name), _ZIP_DATE)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, data, compresslevel=_JSON_LEVEL)
+        for file in code:
+            info = zipfile.ZipInfo(file.member, _ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, file.text.encode("utf-8", "surrogatepass"), compresslevel=_JSON_LEVEL)
     written = handle.tell() - start
     if written > MAX_PROJECT_BYTES:
         raise ProjectSaveError(f"the project file would take {_size(written)}; the limit is {_size(MAX_PROJECT_BYTES)}")
@@ -461,8 +490,12 @@ def _read_project(handle: IO[bytes], size: int) -> Project:
         for name in asset_members:
             if name not in members:
                 raise _Refusal(f"{PROJECT_MEMBER} names {name}, which the archive lacks")
+        code_members = {f"{_custom.CUSTOM_DIR}/{name}": name for name in document.get("custom_code") or []}
+        for name in code_members:
+            if name not in members:
+                raise _Refusal(f"{PROJECT_MEMBER} names {name}, which the archive lacks")
         for name in members:
-            if name != PROJECT_MEMBER and name not in named and name not in asset_members:
+            if name != PROJECT_MEMBER and name not in named and name not in asset_members and name not in code_members:
                 raise _Refusal(f"{name} is in the archive but {PROJECT_MEMBER} does not name it")
         for name in named:
             if name not in members:
@@ -477,6 +510,7 @@ def _read_project(handle: IO[bytes], size: int) -> Project:
         if WEIGHTS_MEMBER in named:
             _read_weights(archive, members[WEIGHTS_MEMBER], project.graph)
         _read_assets(archive, members, asset_members, project.graph)
+        project.custom_code = [_read_code(archive, members[member], name) for member, name in code_members.items()]
         try:
             for name, run_id in named.items():
                 if run_id is not None:
@@ -505,7 +539,10 @@ def _check_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     members: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         name = info.filename
-        if name not in _KNOWN_MEMBERS and not _runs.RUN_MEMBER.fullmatch(name) and not _is_asset_member(name):
+        if (
+            name not in _KNOWN_MEMBERS and not _runs.RUN_MEMBER.fullmatch(name) and not _is_asset_member(name)
+            and not _is_code_member(name)
+        ):
             parts = name.replace("\\", "/").split("/")
             if name.startswith(("/", "\\")) or ".." in parts or re.match(r"[A-Za-z]:", name):
                 raise _Refusal(f"the archive holds a member with an unsafe name {name[:80]!r}")
@@ -622,6 +659,8 @@ def _build_project(document: dict[str, Any]) -> Project:
     _check_run_weights_entry(document.get("run_weights", {}), runs)
     if "assets" in document:
         _assets.check_entry(document["assets"], f"'assets' in {PROJECT_MEMBER}")
+    if "custom_code" in document:
+        _check_code_entry(document["custom_code"])
     return Project(graph=graph, training=training, runs=runs)
 
 
@@ -647,6 +686,35 @@ def _json_kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), "null" if value is None else "a number"
     )
+
+
+def _is_code_member(name: str) -> bool:
+    head, _, file_name = name.partition("/")
+    return head == _custom.CUSTOM_DIR and _custom.name_problem(file_name) is None
+
+
+def _check_code_entry(entry: Any) -> None:
+    where = f"'custom_code' in {PROJECT_MEMBER}"
+    if not isinstance(entry, list) or not all(isinstance(name, str) for name in entry):
+        raise _Refusal(f"{where} should be a list of file names")
+    if len(entry) > _custom.MAX_CODE_FILES or len(set(entry)) != len(entry):
+        raise _Refusal(f"{where} names {len(entry)} files, some twice or more than {_custom.MAX_CODE_FILES}")
+    for name in entry:
+        problem = _custom.name_problem(name)
+        if problem:
+            raise _Refusal(f"{where}: {problem}")
+
+
+def _read_code(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> _custom.CodeFile:
+    """A code member as text (it is never run here)."""
+    buffer = bytearray()
+    _copy_member(archive, info, _custom.MAX_CODE_BYTES, buffer.extend)
+    try:
+        return _custom.CodeFile(name, bytes(buffer).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Refusal(f"{info.filename} is not UTF-8 text") from None
+    except _custom.CustomCodeError as exc:
+        raise _Refusal(str(exc)) from None
 
 
 def _is_asset_member(name: str) -> bool:

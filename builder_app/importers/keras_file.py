@@ -292,7 +292,8 @@ def _import_keras_archive(handle: IO[bytes], size: int, on_graph: Callable[[Mode
         if _CONFIG_MEMBER not in members:
             raise Refused(f"not a .keras model (the archive has no {_CONFIG_MEMBER})")
         config = _read_member(archive, members[_CONFIG_MEMBER], MAX_CONFIG_BYTES)
-        graph = _graph(_parse_config(config, _CONFIG_MEMBER), warnings)
+        parsed = _parse_config(config, _CONFIG_MEMBER)
+        graph = _graph(parsed, warnings)
         if on_graph is not None and _WEIGHTS_MEMBER in members:
             on_graph(graph)
         if any(name.startswith("assets/") and not name.endswith("/") for name in members):
@@ -314,7 +315,7 @@ def _import_keras_archive(handle: IO[bytes], size: int, on_graph: Callable[[Mode
                     safe_io.copy_member(
                         archive, members[_WEIGHTS_MEMBER], MAX_WEIGHTS_BYTES, out.write, kind=".keras model"
                     )
-                _load_keras_weights(graph, weights_path, warnings)
+                _load_keras_weights(graph, weights_path, warnings, parsed)
         else:
             warnings.append("the file holds no weights; the layers start from their initializers")
     return _finish(graph, warnings)
@@ -358,7 +359,7 @@ def _check_h5_file(h5: h5py.File, label: str, size: int) -> dict[str, int]:
     return held
 
 
-def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[str]) -> None:
+def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[str], parsed: Any = None) -> None:
     """Keras 3 weights (``model.weights.h5``) -> the graph's layers."""
     label = _WEIGHTS_MEMBER
     try:
@@ -368,6 +369,7 @@ def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[st
         raise Refused(f"{label} is not a readable HDF5 file ({exc})") from None
     model = _rebuilt(graph, warnings, lambda engine: _keras3_declared(graph, engine, held))
     if model is None:
+        _load_without_code(graph, weights_path, warnings, held, parsed)
         return
     from builder_app.core import keras_compat
 
@@ -378,6 +380,49 @@ def _load_keras_weights(graph: ModelGraph, weights_path: Path, warnings: list[st
                 warnings.append(f"layer '{layer.name}': its weights were not imported ({one_line(exc, 200)})")
             elif obj.weights:
                 layer.weights = [np.array(w) for w in obj.get_weights()]
+
+
+def _load_without_code(graph: ModelGraph, weights_path: Path, warnings: list[str], held, parsed) -> None:
+    """The model lacks some custom layer's code: every other layer keeps its weights."""
+    from builder_app.core import custom_code
+    from builder_app.importers import partial_weights
+
+    lacking = custom_code.needs_code(graph)
+    if not lacking or parsed is None:
+        return
+    used: dict[str, int] = {}
+    paths = {}
+    for layer in graph.layers.values():
+        if _is_operation(layer):
+            continue
+        if layer.submodel is not None:
+            base = "sequential" if layer.class_name == "Sequential" else "functional"
+        else:
+            try:
+                base = _snake_case(catalog_class_name(layer.class_name))
+            except KeyError:
+                base = _snake_case(custom_code.bare_name(layer.class_name))
+        paths[layer.name] = f"layers/{_unique(base, used)}"
+    loaded, missed = partial_weights.load_layer_by_layer(
+        graph, weights_path, paths, held, partial_weights.build_configs(parsed)
+    )
+    names = sorted({graph.layers[graph.nodes[n].layer].name for n, _ in lacking})
+    # The usual "not imported" warning would say the opposite of what happened now.
+    warnings[:] = [w for w in warnings if not w.startswith("the weights were not imported: ")]
+    warnings.append(
+        f"the weights of {len(loaded)} layer(s) were imported layer by layer; "
+        f"{len(names)} layer(s) need their code ({', '.join(repr(n) for n in names[:5])}): "
+        "their weights stay in the file until it is imported with --custom-layers F.py --trust"
+    )
+    lacking_names = set(names)
+    warnings.extend(m for m in missed if m.partition("'")[2].partition("'")[0] not in lacking_names)
+
+
+def catalog_class_name(class_name: str) -> str:
+    """The Python name of a catalog class (KeyError outside the catalog)."""
+    from builder_app.core import catalog
+
+    return catalog.keras_class(class_name).__name__
 
 
 #: (label of a layer, the weights it declares, the weights the file holds for it).

@@ -276,3 +276,15 @@ def test_inspect_without_data_asks_for_a_random_sample(tmp_path, capsys):
     assert "names no training data: use a random sample (--random SEED)" in capsys.readouterr().err
     assert main(["inspect", str(path), "--node", "hidden_1", "--json"]) == 0  # no data: a random input
     assert json.loads(capsys.readouterr().out)["sample"] == "random input (seed 0)"
+
+
+def test_inspect_answers_help_and_a_mistyped_layer_without_tensorflow(tmp_path):
+    from tests.test_cli_fast import cli
+
+    answer = cli("inspect", "--help", cwd=tmp_path)
+    assert answer.code == 0 and not answer.tensorflow and answer.out.startswith("usage: builder-app inspect")
+    answer = cli("inspect", DIGITS, "--node", "conv1", cwd=tmp_path)
+    assert answer.code == 2 and not answer.tensorflow
+    assert answer.line == f"builder-app: {DIGITS}: the model has no layer 'conv1' (did you mean 'conv_1'?)"
+    answer = cli("inspect", DIGITS, "--node", "conv_1", "--sample", "-1", cwd=tmp_path)
+    assert answer.code == 2 and not answer.tensorflow and "expected a whole number of at least 0" in answer.line

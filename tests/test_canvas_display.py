@@ -79,6 +79,22 @@ def test_a_big_imported_model_opens_as_collapsed_blocks_that_fit_readably(qtbot,
     assert window.document.engine.is_valid()
 
 
+def test_an_overview_too_big_to_read_whole_shows_its_input_readably(qtbot, loader, tmp_path):
+    path = tmp_path / "many.keras"
+    staged_model(stages=40, per_stage=3).save(path)  # 40 collapsed blocks, folded into columns
+    window = open_window(qtbot, loader, import_model(path).project)
+    window.resize(1400, 900)
+    settle(qtbot, window)
+    window.fit_readable()
+    view, scene = window.current_view(), window.current_scene()
+    assert view.zoom() >= READABLE_ZOOM
+    diagram = scene.diagram_rect()
+    visible = view.mapToScene(view.viewport().rect()).boundingRect()
+    assert diagram.width() > visible.width()  # several columns, more than the view holds
+    first = scene.items_by_id[next(n for n in scene.graph.nodes if scene.graph.is_input(n))]
+    assert visible.contains(first.sceneBoundingRect())  # the input, not the middle columns
+
+
 def test_collapse_and_expand_are_undoable_and_leave_the_model_alone(qtbot, loader, staged_project):
     window = open_window(qtbot, loader, staged_project)
     graph = window.document.graph

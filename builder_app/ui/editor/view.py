@@ -137,17 +137,27 @@ class GraphView(QtWidgets.QGraphicsView):
         self.find_bar.open()
 
     def show_start(self, smallest: float = 0.6, readable: float = 0.85) -> None:
-        """Fit the diagram; if its text would then be too small, show its inputs' end instead."""
+        """Fit the diagram; if its text would then be too small, show its inputs' end instead.
+
+        The inputs' end is the diagram's top-left corner in either direction: top to
+        bottom the inputs are at the top and a folded overview's first column on the
+        left; left to right they are on the left and its first row at the top. Along a
+        side the diagram fits in, it stays centred.
+        """
         self.fit()
         rect = self.graph_scene.diagram_rect()
         if rect.isEmpty() or self.zoom() >= smallest:
             return
         self.set_zoom(readable)
         visible = self.mapToScene(self.viewport().rect()).boundingRect()
-        if self.graph_scene.direction == "TB":  # the inputs are at the top
-            self.centerOn(rect.center().x(), rect.top() + visible.height() / 2 - 20)
-        else:
-            self.centerOn(rect.left() + visible.width() / 2 - 20, rect.center().y())
+
+        def start(low: float, high: float, span: float) -> float:
+            return (low + high) / 2 if high - low <= span else low + span / 2 - 20
+
+        self.centerOn(
+            start(rect.left(), rect.right(), visible.width()),
+            start(rect.top(), rect.bottom(), visible.height()),
+        )
         self.minimap.refresh()
 
     def set_zoom(self, zoom: float) -> None:

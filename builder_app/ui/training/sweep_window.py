@@ -202,13 +202,13 @@ class SweepWindow(QtWidgets.QMainWindow):
         right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         right.addWidget(upper)
         right.addWidget(self.dashboard)
-        right.setSizes([330, 520])
+        right.setSizes([280, 720])
         body = QtWidgets.QWidget()
         row = QtWidgets.QHBoxLayout(body)
         row.addWidget(panel)
         row.addWidget(right, 1)
         self.setCentralWidget(body)
-        self.resize(1500, 900)
+        self.resize(1500, 1000)
 
     def _layer_names(self) -> list[str]:
         graph = self.project.graph
@@ -508,13 +508,19 @@ class SweepWindow(QtWidgets.QMainWindow):
         axes = [d.name for d in self.dims] + ["value"]
         plot.getAxis("bottom").setTicks([[(i, name) for i, name in enumerate(axes)]])
         plot.setXRange(-0.3, len(axes) - 0.7, padding=0)
-        plot.setYRange(-0.05, 1.05, padding=0)
+        plot.setYRange(-0.12, 1.12, padding=0)
         muted = theme.plot_colors().muted
         for i in range(len(axes)):
             plot.addItem(pg.InfiniteLine(pos=i, angle=90, pen=pg.mkPen(muted, width=1)))
         if not done:
             return
         columns = [[t["params"].get(d.name) for _, t in done] for d in self.dims] + [[t["value"] for _, t in done]]
+        for i, values in enumerate(columns):  # each axis says what its ends are
+            low, high = _ends(values, self.dims[i] if i < len(self.dims) else None)
+            for text, y, anchor in ((high, 1.0, (0.5, 1.0)), (low, 0.0, (0.5, 0.0))):
+                label = pg.TextItem(text, color=theme.plot_colors().foreground, anchor=anchor)
+                label.setPos(i, y)
+                plot.addItem(label)
         scaled = [_scaled(values, self.dims[i] if i < len(self.dims) else None) for i, values in enumerate(columns)]
         values = np.array([t["value"] for _, t in done], dtype=float)
         ranks = values.argsort().argsort() / max(len(values) - 1, 1)
@@ -615,6 +621,19 @@ def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
+
+
+def _ends(values: list[Any], dim: Dimension | None) -> tuple[str, str]:
+    """What the bottom and the top of an axis of the parallel coordinates stand for."""
+    if dim is not None and dim.spec.kind == "choices":
+        choices = list(dim.spec.choices)
+        if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices):
+            return _short(min(choices)), _short(max(choices))
+        return _short(choices[0]), _short(choices[-1])
+    if dim is not None:
+        return _short(dim.spec.low), _short(dim.spec.high)
+    numbers = [float(v) for v in values]
+    return _short(min(numbers)), _short(max(numbers))
 
 
 def _scaled(values: list[Any], dim: Dimension | None) -> list[float]:

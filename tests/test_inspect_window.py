@@ -134,3 +134,43 @@ def test_the_editor_opens_it_on_the_selection_and_redraws_after_training(qtbot, 
     assert not np.allclose(window.answer.activations[1].array, before)
     editor.close()
     assert editor._activations_window is None or not editor._activations_window.isVisible()
+
+
+def test_every_kind_of_output_is_drawn(qtbot):
+    from builder_app.training.activations import NodeActivation, display_kind, statistics
+    from builder_app.ui import theme
+    from builder_app.ui.inspect import figure
+    from builder_app.ui.inspect.window import activation_view
+
+    rng = np.random.default_rng(0)
+    shapes = {
+        "InputLayer": (8, 8, 3),  # an RGB image input
+        "Conv3D": (4, 5, 6, 3),  # a volume: the middle depth slice of each channel
+        "LSTM": (10, 7),  # a sequence: a heat map
+        "Dense": (300,),  # a long vector: a histogram
+        "Dropout": (12,),  # bars
+        "Activation": (1,),  # one value
+    }
+    activations = []
+    for class_name, shape in shapes.items():
+        array = rng.normal(size=shape).astype("float32")
+        activations.append(
+            NodeActivation("n", class_name.lower(), class_name, array, statistics(array), False, display=display_kind(class_name, shape))
+        )
+    assert [a.display for a in activations] == ["image", "volume", "sequence", "vector", "vector", "scalar"]
+    volume = activations[1]
+    middle = channel_maps(volume)
+    np.testing.assert_array_equal(middle[2], volume.array[2, :, :, 2])
+    assert feature_grid(middle).shape == (5 * 2 + 1, 6 * 2 + 1)
+    image = figure.render(activations, "every kind")
+    assert image.width() == figure.WIDTH + 32 and image.height() > 6 * 60
+    for activation in activations:
+        widget = activation_view(activation, theme.plot_colors())
+        qtbot.addWidget(widget)
+        if activation.display in ("image", "volume", "sequence"):
+            assert widget.image_item.image is not None
+    # The colour scale: the lowest value takes the scale's first colour, the highest its last.
+    table = figure.lookup_table()
+    picture = figure.colour_image(np.array([[0.0, 1.0]]), 0.0, 1.0)
+    assert picture.pixelColor(0, 0).getRgb()[:3] == tuple(int(v) for v in table[0])
+    assert picture.pixelColor(1, 0).getRgb()[:3] == tuple(int(v) for v in table[-1])

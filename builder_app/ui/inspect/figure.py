@@ -25,6 +25,8 @@ WIDTH = 900
 MAX_BARS = 256
 #: Most channels a grid shows (the first ones).
 MAX_CHANNELS = 256
+#: Largest on-screen size of one value of a feature map, in pixels.
+MAX_PIXEL = 24
 
 
 class FigureError(Exception):
@@ -122,8 +124,8 @@ def stats_text(activation: NodeActivation) -> str:
 def _panel_height(activation: NodeActivation) -> int:
     if activation.display in ("feature_maps", "volume"):
         grid = _grid(activation)
-        scale = min(WIDTH - 90, 700) / grid.shape[1]
-        return int(min(700, grid.shape[0] * scale))
+        scale = min(min(WIDTH - 90, 700) / grid.shape[1], 700 / grid.shape[0], MAX_PIXEL)
+        return max(40, int(grid.shape[0] * scale))
     if activation.display == "image":
         return 200
     if activation.display == "sequence":
@@ -149,13 +151,13 @@ def draw(painter: QtGui.QPainter, rect: QtCore.QRectF, activation: NodeActivatio
         values = _grid(activation) if kind != "sequence" else np.asarray(activation.array, dtype=np.float64).T
         image = colour_image(values, low, high, background=QtGui.QColor("white"))
         bar = QtCore.QRectF(rect.right() - 60, rect.top(), 14, rect.height())
-        area = QtCore.QRectF(rect.left(), rect.top(), rect.width() - 80, rect.height())
+        area = QtCore.QRectF(rect.left(), rect.top(), rect.width() - 80, rect.height() - (18 if kind == "sequence" else 0))
         if kind != "sequence":  # square pixels
             scale = min(area.width() / image.width(), area.height() / image.height())
             area.setSize(QtCore.QSizeF(image.width() * scale, image.height() * scale))
         painter.drawImage(area, image)
         if kind == "sequence":
-            painter.drawText(QtCore.QPointF(area.left(), area.bottom() + 12), "time →  (rows: features)")
+            painter.drawText(QtCore.QPointF(area.left(), rect.bottom() - 3), "time →  (rows: features)")
         _colour_bar(painter, bar, low, high)
     elif kind == "image":
         image = grey_or_rgb_image(activation.array)

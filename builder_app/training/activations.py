@@ -314,7 +314,11 @@ class ActivationProbe:
         """
         import keras
 
-        from builder_app.core.keras_model import BuildError, build_keras_model, refuse_if_it_cannot_run_here
+        from builder_app.core.keras_model import (
+            BuildError,
+            build_keras_model,
+            refuse_if_it_cannot_run_here,
+        )
 
         self.graph = graph
         self.seed = seed

@@ -53,6 +53,16 @@ def paste_ops(graph: ModelGraph, data: Any, offset: tuple[float, float] = (30.0,
     for key in ("layers", "nodes", "edges"):
         if not isinstance(data.get(key), list):
             raise GraphError(f"the clipboard's layers are malformed ('{key}' should be a list)")
+    from builder_app.core import project, safe_io
+
+    # Counted without recursion, before anything is read: pasted at the top of a
+    # project, the layers sit one level deeper than here (project.json's "graph").
+    limit = project.MAX_JSON_DEPTH - 1
+    if safe_io.json_depth(data, limit) > limit:
+        raise GraphError(
+            f"the clipboard's layers nest too deeply for a project (at most {project.MAX_JSON_DEPTH} "
+            "levels, sub-models included)"
+        )
     try:
         layers = {entry["name"]: Layer.from_dict(entry) for entry in data["layers"]}
         nodes = [Node.from_dict(entry) for entry in data["nodes"]]

@@ -761,7 +761,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         raw = bytes(mime.data(CLIPBOARD_MIME).data()) if mime.hasFormat(CLIPBOARD_MIME) else mime.text().encode()
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # [[[... too deep for the parser
             self._refused("the clipboard holds no layers")
             return []
         return self._paste_data(data)

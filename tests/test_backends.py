@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from builder_app.cli import main
+from builder_app.core.keras_model import build_keras_model, copy_weights_to_graph
 from builder_app.core.project import load_project, save_project
 from builder_app.exporters.train_script import training_script
 from builder_app.training import backends
@@ -90,6 +91,7 @@ def test_each_backend_starts_with_its_environment(monkeypatch):
 def test_a_jax_run_in_a_warm_jax_child_streams_pauses_stops_and_brings_weights_back():
     project = load_project(EXAMPLES / "iris_mlp.kproj")
     project.training["epochs"] = 200
+    copy_weights_to_graph(project.graph, build_keras_model(project.graph))  # known starting weights
     shapes = {name: [w.shape for w in layer.weights] for name, layer in project.graph.layers.items() if layer.weights}
     warm = WarmChild("jax").start()
     assert warm.ready.wait(240), "the warm JAX child did not start"

@@ -174,3 +174,67 @@ def test_rnn_defaults_and_recorded_default_training_flags_are_not_written(tmp_pa
     assert 'layers.Dropout(0.5, name="drop")(lstm)' in source
     # A sub-model called with training=False was called so on purpose: kept.
     assert "(drop, training=False)" in source
+
+
+# ----------------------------------------------------------------- 17.4
+def dict_model() -> keras.Model:
+    """Keras flattens dict inputs in sorted-key order: "context" before "target"."""
+    target = keras.Input((2,), name="target")
+    context = keras.Input((3,), name="context")
+    joined = keras.layers.Concatenate(name="cat")([target, keras.layers.Dense(2, name="d")(context)])
+    side = keras.layers.Dense(1, name="side")(context)
+    return keras.Model({"target": target, "context": context}, {"out": joined, "side": side}, name="dm")
+
+
+def test_dict_inputs_and_outputs_stay_dicts_through_import_the_project_and_every_export(tmp_path):
+    model = dict_model()
+    model.save(tmp_path / "dm.keras")
+    graph = project_from_bytes(project_to_bytes(import_model(tmp_path / "dm.keras").project)).graph
+    assert graph.structure == {
+        "inputs": {"kind": "dict", "keys": ["target", "context"]},
+        "outputs": {"kind": "dict", "keys": ["out", "side"]},
+    }
+    feed = {"target": np.arange(4, dtype="float32").reshape(2, 2), "context": np.ones((2, 3), "float32")}
+    expected = model(feed)
+
+    source = python_source(graph)
+    assert 'inputs={"target": target, "context": context}, outputs={"out": cat, "side": side}' in source
+    (tmp_path / "code.py").write_text(source)
+    coded = runpy.run_path(str(tmp_path / "code.py"))["build_model"]()
+    assert isinstance(coded.input, dict)
+    for name in ("d", "side"):
+        coded.get_layer(name).set_weights(model.get_layer(name).get_weights())
+    got = coded(feed)
+    for key in ("out", "side"):
+        np.testing.assert_allclose(np.asarray(got[key]), np.asarray(expected[key]), atol=1e-6)
+
+    app_model = build_keras_model(graph)
+    export_keras(graph, tmp_path / "again.keras", model=app_model)
+    reloaded = keras.saving.load_model(tmp_path / "again.keras", safe_mode=True)
+    assert isinstance(reloaded.input, dict) and sorted(reloaded.input) == ["context", "target"]
+    got = reloaded(feed)
+    for key in ("out", "side"):
+        np.testing.assert_allclose(np.asarray(got[key]), np.asarray(expected[key]), atol=1e-6)
+
+
+def test_a_list_of_one_input_stays_a_list_and_plain_models_are_unchanged(tmp_path):
+    x = keras.Input((3,), name="x")
+    keras.Model([x], [keras.layers.Dense(2, name="d")(x)], name="listed").save(tmp_path / "l.keras")
+    keras.Model(x, keras.layers.Dense(2, name="d")(x), name="plain").save(tmp_path / "p.keras")
+    listed = import_model(tmp_path / "l.keras").project.graph
+    plain = import_model(tmp_path / "p.keras").project.graph
+    assert listed.structure == {"inputs": {"kind": "list"}, "outputs": {"kind": "list"}}
+    assert "inputs=[x], outputs=[d]" in python_source(listed)
+    assert plain.structure == {} and "structure" not in plain.to_dict()
+    assert "inputs=x, outputs=d" in python_source(plain)
+
+
+@pytest.mark.slow
+def test_export_check_feeds_dict_inputs_by_name(tmp_path, capsys):
+    model = dict_model()
+    model.save(tmp_path / "dm.keras")
+    save_project(import_model(tmp_path / "dm.keras").project, tmp_path / "dm.kproj")
+    code = cli.main(["export", str(tmp_path / "dm.kproj"), "--python", str(tmp_path / "dm.py"), "--check"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("(ok)") == 2

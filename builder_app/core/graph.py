@@ -403,6 +403,9 @@ class ModelGraph:
         self._outputs: list[PortRef] = []
         self._order_cache: tuple[list[str], dict[str, int]] | None = None
         self._canvas = CanvasState()
+        # How the model's inputs and outputs are grouped (dict keys, a list, one
+        # tensor), as builder_app.core.io_structure reads it; {}: the default.
+        self._structure: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- reading
     @property
@@ -689,6 +692,15 @@ class ModelGraph:
         self._outputs = [PortRef(*ref) for ref in outputs]
         self._emit(ChangeKind.SET_IO)
 
+    def _set_structure(self, structure: dict[str, Any]) -> None:
+        self._structure = copy.deepcopy(structure)
+        self._emit(ChangeKind.SET_IO)
+
+    @property
+    def structure(self) -> dict[str, Any]:
+        """How the inputs and outputs are grouped; see :mod:`builder_app.core.io_structure`."""
+        return copy.deepcopy(self._structure)
+
     def _set_canvas(self, state: CanvasState) -> None:
         self._canvas = state
         self._emit(ChangeKind.SET_CANVAS)
@@ -703,7 +715,7 @@ class ModelGraph:
         seen: dict[str, None] = {}
         for node in self._nodes.values():
             seen.setdefault(node.layer)
-        return {
+        data = {
             "name": self.name,
             "layers": [self._layers[name].to_dict() for name in seen],
             "nodes": [node.to_dict() for node in self._nodes.values()],
@@ -712,6 +724,9 @@ class ModelGraph:
             "outputs": [list(ref) for ref in self._outputs],
             "canvas": self._canvas.to_dict(self._nodes),
         }
+        if self._structure:  # format 4: only when not the default
+            data["structure"] = copy.deepcopy(self._structure)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelGraph:
@@ -795,6 +810,10 @@ class ModelGraph:
         graph._outputs = outputs
         if "canvas" in data:
             graph._canvas = CanvasState.from_dict(data["canvas"], graph._nodes)
+        if "structure" in data:
+            from builder_app.core.io_structure import checked_structure
+
+            graph._structure = checked_structure(data["structure"])
         return graph
 
     def _check_ports(self, edge: Edge) -> None:

@@ -13,6 +13,7 @@ export that mixes them up shows.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,10 +31,21 @@ _CHILD = r"""
 import sys
 import numpy as np
 
-kind, artifact, inputs_path, outputs_path, weights_path, input_names = sys.argv[1:7]
+kind, artifact, inputs_path, outputs_path, weights_path, input_names, structure_path = sys.argv[1:8]
 data = np.load(inputs_path)
 inputs = [data[k] for k in sorted(data.files, key=lambda k: int(k[1:]))]
-feed = inputs if len(inputs) > 1 else inputs[0]
+import json
+with open(structure_path, encoding="utf-8") as handle:
+    structure = json.load(handle)
+# Dict inputs by name, as the export takes them; outputs back in the app's order.
+feed = dict(zip(structure["inputs"], inputs)) if structure["inputs_dict"] else inputs if len(inputs) > 1 else inputs[0]
+
+
+def ordered(outputs):
+    if isinstance(outputs, dict) and structure["outputs"]:
+        return [outputs[key] for key in structure["outputs"]]
+    return outputs
+
 if kind == "onnx":
     import onnxruntime
     session = onnxruntime.InferenceSession(artifact, providers=["CPUExecutionProvider"])
@@ -51,17 +63,17 @@ elif kind == "litert":
 elif kind == "savedmodel":
     import tensorflow as tf
     served = tf.saved_model.load(artifact)
-    outputs = served.serve(inputs if len(inputs) > 1 else inputs[0])
-    outputs = tf.nest.flatten(outputs)
+    outputs = tf.nest.flatten(ordered(served.serve(feed)))
 else:
     import keras
     if kind == "keras":
+        exec(CUSTOM_LOADER)
         model = keras.saving.load_model(artifact, safe_mode=True)
     else:
         import runpy
         model = runpy.run_path(artifact)["build_model"]()
         model.load_weights(weights_path)
-    outputs = keras.tree.flatten(model(feed, training=False))
+    outputs = keras.tree.flatten(ordered(model(feed, training=False)))
 np.savez(outputs_path, *[np.asarray(o) for o in outputs])
 """
 
@@ -99,23 +111,36 @@ def check_export(
         folder = Path(scratch)
         np.savez(folder / "inputs.npz", **{f"x{i}": x for i, x in enumerate(inputs)})
         weights = folder / "app.weights.h5"
+        import json
+
+        from builder_app.exporters.io_structure import feed_names
+
+        (folder / "structure.json").write_text(json.dumps(feed_names(graph, model)), encoding="utf-8")
         if kind == "python":
             model.save_weights(weights)
+        from builder_app.core import custom_code
+
+        code = custom_code.files_for(graph)  # the .keras file is loaded where its classes are defined
+        for file in code:
+            (folder / file.name).write_text(file.text, encoding="utf-8")
+        env = {**os.environ, "BUILDER_APP_CUSTOM_MODULES": ",".join(f.module for f in code)}
         done = subprocess.run(
             [
                 sys.executable,
                 "-c",
-                _CHILD,
+                _CHILD.replace("CUSTOM_LOADER", repr(custom_code.LOADER)),
                 kind,
                 str(Path(artifact).resolve()),
                 str(folder / "inputs.npz"),
                 str(folder / "outputs.npz"),
                 str(weights),
                 ",".join(t.name.split(":")[0] for t in model.inputs),
+                str(folder / "structure.json"),
             ],
             capture_output=True,
             text=True,
             cwd=folder,  # away from any checkout, so only installed packages are found
+            env=env,
         )
         if done.returncode != 0:
             from builder_app.core.messages import clean_message

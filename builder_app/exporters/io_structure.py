@@ -66,3 +66,40 @@ def with_state(layer: Any, where: str) -> Any:
     twin.config = config
     twin.assets = None
     return twin
+
+
+def structured_model(graph: ModelGraph, model: Any) -> Any:
+    """The app's model regrouped as the graph says (dict inputs stay dicts); the model itself if no change.
+
+    The new model shares the layers and weights: it is the same graph of tensors
+    under another grouping of its ends, which ``.keras`` and SavedModel keep.
+    """
+    import keras
+
+    from builder_app.core.io_structure import structured
+
+    inputs, outputs = list(model.inputs), list(model.outputs)
+    grouped_in = structured(graph, "inputs", inputs, len(graph.explicit_inputs()))
+    grouped_out = structured(graph, "outputs", outputs, len(graph.explicit_outputs()))
+    plain_in = inputs[0] if len(inputs) == 1 else inputs
+    plain_out = outputs[0] if len(outputs) == 1 else outputs
+    if _same_grouping(grouped_in, plain_in) and _same_grouping(grouped_out, plain_out):
+        return model
+    return keras.Model(grouped_in, grouped_out, name=model.name)
+
+
+def _same_grouping(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and (not isinstance(a, list) or len(a) == len(b))
+
+
+def feed_names(graph: ModelGraph, model: Any) -> dict[str, Any]:
+    """What ``export --check`` needs to feed an export and read it in the app's order."""
+    from builder_app.core.io_structure import effective
+
+    ins = effective(graph, "inputs", len(model.inputs), len(graph.explicit_inputs()))
+    outs = effective(graph, "outputs", len(model.outputs), len(graph.explicit_outputs()))
+    return {
+        "inputs": ins.get("keys") or [_input_name(t) for t in model.inputs],
+        "inputs_dict": ins["kind"] == "dict",
+        "outputs": outs.get("keys"),
+    }

@@ -587,13 +587,16 @@ class _FunctionWriter:
                 self.operation(node_id, layer, where)
             else:
                 self.layer_call(node_id, layer, where)
+        from builder_app.core.io_structure import structured
+
         inputs = [self.tensors[PortRef(n, 0)] for n in graph.model_inputs()]
         outputs = [self.tensors[ref] for ref in graph.model_outputs(self.counts)]
+        # As the model was made: a dict of inputs stays a dict, a list of one a list.
         model = Call(
             "keras.Model",
             [
-                Kw("inputs", inputs[0] if len(inputs) == 1 else Seq("[", inputs, "]")),
-                Kw("outputs", outputs[0] if len(outputs) == 1 else Seq("[", outputs, "]")),
+                Kw("inputs", _grouped(structured(graph, "inputs", inputs, len(graph.explicit_inputs())))),
+                Kw("outputs", _grouped(structured(graph, "outputs", outputs, len(graph.explicit_outputs())))),
                 Kw("name", literal(model_name)),
             ],
         )
@@ -811,6 +814,14 @@ class _FunctionWriter:
         if layer.class_name not in _FLAT_OUTPUTS and layer.submodel is None:
             expr = Call("keras.tree.flatten", [expr])
         self.lines += self.statement(targets, expr)
+
+
+def _grouped(value: Any) -> Any:
+    if isinstance(value, dict):
+        return Seq("{", [Pair(string(k), v) for k, v in value.items()], "}")
+    if isinstance(value, list):
+        return Seq("[", value, "]")
+    return value
 
 
 def _constant_array(config: Mapping[str, Any]) -> Call:

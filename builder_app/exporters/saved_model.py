@@ -28,20 +28,24 @@ def export_keras(graph: ModelGraph, path: str | os.PathLike[str], *, model=None)
         The Keras model written (``model`` when given: the caller's build).
     """
     from builder_app.core import keras_compat
+    from builder_app.exporters.io_structure import structured_model
 
     model = model or build_keras_model(graph)
+    written = structured_model(graph, model)  # dict inputs stay dicts
     # Keras writes a .keras archive to an open file too: the atomic writer's.
-    write_atomically(path, lambda handle: keras_compat.save_model(model, handle))
+    write_atomically(path, lambda handle: keras_compat.save_model(written, handle))
     return model
 
 
 def export_savedmodel(graph: ModelGraph, directory: str | os.PathLike[str], *, model=None):
     """Writes a TensorFlow SavedModel for serving (``model.export``); returns the model."""
+    from builder_app.exporters.io_structure import structured_model
+
     model = model or build_keras_model(graph)
     target = Path(directory)
     staging = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
-        model.export(str(staging), format="tf_saved_model", verbose=False)
+        structured_model(graph, model).export(str(staging), format="tf_saved_model", verbose=False)
         _replace_directory(staging, target)
     finally:
         if staging.exists():

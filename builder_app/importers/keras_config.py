@@ -215,7 +215,19 @@ def _functional(config: Mapping[str, Any]) -> ModelGraph:
         )
     except GraphError as exc:
         raise ConfigError(str(exc)) from None
+    from builder_app.core.io_structure import SetStructure, structure_from_config
+
+    # Dict inputs stay dicts (and a list of one stays a list): the exports write them back.
+    sides = {"inputs": config.get("input_layers"), "outputs": config.get("output_layers")}
+    structure = {side: s for side, value in sides.items() if (s := structure_from_config(value)) is not None}
+    structure = {side: s for side, s in structure.items() if s != _default_structure(len(inputs if side == "inputs" else outputs))}
+    if structure:
+        graph.apply(SetStructure(structure))
     return graph
+
+
+def _default_structure(count: int) -> dict[str, Any]:
+    return {"kind": "single"} if count == 1 else {"kind": "list"}
 
 
 def _sequential(config: Mapping[str, Any]) -> ModelGraph:

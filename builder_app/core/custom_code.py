@@ -308,6 +308,8 @@ def activate(files: Iterable[CodeFile]) -> dict[str, type]:
             name: obj for name, obj in vars(module).items()
             if isinstance(obj, type) and issubclass(obj, keras.layers.Layer) and obj.__module__ == file.module
         }
+        for cls in classes.values():
+            register(keras, cls)
         with _lock:
             for name in classes:
                 other = _active.get(name)
@@ -320,6 +322,49 @@ def activate(files: Iterable[CodeFile]) -> dict[str, type]:
             _active_files[file.module] = file
         found.update(classes)
     return found
+
+
+#: What a fresh Python runs to load the code files written beside a ``.keras`` file
+#: (``sys.argv``-free: the module names come in ``BUILDER_APP_CUSTOM_MODULES``).
+LOADER = """
+import importlib, inspect, os
+import keras
+for _name in filter(None, os.environ.get("BUILDER_APP_CUSTOM_MODULES", "").split(",")):
+    _module = importlib.import_module(_name)
+    for _obj in list(vars(_module).values()):
+        if (inspect.isclass(_obj) and issubclass(_obj, keras.layers.Layer) and _obj.__module__ == _name
+                and keras.saving.get_registered_name(_obj) == _obj.__name__):
+            keras.saving.register_keras_serializable(package=_name)(_obj)
+"""
+
+
+def register(keras, cls: type) -> None:
+    """Registers a class its file did not register, under the file's module name as package.
+
+    A ``.keras`` file then names it ``<module>><Class>``, which the exported Python (and
+    :data:`LOADER`) registers the same way.
+    """
+    if keras.saving.get_registered_name(cls) == cls.__name__:
+        keras.saving.register_keras_serializable(package=cls.__module__)(cls)
+
+
+def files_for(graph: ModelGraph) -> list[CodeFile]:
+    """The activated files that define the classes a graph (and its sub-models) uses."""
+    found: dict[str, CodeFile] = {}
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        for layer in current.layers.values():
+            if layer.submodel is not None:
+                stack.append(layer.submodel)
+                continue
+            if layer.class_name.startswith("keras.") or not is_outside_catalog(layer.class_name):
+                continue
+            cls = layer_class(layer.class_name)
+            file = source_of(cls) if cls is not None else None
+            if file is not None:
+                found[file.name] = file
+    return [found[name] for name in sorted(found)]
 
 
 def deactivate_all() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 #: The sub-commands of DESIGN.md's contract that the command line has.
-COMMANDS = ("validate", "summary", "export", "import", "train", "render", "gui")
+COMMANDS = ("validate", "summary", "export", "import", "train", "render", "gui", "sweep", "inspect")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "resources" / "examples" / "iris_mlp.kproj"
 
@@ -202,7 +202,7 @@ def test_a_usage_error_is_one_line(tmp_path, args):
         ("valdate", "unknown command 'valdate' (did you mean 'validate'?)"),
         ("trian", "unknown command 'trian' (did you mean 'train'?)"),
         ("frobnicate", "unknown command 'frobnicate' (the commands: validate, summary, export, import, "
-         "train, render, gui; or give a project file)"),
+         "train, render, gui, sweep, inspect; or give a project file)"),
     ],
 )
 def test_a_mistyped_command_is_named_with_a_suggestion(tmp_path, word, expected):

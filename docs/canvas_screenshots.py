@@ -34,7 +34,9 @@ def save(image: QtGui.QPixmap, name: str) -> Path:
     path = SCREENSHOTS / name
     if not image.save(str(path), "PNG", 9):
         raise SystemExit(f"canvas_screenshots: cannot write {path}")
-    print(f"{path.relative_to(shots.ROOT)}: {image.width()}x{image.height()}, {path.stat().st_size // 1024} KB")
+    print(
+        f"{path.relative_to(shots.ROOT)}: {image.width()}x{image.height()}, {path.stat().st_size // 1024} KB"
+    )
     return path
 
 
@@ -109,7 +111,10 @@ def main(argv: list[str]) -> int:
     chosen = argv or list(SCENES)
     unknown = [name for name in chosen if name not in SCENES]
     if unknown:
-        print(f"canvas_screenshots: unknown scene {', '.join(unknown)}; scenes: {', '.join(SCENES)}", file=sys.stderr)
+        print(
+            f"canvas_screenshots: unknown scene {', '.join(unknown)}; scenes: {', '.join(SCENES)}",
+            file=sys.stderr,
+        )
         return 2
     shots.app()
     shots.WORK.mkdir(parents=True, exist_ok=True)

@@ -113,7 +113,7 @@ def test_compare_overlays_curves_and_highlights_differences(qtbot):
     assert rows["final val_loss"] == (["0.6", "0.7"], True)
     widget = RunComparison(records, ["run 1", "run 2"])
     qtbot.addWidget(widget)
-    assert widget.metric.currentText() == "val_loss"
+    assert widget.metric_box.currentText() == "val_loss"
     assert len(widget.curves()) == 2
     assert "epochs" in widget.differing_rows() and "optimizer.class_name" not in widget.differing_rows()
     row = [widget.table.verticalHeaderItem(r).text() for r in range(widget.table.rowCount())].index("epochs")

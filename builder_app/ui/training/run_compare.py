@@ -83,13 +83,13 @@ class RunComparison(QtWidgets.QWidget):
         self.records = list(records)
         self.labels = list(labels) if labels is not None else [run_label(r, i) for i, r in enumerate(self.records)]
         colors = theme.plot_colors()
-        self.metric = QtWidgets.QComboBox()
+        self.metric_box = QtWidgets.QComboBox()
         keys: list[str] = []
         for record in self.records:
             keys.extend(k for k in (record.get("history") or {}) if k not in keys)
         keys.sort(key=lambda k: (not k.startswith("val_"), "loss" not in k, k))
-        self.metric.addItems(keys)
-        self.metric.currentTextChanged.connect(self._draw)
+        self.metric_box.addItems(keys)
+        self.metric_box.currentTextChanged.connect(self._draw)
         self.plot = pg.PlotWidget(background=colors.background)
         self.plot.setLabel("bottom", "epoch")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
@@ -98,7 +98,7 @@ class RunComparison(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("Metric"))
-        top.addWidget(self.metric, 1)
+        top.addWidget(self.metric_box, 1)
         upper = QtWidgets.QWidget()
         column = QtWidgets.QVBoxLayout(upper)
         column.setContentsMargins(0, 0, 0, 0)
@@ -110,7 +110,7 @@ class RunComparison(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(split)
         self._fill_table()
-        self._draw(self.metric.currentText())
+        self._draw(self.metric_box.currentText())
         self.resize(900, 700)
 
     def curves(self) -> list[pg.PlotDataItem]:

@@ -98,15 +98,17 @@ def _big_project(directory: Path) -> Path:
     return target
 
 
-def _paint_ms(view, repeats: int = 15) -> float:
+def _paint_ms(view, repeats: int = 15, clock=time.perf_counter) -> float:
+    """Median of ``repeats`` full repaints; ``time.process_time`` as ``clock`` gives the CPU
+    time they took (the machine is shared: the wall time also counts waiting for a core)."""
     from PySide6 import QtWidgets
 
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         view.viewport().repaint()
         QtWidgets.QApplication.processEvents()
-        times.append((time.perf_counter() - t0) * 1000)
+        times.append((clock() - t0) * 1000)
     return statistics.median(times)
 
 
@@ -154,10 +156,12 @@ def _resnet_overview(window, directory: Path) -> list[tuple[str, str]]:
     view = window.current_view()
     view.fit()
     fit = _paint_ms(view)
+    fit_cpu = _paint_ms(view, clock=time.process_time)
     blocks = len(window.current_scene().blocks_by_name)
     return [
         ("ResNet50: set_document (scene built)", f"{statistics.median(builds):.0f} ms (median of 3)"),
         ("full repaint at fit, ResNet50 overview", f"{fit:.1f} ms ({blocks} blocks, zoom {view.zoom():.2f}; target <= 16 ms)"),
+        ("  the same, CPU time", f"{fit_cpu:.1f} ms"),
     ]
 
 
@@ -226,6 +230,7 @@ def _big_model() -> list[tuple[str, str]]:
         view = window.current_view()
         view.fit()
         fit = _paint_ms(view)
+        fit_cpu = _paint_ms(view, clock=time.process_time)
         view.set_zoom(1.0)
         view.centerOn(window.current_scene().items_by_id[next(iter(graph.nodes))])
         full = _paint_ms(view)
@@ -233,6 +238,7 @@ def _big_model() -> list[tuple[str, str]]:
         mid = _paint_ms(view)
         rows += [
             ("full repaint at fit, B7 expanded", f"{fit:.1f} ms (target <= 16 ms)"),
+            ("  the same, CPU time", f"{fit_cpu:.1f} ms"),
             ("full repaint at 45% zoom", f"{mid:.1f} ms"),
             ("full repaint at 100% zoom", f"{full:.1f} ms"),
         ]

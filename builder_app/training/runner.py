@@ -134,7 +134,11 @@ class _Preview:
 def _job_of(project: Project, overrides: Overrides, weights_out: str) -> _Job:
     # The child needs the model and its settings, not the history nor the
     # weights earlier runs kept (they can be large).
-    return _Job(project_to_bytes(Project(project.graph, project.training)), overrides, weights_out)
+    # Custom code goes along only as the parent runs it: trusted and activated here.
+    from builder_app.core.custom_code import files_for
+
+    code = files_for(project.graph)
+    return _Job(project_to_bytes(Project(project.graph, project.training, custom_code=code)), overrides, weights_out)
 
 
 class WarmChild:
@@ -702,6 +706,10 @@ def _prepare(job: _Job) -> _Prepared:
     from builder_app.training import data as data_module
 
     project = project_from_bytes(job.project, "the project")
+    if project.custom_code:  # the parent ran this code: it was trusted there (see _job_of)
+        from builder_app.core.custom_code import activate
+
+        activate(project.custom_code)
     settings = resolve(job.overrides.apply(project.training), project.graph)
     _check_backend_here(job, settings)
     devices = _configure_devices(job.overrides.cpu_replicas)

@@ -174,3 +174,18 @@ def test_every_kind_of_output_is_drawn(qtbot):
     picture = figure.colour_image(np.array([[0.0, 1.0]]), 0.0, 1.0)
     assert picture.pixelColor(0, 0).getRgb()[:3] == tuple(int(v) for v in table[0])
     assert picture.pixelColor(1, 0).getRgb()[:3] == tuple(int(v) for v in table[-1])
+
+
+def test_a_model_that_cannot_be_built_is_one_line_in_the_window(qtbot, loader, tmp_path):
+    from tests.test_cli import broken_project
+
+    path, _ = broken_project(tmp_path)
+    document = Document(load_project(path))
+    window = ActivationsWindow(document)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.answered, timeout=60_000):
+        window.inspect([node(document.graph, "branch_a")])
+    assert window.answer is None and "Add needs inputs of one shape" in window.error
+    assert window.status.text() == window.error and "\n" not in window.error
+    window.close()
+    document.close()

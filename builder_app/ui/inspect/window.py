@@ -321,10 +321,9 @@ class ActivationsWindow(QtWidgets.QMainWindow):
             self._stale = True  # build again next time
         else:
             self.answer = result
-            if result.samples is not None:
-                self.index.blockSignals(True)
-                self.index.setMaximum(result.samples - 1)
-                self.index.blockSignals(False)
+            self.index.blockSignals(True)  # a data index up to the last sample; any seed
+            self.index.setMaximum(result.samples - 1 if result.samples is not None else 10_000_000)
+            self.index.blockSignals(False)
             self.status.setText(result.sample.description)
             self._draw()
             self._weight_sources()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from builder_app.cli import main
-from builder_app.core import custom_code, trust
+from builder_app.core import custom_code, ops, trust
 from builder_app.core.custom_code import CodeFile
 from builder_app.core.keras_model import build_keras_model
 from builder_app.core.project import Project, ProjectLoadError, load_project, save_project
@@ -259,3 +259,30 @@ def test_classes_are_listed_without_running_the_file():
     assert custom_code.describe([code("sampling.py")]) == "sampling.py (Sampling)"
     with pytest.raises(custom_code.CustomCodeError, match="broken.py line 1: not valid Python"):
         custom_code.class_names(CodeFile("broken.py", "class (:\n"))
+
+
+def test_an_opaque_node_with_declared_shapes_gives_the_layers_after_it_shapes(tmp_path):
+    text_classifier(tmp_path / "model.keras")
+    custom_code.deactivate_all()
+    project = import_model(tmp_path / "model.keras").project
+    graph = project.graph
+    (embedding,) = graph.nodes_of_layer("embedding")
+    (out,) = graph.nodes_of_layer("out")
+    engine = ShapeEngine(graph)
+    assert engine.result(out).outputs is None
+    shapes = custom_code.parse_declared_shapes("(None, 12, 8)")
+    graph.apply(ops.SetParam("embedding", custom_code.DECLARED_SHAPES_KEY, shapes))
+    engine = ShapeEngine(graph)
+    assert engine.result(embedding).errors  # it still needs its code
+    assert engine.result(out).output_shapes == [(None, 3)]
+    assert [node for node, _ in engine.errors()] == [embedding]
+    save_project(project, tmp_path / "p.kproj")
+    reopened = load_project(tmp_path / "p.kproj")
+    assert custom_code.declared_shapes(reopened.graph.layers["embedding"].config) == [(None, 12, 8)]
+    # Once the code runs, the declared shapes are the app's note, never a Keras argument.
+    custom_code.activate([code("token_embedding.py")])
+    engine = ShapeEngine(reopened.graph)
+    assert engine.errors() == []
+    assert "__output_shapes__" not in python_source(reopened.graph)
+    with pytest.raises(custom_code.CustomCodeError, match="not a shape"):
+        custom_code.parse_declared_shapes("(None, sixteen)")

@@ -259,6 +259,44 @@ def needs_code(graph: ModelGraph) -> list[tuple[str, str]]:
     return found
 
 
+def declared_shapes(config: Mapping[str, Any]) -> list[tuple[int | None, ...]] | None:
+    """The declared output shapes of an opaque node (batch dimension first), or None.
+
+    Each is a list of positive ints or null, at most 8 dimensions; at most 16 outputs.
+    """
+    value = config.get(DECLARED_SHAPES_KEY) if isinstance(config, Mapping) else None
+    if not isinstance(value, list) or not 0 < len(value) <= 16:
+        return None
+    shapes = []
+    for shape in value:
+        if not isinstance(shape, list) or not 0 < len(shape) <= 8:
+            return None
+        if not all(d is None or (type(d) is int and 0 < d < 2**31) for d in shape):
+            return None
+        shapes.append(tuple(shape))
+    return shapes
+
+
+def parse_declared_shapes(text: str) -> list[list[int | None]]:
+    """``"(None, 16); (None, 4)"`` -> ``[[None, 16], [None, 4]]`` (one shape per output).
+
+    Raises:
+        CustomCodeError: Not shapes (the message says what is expected).
+    """
+    expected = "shapes like (None, 16), one per output, separated by ';'"
+    shapes = []
+    for part in [p.strip() for p in text.split(";") if p.strip()]:
+        dims = [d.strip() for d in part.strip("()[] ").split(",") if d.strip()]
+        try:
+            shape = [None if d.lower() in ("none", "null", "?") else int(d) for d in dims]
+        except ValueError:
+            raise CustomCodeError(f"{part!r} is not a shape: {expected}") from None
+        shapes.append(shape)
+    if declared_shapes({DECLARED_SHAPES_KEY: shapes}) is None:
+        raise CustomCodeError(f"{text[:80]!r}: {expected} (positive sizes, at most 8 dimensions, 16 outputs)")
+    return shapes
+
+
 def keras_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A layer config without the app's own keys (the declared shapes of an opaque node)."""
     return {k: v for k, v in config.items() if k != DECLARED_SHAPES_KEY}

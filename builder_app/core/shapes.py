@@ -91,6 +91,14 @@ class NodeResult:
         return [t.shape for t in self.outputs or []]
 
 
+def _declared_outputs(config: Mapping[str, Any]) -> list[TensorType] | None:
+    """The output shapes the user declared for an opaque node (None if none or malformed)."""
+    from builder_app.core.custom_code import declared_shapes
+
+    shapes = declared_shapes(config)
+    return None if shapes is None else [TensorType(shape, "float32") for shape in shapes]
+
+
 class _Blocked(Exception):
     """An input is unknown because of an error upstream."""
 
@@ -443,7 +451,8 @@ class ShapeEngine:
             return self._compute_operation(node_id, inputs)
         state = self._state(layer.name)
         if state.error:
-            return NodeResult(errors=[state.error])
+            # An opaque node (its code is missing) may have its outputs declared by the user.
+            return NodeResult(errors=[state.error], outputs=_declared_outputs(layer.config))
         calls = graph._layer_nodes[layer.name]  # read-only; no copy on the hot path
         first = calls[0] if len(calls) == 1 else min(calls, key=index.__getitem__)
         result = NodeResult()

@@ -436,7 +436,7 @@ def _layer_constructor(class_name: Any, config: Any, name: Any, where: str, top:
         raise CodegenError(f"{where}: a nested layer without class or config")
     where = where if top else f"{where} ({class_name} {name!r})"
     cls = _layer_class(class_name, where)
-    config = {k: v for k, v in config.items() if k != "name"}
+    config = {k: v for k, v in custom_code.keras_config(config).items() if k != "name"}
     layer_name = name if isinstance(name, str) else class_name
     kept = _kept_keys(class_name, cls, config, layer_name, top)
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from builder_app.core import catalog
+from builder_app.core import catalog, custom_code
 from builder_app.core.costs import format_bytes, format_count, node_cost
 from builder_app.core.events import Change
 from builder_app.core.graph import (
@@ -298,10 +298,22 @@ class Inspector(QtWidgets.QWidget):
                     else catalog.layer_spec(layer.class_name)
                 )
             except KeyError as exc:
-                reason = exc.args[0] if exc.args else str(exc)
-                category, description = "Unknown", "Not a layer the editor knows."
-                note = f"Shown read-only: {reason}."
-                self._add_read_only_config(layer)
+                known = custom_code.layer_class_known(layer.class_name)  # never imports Keras here
+                self._spec = custom_code.layer_spec(layer.class_name, layer.config) if known else None
+                if self._spec is not None:  # Keras's own layer outside keras.layers, or trusted code
+                    category, description = self._spec.category, self._spec.description
+                    self._add_rows(layer, self._spec)
+                elif custom_code.is_outside_catalog(layer.class_name):
+                    category = "Custom"
+                    description = "A custom layer whose code this project does not run (not given, or not trusted)."
+                    note = ("Declare its output shapes to give the layers after it shapes; "
+                            "import with --custom-layers F.py --trust to run it.")
+                    self._add_read_only_config(layer, declare=True)
+                else:
+                    reason = exc.args[0] if exc.args else str(exc)
+                    category, description = "Unknown", "Not a layer the editor knows."
+                    note = f"Shown read-only: {reason}."
+                    self._add_read_only_config(layer)
             else:
                 category, description = self._spec.category, self._spec.description
                 self._add_rows(layer, self._spec)
@@ -315,10 +327,20 @@ class Inspector(QtWidgets.QWidget):
         self._refresh_header()
         self._refresh_result()
 
-    def _add_read_only_config(self, layer: Layer) -> None:
+    def _add_read_only_config(self, layer: Layer, declare: bool = False) -> None:
         layout = QtWidgets.QVBoxLayout(self._params_holder)
         layout.setContentsMargins(0, 6, 0, 0)
-        text = QtWidgets.QPlainTextEdit(json.dumps(layer.config, indent=2, default=repr))
+        if declare:
+            layout.addWidget(QtWidgets.QLabel("Output shapes (batch first, ';' between outputs):"))
+            shapes = custom_code.declared_shapes(layer.config) or []
+            self.declared_edit = QtWidgets.QLineEdit(
+                "; ".join("(" + ", ".join("None" if d is None else str(d) for d in s) + ")" for s in shapes)
+            )
+            self.declared_edit.setPlaceholderText("(None, 16)")
+            self.declared_edit.setToolTip("What the layer returns; the layers after it get their shapes from this")
+            self.declared_edit.editingFinished.connect(self._declare_shapes)
+            layout.addWidget(self.declared_edit)
+        text = QtWidgets.QPlainTextEdit(json.dumps(custom_code.keras_config(layer.config), indent=2, default=repr))
         text.setReadOnly(True)
         text.setMinimumHeight(160)
         layout.addWidget(text)
@@ -665,6 +687,22 @@ class Inspector(QtWidgets.QWidget):
         else:
             self._show_status(outcome.message)
             self._refresh_values()
+
+    def _declare_shapes(self) -> None:
+        """The opaque node's declared output shapes, as typed (empty: none declared)."""
+        layer = self._layer()
+        if layer is None or self._graph is None:
+            return
+        text = self.declared_edit.text().strip()
+        try:
+            value = custom_code.parse_declared_shapes(text) if text else MISSING
+        except custom_code.CustomCodeError as exc:
+            self._show_status(str(exc))
+            return
+        if value == layer.config.get(custom_code.DECLARED_SHAPES_KEY, MISSING):
+            return
+        outcome = self.document.controller.set_param(self._graph, layer.name, custom_code.DECLARED_SHAPES_KEY, value)
+        self._show_status("" if outcome else outcome.message)
 
     def _rename(self) -> None:
         layer = self._layer()

@@ -1,0 +1,56 @@
+"""The inspector of a custom node whose code the project does not run: its output shapes are declared there."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import pytest
+from PySide6 import QtCore
+
+from builder_app.core import custom_code, trust
+from builder_app.core.project import Project
+from builder_app.importers.keras_file import import_model
+from builder_app.ui.editor.document import Document
+from builder_app.ui.editor.inspector import Inspector
+
+
+@pytest.fixture
+def opaque_document(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv(trust.CONFIG_DIR_ENV, str(tmp_path / "settings"))
+    custom_code.deactivate_all()
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, keras.layers.Dense(2, name="out")(keras.layers.Dense(6, name="mystery")(x)))
+    config = json.loads(model.to_json())
+    layer = next(item for item in config["config"]["layers"] if item["config"]["name"] == "mystery")
+    layer.update(module="my_layers", class_name="Mystery", registered_name="Mystery")
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    doc = Document(Project(import_model(tmp_path / "model.json").project.graph))
+    doc.attach_engine()
+    doc.update_shapes()
+    yield doc
+    doc.undo_stack.clear()
+    doc.close()
+
+
+def test_declaring_an_opaque_nodes_shapes_in_the_inspector(qtbot, opaque_document, tmp_path):
+    doc = opaque_document
+    widget = Inspector(doc)
+    qtbot.addWidget(widget)
+    widget.resize(360, 600)
+    widget.show()
+    graph = doc.graph
+    (mystery,) = graph.nodes_of_layer("mystery")
+    (out,) = graph.nodes_of_layer("out")
+    widget.show_node(graph, mystery)
+    assert "Custom" in widget.class_label.text()
+    edit = widget.declared_edit
+    edit.setFocus()
+    qtbot.keyClicks(edit, "(None, 6)")
+    qtbot.keyClick(edit, QtCore.Qt.Key.Key_Return)
+    doc.update_shapes()
+    assert custom_code.declared_shapes(graph.layers["mystery"].config) == [(None, 6)]
+    assert doc.engine.result(out).output_shapes == [(None, 2)]
+    widget.grab().save(str(tmp_path / "inspector.png"))
+    doc.undo_stack.undo()
+    assert custom_code.declared_shapes(graph.layers["mystery"].config) is None

@@ -112,7 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     import_ = commands.add_parser(
         "import",
         help="turn a .keras, .h5 or model-config .json file into a project",
-        description="Import a Keras model. Nothing in the file is executed.",
+        description=(
+            "Import a Keras model. Nothing in the file is executed. Exit 0 imported, 2 unreadable, "
+            "3 written but some weights were left out (the line says which layers kept theirs)."
+        ),
     )
     import_.add_argument("model", type=Path, metavar="MODEL")
     import_.add_argument("-o", "--output", type=Path, required=True, metavar="PROJECT")
@@ -445,12 +448,13 @@ def _validate(path: Path, *, as_json: bool, trust: bool = False) -> int:
     else:
         if report["valid"]:
             print(f"{path}: valid, {report['total_params']:,} parameters")
+        # Nodes by their layer's name; the internal ids are only in --json.
         for error in report["errors"]:
-            where = f"node {error['node']}" if error["node"] else "model"
+            where = f"layer '{graph.label(error['node'])}'" if error["node"] else "model"
             print(f"{path}: {where}: {error['message']}")
         for node_id in graph.topological_order():
             for message in engine.result(node_id).warnings:
-                print(f"{path}: warning: node {node_id} '{graph.label(node_id)}': {message}")
+                print(f"{path}: warning: layer '{graph.label(node_id)}': {message}")
     return EXIT_VALID if report["valid"] else EXIT_INVALID
 
 
@@ -585,6 +589,12 @@ def _import(model: Path, output: Path, custom_layers: list[Path] = (), trust: bo
         return EXIT_UNREADABLE
     graph = result.project.graph
     print(f"imported {model} -> {output}: {len(graph)} nodes")
+    from builder_app.importers.import_report import EXIT_WEIGHTS_DROPPED, dropped_weights_line
+
+    dropped = dropped_weights_line(result)
+    if dropped is not None:  # written, but not the trained model: say so, and exit 3
+        print(f"builder-app: {dropped}", file=sys.stderr)
+        return EXIT_WEIGHTS_DROPPED
     return EXIT_VALID
 
 

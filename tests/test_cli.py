@@ -90,7 +90,8 @@ def test_human_output_names_the_node(tmp_path, capsys):
     path, add_id = broken_project(tmp_path)
     assert main(["validate", str(path)]) == 1
     out = capsys.readouterr().out
-    assert f"node {add_id}: Add needs inputs of one shape" in out
+    assert "layer 'merge': Add needs inputs of one shape" in out
+    assert f"node {add_id}" not in out  # the internal id only in --json
 
 
 @pytest.mark.parametrize(

@@ -238,3 +238,61 @@ def test_export_check_feeds_dict_inputs_by_name(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.count("(ok)") == 2
+
+
+# ----------------------------------------------------------------- 17.6
+def test_keras_backticked_messages_read_as_sentences():
+    from builder_app.core.graph import Layer
+
+    cases = {
+        ("Dense", '{"units": -1}'): "Dense 'x': 'units' must be a positive integer, not -1",
+        ("Dropout", '{"rate": 2.0}'): "Dropout 'x': 'rate' must be a float value between 0 and 1, not 2.0",
+        ("Embedding", '{"input_dim": 0, "output_dim": 3}'): "Embedding 'x': 'input_dim' must be a positive integer, not 0",
+    }
+    import json
+
+    for (class_name, config), expected in cases.items():
+        with pytest.raises(LayerError) as caught:
+            make_keras_layer(Layer("x", class_name, json.loads(config)))
+        assert str(caught.value) == expected
+        assert "`" not in str(caught.value)
+
+
+def test_import_that_drops_weights_exits_3_and_names_the_layers_that_kept_theirs(tmp_path, capsys):
+    from tests.test_import import rewrite_archive
+
+    x = keras.Input((4,), name="x")
+    hidden = keras.layers.Dense(3, name="hidden")(x)
+    keras.Model(x, keras.layers.Dense(2, name="out")(hidden), name="m").save(tmp_path / "m.keras")
+    other = tmp_path / "other.weights.h5"
+    y = keras.Input((4,), name="x")
+    keras.Model(y, keras.layers.Dense(5, name="out")(keras.layers.Dense(3, name="hidden")(y))).save_weights(other)
+    broken = rewrite_archive(tmp_path / "m.keras", tmp_path / "broken.keras", **{"model.weights.h5": other.read_bytes()})
+
+    assert cli.main(["import", str(tmp_path / "m.keras"), "-o", str(tmp_path / "ok.kproj")]) == 0
+    capsys.readouterr()
+    code = cli.main(["import", str(broken), "-o", str(tmp_path / "p.kproj")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 3
+    assert (tmp_path / "p.kproj").exists()  # written all the same
+    assert err[-1] == "builder-app: WEIGHTS LEFT OUT (1 warning above): only 1 layer kept theirs: 'hidden'"
+    assert err[0].startswith("warning: layer 'out': its weights were not imported")
+
+
+def test_validate_names_layers_and_keeps_ids_for_json(imported, tmp_path, capsys):
+    import json
+
+    from builder_app.core.project import Project
+
+    _, _, project, _ = imported
+    broken = project.graph.clone()
+    broken.layers["int_lookup"].assets = None
+    save_project(Project(broken), tmp_path / "b.kproj")
+    assert cli.main(["validate", str(tmp_path / "b.kproj")]) == 1
+    out = capsys.readouterr().out
+    node_id = broken.nodes_of_layer("int_lookup")[0]
+    assert f"b.kproj: layer 'int_lookup': IntegerLookup 'int_lookup': it has no vocabulary" in out
+    assert f"node {node_id}" not in out
+    assert cli.main(["validate", str(tmp_path / "b.kproj"), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [e["node"] for e in report["errors"]] == [node_id]

@@ -71,6 +71,9 @@ def clean_message(exc: BaseException) -> str:
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
     text = re.sub(r"\s*\[Op:\w+\](?:\s*name:.*)?$", "", text, flags=re.S)
     text = re.sub(r"\s+", " ", text).strip()
+    from builder_app.core.keras_sentences import as_sentence
+
+    text = as_sentence(text)  # Keras's backticked phrasing, as a sentence
     if len(text) > 400:
         text = text[:397] + "..."
     return text

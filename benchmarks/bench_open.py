@@ -40,6 +40,7 @@ def _frames(window, path: Path, settle_s: float = 1.5) -> dict[str, float]:
 
     app = QtWidgets.QApplication.instance()
     painted: list[float] = []
+    cpu: dict[float, float] = {}  # the process's CPU time at each painted frame
     readable: list[float] = []
     old = window.document
 
@@ -49,6 +50,7 @@ def _frames(window, path: Path, settle_s: float = 1.5) -> dict[str, float]:
                 if watched.window() is window:
                     now = time.perf_counter()
                     painted.append(now)
+                    cpu[now] = time.process_time()
                     view = window.current_view()
                     if (
                         not readable
@@ -100,10 +102,17 @@ def _frames(window, path: Path, settle_s: float = 1.5) -> dict[str, float]:
     imported_at = marks.get("imported", end)
     settled_at = marks.get("settled")
     gaps = [(b - a, b) for a, b in pairwise(seen)]
+    # The CPU time this process had during its longest gap between frames: far below the
+    # gap's length, the process was waiting for a core (other work on the machine), not
+    # running a worker that kept the GUI thread from the interpreter.
+    pairs = [(a, b) for a, b in pairwise(painted) if start <= a and b <= end]
+    longest = max(pairs, key=lambda p: p[1] - p[0], default=None)
+    gap_cpu = cpu[longest[1]] - cpu[longest[0]] if longest else float("nan")
     return {
         "readable": (readable[0] - start) if readable else float("nan"),
         "imported": imported_at - start,
         "gap": max(g for g, _ in gaps),
+        "gap_cpu": gap_cpu,
         "gap_importing": max(g for g, b in gaps if b <= imported_at),
         "gap_after": max((g for g, b in gaps if b > imported_at), default=0.0),
         "frames": len(seen) - 2,
@@ -158,7 +167,11 @@ def run() -> list[tuple[str, str]]:
             "readable overview painted",
             f"{measured['readable']:.2f} s ({measured['readable'] / baseline:.2f}x load_model; target 2 s)",
         ),
-        ("longest gap between painted frames", f"{measured['gap'] * 1000:.0f} ms (target 100 ms)"),
+        (
+            "longest gap between painted frames",
+            f"{measured['gap'] * 1000:.0f} ms (target 100 ms; the process's CPU time in it: "
+            f"{measured['gap_cpu'] * 1000:.0f} ms, load average {os.getloadavg()[0]:.1f})",
+        ),
         ("  while the worker imports", f"{measured['gap_importing'] * 1000:.0f} ms (done at {measured['imported']:.2f} s)"),
         ("  after: window takes the model, shapes", f"{measured['gap_after'] * 1000:.0f} ms"),
         ("frames painted while opening", f"{measured['frames']} in {measured['settled']:.2f} s"),

@@ -55,7 +55,7 @@ def graph_from_model_config(data: Mapping[str, Any], renamed: dict[str, str] | N
         if class_name == "Sequential":
             return _sequential(config)
         if class_name in MODEL_CLASSES or "layers" in config:
-            return _functional(config)
+            return _structured(_functional(config), config)
         module = data.get("module")
         if isinstance(module, str) and not module.startswith("keras"):
             raise ConfigError(
@@ -64,7 +64,7 @@ def graph_from_model_config(data: Mapping[str, Any], renamed: dict[str, str] | N
             )
         raise ConfigError(f"'{class_name}' is a layer, not a model")
     if "layers" in data:
-        return _functional(data)
+        return _structured(_functional(data), data)
     raise ConfigError("this JSON is not a Keras model config (no 'layers')")
 
 
@@ -215,19 +215,28 @@ def _functional(config: Mapping[str, Any]) -> ModelGraph:
         )
     except GraphError as exc:
         raise ConfigError(str(exc)) from None
-    from builder_app.core.io_structure import SetStructure, structure_from_config
-
-    # Dict inputs stay dicts (and a list of one stays a list): the exports write them back.
-    sides = {"inputs": config.get("input_layers"), "outputs": config.get("output_layers")}
-    structure = {side: s for side, value in sides.items() if (s := structure_from_config(value)) is not None}
-    structure = {side: s for side, s in structure.items() if s != _default_structure(len(inputs if side == "inputs" else outputs))}
-    if structure:
-        graph.apply(SetStructure(structure))
     return graph
 
 
-def _default_structure(count: int) -> dict[str, Any]:
-    return {"kind": "single"} if count == 1 else {"kind": "list"}
+def _structured(graph: ModelGraph, config: Mapping[str, Any]) -> ModelGraph:
+    """The model's graph keeping how its inputs and outputs are grouped (dicts stay dicts).
+
+    Only the model itself: a sub-model's calls in the graph take and give its
+    tensors one by one, whatever its own grouping.
+    """
+    from builder_app.core.io_structure import SetStructure, structure_from_config
+
+    sides = {"inputs": config.get("input_layers"), "outputs": config.get("output_layers")}
+    counts = {"inputs": len(graph.explicit_inputs()), "outputs": len(graph.explicit_outputs())}
+    structure = {
+        side: found
+        for side, value in sides.items()
+        if (found := structure_from_config(value)) is not None
+        and found != ({"kind": "single"} if counts[side] == 1 else {"kind": "list"})
+    }
+    if structure:
+        graph.apply(SetStructure(structure))
+    return graph
 
 
 def _sequential(config: Mapping[str, Any]) -> ModelGraph:

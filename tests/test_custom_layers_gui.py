@@ -54,3 +54,40 @@ def test_declaring_an_opaque_nodes_shapes_in_the_inspector(qtbot, opaque_documen
     widget.grab().save(str(tmp_path / "inspector.png"))
     doc.undo_stack.undo()
     assert custom_code.declared_shapes(graph.layers["mystery"].config) is None
+
+
+def test_new_custom_layer_checks_names_the_pitfalls_and_fills_the_palette(qtbot, loader, tmp_path, monkeypatch):
+    from tests.editor_support import open_window
+
+    monkeypatch.setenv(trust.CONFIG_DIR_ENV, str(tmp_path / "settings"))
+    monkeypatch.setenv("BUILDER_APP_RECOVERY_DIR", str(tmp_path / "recovery"))
+    custom_code.deactivate_all()
+    window = open_window(qtbot, loader)
+    try:
+        editor = window.new_custom_layer()
+        qtbot.addWidget(editor)
+        editor.text.setPlainText(
+            "import keras\n\n\nclass Forgetful(keras.layers.Layer):\n"
+            "    def __init__(self, units):\n        super().__init__()\n        self.units = units\n\n"
+            "    def call(self, x):\n        return x\n"
+        )
+        assert not editor.check()
+        assert "pass **kwargs (the name) through" in editor.results.toPlainText()
+        editor._example()
+        assert editor.check(), editor.results.toPlainText()
+        editor.resize(760, 640)
+        editor.grab().save(str(tmp_path / "custom_layer_editor.png"))
+        assert editor.add_to_project()
+        assert [f.name for f in window.document.project.custom_code] == ["group_norm.py"]
+        entries = {e.payload: e.category for e in window.palette.entries()}
+        assert entries.get("GroupNorm") == "Custom"
+        assert trust.is_trusted(window.document.project.custom_code[0])
+        project_path = tmp_path / "with_code.kproj"
+        from builder_app.core.project import load_project, save_project
+
+        save_project(window.document.project, project_path)
+        assert [f.name for f in load_project(project_path).custom_code] == ["group_norm.py"]
+        editor.close()
+    finally:
+        custom_code.deactivate_all()
+        window.close()

@@ -30,6 +30,8 @@ from typing import Any
 
 from builder_app.core.graph import INPUT_CLASS, SUBMODEL_CLASS, ModelGraph
 
+#: The palette category of the user's trusted classes.
+CUSTOM_CATEGORY = "Custom"
 #: Where a project file keeps its code (``custom/<name>.py``).
 CUSTOM_DIR = "custom"
 #: The most code files a project holds, and the size of each.
@@ -203,6 +205,35 @@ def layer_spec(class_name: str, config: Mapping[str, Any] | None = None):
                                      catalog.PortsSpec("single", ("inputs",), 1, 1), cls.__module__, "")
         spec = _specs[cls] = replace(spec, class_name=class_name, category="Custom")
     return spec
+
+
+def default_config(class_name: str) -> dict[str, Any]:
+    """The config of a freshly made layer of a class outside the catalog (for the palette).
+
+    Required arguments get the catalog's starting values by name (``units`` 32...),
+    else 1.
+
+    Raises:
+        KeyError: The class is unknown, or refuses those values.
+    """
+    import inspect
+
+    from builder_app.core import catalog
+    from builder_app.core.text import json_plain
+
+    cls = layer_class(class_name)
+    if cls is None:
+        raise KeyError(f"{class_name!r} is not a known layer class")
+    required = {
+        p.name: catalog._STARTING.get(p.name, 1)  # noqa: SLF001
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+        if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+    try:
+        config = json_plain(cls(**required).get_config(), other=repr)
+    except Exception as exc:  # noqa: BLE001 - the user's class refused: say so as a KeyError
+        raise KeyError(f"{bare_name(class_name)}({required}) failed: {_one_line(exc)}") from None
+    return {k: v for k, v in config.items() if k != "name"}
 
 
 def ports(class_name: str):

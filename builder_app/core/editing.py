@@ -67,9 +67,15 @@ def palette_ops(
         return add, "Add Input", [add.node.id]
     try:
         spec = catalog.layer_spec(payload)
+        config = catalog.default_config(spec.class_name)
     except KeyError as exc:
-        raise NotFoundError(str(exc).strip("\"'")) from None
-    add = ops.add_layer(graph, spec.class_name, catalog.default_config(spec.class_name), position=position)
+        from builder_app.core import custom_code
+
+        spec = custom_code.layer_spec(payload) if custom_code.layer_class_known(payload) else None
+        if spec is None:
+            raise NotFoundError(str(exc).strip("\"'")) from None
+        config = custom_code.default_config(payload)
+    add = ops.add_layer(graph, spec.class_name, config, position=position)
     steps: list[ops.Op] = [add]
     if source is not None:
         steps.append(ops.Connect(source, source_port, add.node.id, 0))

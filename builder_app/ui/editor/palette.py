@@ -79,6 +79,13 @@ def palette_entries() -> list[Entry]:
         found.append(
             Entry(name, name, spec.category, spec.description, spec.category, (name.lower(),))
         )
+    from builder_app.core import custom_code
+
+    for name, cls in sorted(custom_code.active_classes().items()):  # the project's trusted code
+        doc = (cls.__doc__ or "").strip().splitlines()
+        description = doc[0] if doc else f"{name}, from {cls.__module__}.py"
+        found.append(Entry(name, name, custom_code.CUSTOM_CATEGORY, description, custom_code.CUSTOM_CATEGORY,
+                           (name.lower(),)))
     for name, block in BLOCKS.items():
         found.append(
             Entry(

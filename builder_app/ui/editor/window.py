@@ -279,6 +279,12 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             "&Inspect Activations…", self.open_activations, "Ctrl+Shift+I", None, "What the selected nodes compute on a sample"
         )
         a["sweep"] = self._action("S&weep…", self.open_sweep, tip="Search hyperparameters (Optuna): each trial a training run")
+        a["trust_code"] = self._action(
+            "Trust &Custom Code…", self.trust_custom_code, tip="Run the project's custom layer code (it asks first)"
+        )
+        a["new_custom_layer"] = self._action(
+            "&New Custom Layer…", self.new_custom_layer, tip="Write a layer class, check it, add it to the palette"
+        )
 
         # The canvas shortcuts that would fire while typing in the inspector belong to the view.
         for name in ("delete", "fit"):
@@ -334,6 +340,8 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             view.addAction(dock.toggleViewAction())
         model = menu.addMenu("&Model")
         model.addActions([a["validate"], a["train"], a["sweep"], a["inspect"]])
+        model.addSeparator()
+        model.addActions([a["new_custom_layer"], a["trust_code"]])
         help_menu = menu.addMenu("&Help")
         a["guide"] = self._action("&User Guide", self.show_guide, keys.HelpContents, None, "How to build, fix, train, export and import a model")
         a["shortcuts"] = self._action("&Keyboard Shortcuts", self.show_shortcuts)
@@ -407,6 +415,8 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         if self.loader is not None and self.loader.is_ready:
             # Shapes after the first paint: a big model shows at once, its shapes a moment later.
             QtCore.QTimer.singleShot(0, document.attach_engine)
+        if getattr(document.project, "custom_code", None):
+            QtCore.QTimer.singleShot(0, self._run_trusted_code)
 
     def open_graph(self, graph: ModelGraph, title: str) -> GraphView:
         """Shows ``graph`` (the model or a sub-model's graph) in a tab, reusing an open one."""
@@ -492,6 +502,8 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
 
         self.palette.populate()
         self.quick_add.populate()
+        if self.document is not None and getattr(self.document.project, "custom_code", None):
+            QtCore.QTimer.singleShot(0, self._run_trusted_code)
         self.status_keras.setText(f"Keras {keras.__version__} · {keras.backend.backend()}")
         self.status_device.setText(_device_name())
         self.status_device.setToolTip(_training_backends_text())
@@ -566,6 +578,27 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
             self.controller.keep_outputs(notice.graph)
         else:
             stack.undo()
+
+    def trust_custom_code(self) -> bool:
+        from builder_app.ui.editor.custom_layers import offer_trust
+
+        return offer_trust(self)
+
+    def new_custom_layer(self):
+        from builder_app.ui.editor.custom_layers import CustomLayerEditor
+
+        editor = CustomLayerEditor(self)
+        editor.show()
+        return editor
+
+    def _run_trusted_code(self) -> None:
+        """Code trusted before runs once Keras is here; untrusted code is named in the status bar."""
+        from builder_app.ui.editor.custom_layers import activate_trusted
+
+        if self.document is not None and self.loader is not None and self.loader.is_ready:
+            problem = activate_trusted(self)
+            if problem:
+                self.statusBar().showMessage(problem, 15000)
 
     def _hint(self, text: str) -> None:
         if text:

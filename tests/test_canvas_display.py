@@ -79,6 +79,24 @@ def test_a_big_imported_model_opens_as_collapsed_blocks_that_fit_readably(qtbot,
     assert window.document.engine.is_valid()
 
 
+def test_fit_collapses_expanded_blocks_rather_than_shrink_names_away(qtbot, loader, staged_project):
+    window = open_window(qtbot, loader, staged_project)
+    window.resize(1400, 900)
+    scene, view = window.current_scene(), window.current_view()
+    window.collapse_all(False)
+    settle(qtbot, window)
+    assert not scene.blocks_by_name and view.zoom() < READABLE_ZOOM  # 74 boxes: too small to read
+    steps = window.document.undo_stack.count()
+    window.actions_by_name["fit"].trigger()
+    settle(qtbot, window)
+    assert set(scene.blocks_by_name) == {"stage1", "stage2", "stage3", "stage4"}
+    assert view.zoom() >= READABLE_ZOOM
+    assert window.document.undo_stack.count() == steps + 1  # the collapse is one undo step
+    window.undo()
+    settle(qtbot, window)
+    assert not scene.blocks_by_name
+
+
 def test_an_overview_too_big_to_read_whole_shows_its_input_readably(qtbot, loader, tmp_path):
     path = tmp_path / "many.keras"
     staged_model(stages=40, per_stage=3).save(path)  # 40 collapsed blocks, folded into columns

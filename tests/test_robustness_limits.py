@@ -130,6 +130,62 @@ def test_a_clipboard_too_deep_for_the_json_parser_is_refused_in_the_window(qtbot
     assert "no layers" in window.statusBar().currentMessage()
 
 
+# ------------------------------------------------------------ huge graphs
+def chain(count: int) -> dict:
+    """An Input and ``count - 1`` ReLU layers in a row, as a graph's plain dict."""
+    layers = [{"name": "inp", "class_name": "InputLayer", "config": {"batch_shape": [None, 4], "dtype": "float32"}}]
+    nodes = [{"id": "n0", "layer": "inp", "position": [0.0, 0.0]}]
+    edges = []
+    for i in range(1, count):
+        layers.append({"name": f"relu_{i}", "class_name": "ReLU", "config": {}})
+        nodes.append({"id": f"n{i}", "layer": f"relu_{i}", "position": [0.0, 100.0 * i]})
+        edges.append([f"n{i - 1}", 0, f"n{i}", 0])
+    return {"name": "long", "layers": layers, "nodes": nodes, "edges": edges, "inputs": [], "outputs": []}
+
+
+def test_a_project_of_100k_nodes_is_refused_in_one_line_within_memory(tmp_path, capsys):
+    """Reading 100,000 nodes takes 14 s and 400 MB, and a shape pass over them more than 10 minutes
+    and 2.3 GB: the file is refused from project.json's counts, before any node is read."""
+    import tracemalloc
+
+    from tests.test_boundaries import project_bytes
+
+    path = tmp_path / "huge.kproj"
+    path.write_bytes(project_bytes(chain(100_000)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProjectLoadError) as info:
+            load_project(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == (
+        "huge.kproj: the project has 100,000 layer calls (sub-models' included); a project holds at most 20,000"
+    )
+    assert peak < 250 * 2**20, f"{peak / 2**20:.0f} MiB"  # the parsed project.json, no graph
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at most 20,000" in err
+
+
+def test_the_node_limit_counts_submodels_and_binds_save_import_and_paste(tmp_path, monkeypatch):
+    # The deepest project allowed has 2 nodes a level (an Input and the next sub-model's call).
+    path = deep_project(tmp_path, 3)
+    project = load_project(path)
+    payload = copy_nodes(project.graph, list(project.graph.nodes))
+    monkeypatch.setattr(project_format, "MAX_NODES", 7)  # 8 nodes in all
+    with pytest.raises(ProjectLoadError, match="the project has 8 layer calls .*at most 7$"):
+        load_project(path)
+    with pytest.raises(project_format.ProjectSaveError, match="the project has 8 layer calls"):
+        save_project(project, tmp_path / "again.kproj")
+    with pytest.raises(keras_file.ModelImportError, match="deep3.json: the model has 8 layer calls"):
+        import_model(tmp_path / "deep3.json")
+    with pytest.raises(GraphError, match="the clipboard has 8 layer calls"):
+        paste_ops(ModelGraph("target"), payload)
+    monkeypatch.setattr(project_format, "MAX_NODES", 8)
+    assert len(load_project(path).graph.nodes) == 2
+
+
 # ------------------------------------------------------------ train --update-project racing a save
 @pytest.mark.slow
 @pytest.mark.training

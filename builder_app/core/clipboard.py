@@ -63,6 +63,9 @@ def paste_ops(graph: ModelGraph, data: Any, offset: tuple[float, float] = (30.0,
             f"the clipboard's layers nest too deeply for a project (at most {project.MAX_JSON_DEPTH} "
             "levels, sub-models included)"
         )
+    problem = project.nodes_problem(data, "the clipboard")
+    if problem is not None:
+        raise GraphError(problem)
     try:
         layers = {entry["name"]: Layer.from_dict(entry) for entry in data["layers"]}
         nodes = [Node.from_dict(entry) for entry in data["nodes"]]

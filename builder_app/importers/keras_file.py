@@ -249,9 +249,13 @@ def _check_depth(graph: ModelGraph) -> None:
     levels, limit = _submodel_levels(graph), max_submodel_levels()
     if levels > limit:
         raise Refused(f"sub-models are nested {levels} deep; a project holds at most {limit} sub-model levels")
+    graph_dict = graph.to_dict()
+    problem = project.nodes_problem(graph_dict, "the model")
+    if problem is not None:
+        raise Refused(problem)
     # The levels fit; a layer's own config may still nest too deeply to be saved.
     most = project.MAX_JSON_DEPTH
-    if safe_io.json_depth({"graph": graph.to_dict()}, most) > most:
+    if safe_io.json_depth({"graph": graph_dict}, most) > most:
         deepest = max(_all_layers(graph), key=lambda item: safe_io.json_depth(item[1].config, most))
         raise Refused(
             f"the config of layer '{deepest[0]}' nests too deeply: a project nests at most {most} levels"

@@ -296,3 +296,44 @@ def test_validate_names_layers_and_keeps_ids_for_json(imported, tmp_path, capsys
     assert cli.main(["validate", str(tmp_path / "b.kproj"), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert [e["node"] for e in report["errors"]] == [node_id]
+
+
+def frozen_model(backbone: keras.Model) -> keras.Model:
+    backbone.trainable = False
+    x = keras.Input(backbone.input_shape[1:], name="image")
+    y = keras.layers.Dropout(0.3, name="drop")(backbone(x, training=False))
+    return keras.Model(x, keras.layers.Dense(2, name="head")(y), name="keypoints")
+
+
+def test_a_frozen_backbone_is_a_function_frozen_once(tmp_path):
+    inner = keras.Input((6,), name="inner_in")
+    h = keras.layers.Dense(5, activation="relu", name="b1")(inner)
+    backbone = keras.Model(inner, keras.layers.Dense(4, name="b2")(h), name="backbone")
+    frozen_model(backbone).save(tmp_path / "m.keras")
+    source = python_source(import_model(tmp_path / "m.keras").project.graph)
+    assert "def build_backbone() -> keras.Model:" in source
+    assert source.count("trainable") == 1
+    assert "    backbone = build_backbone()\n    backbone.trainable = False\n" in source
+    (tmp_path / "code.py").write_text(source)
+    coded = runpy.run_path(str(tmp_path / "code.py"))["build_model"]()
+    assert not coded.get_layer("backbone").trainable
+    assert not coded.get_layer("backbone").get_layer("b1").trainable
+    assert coded.get_layer("head").trainable
+
+
+@pytest.mark.slow
+def test_a_frozen_application_backbone_is_written_as_the_application(tmp_path):
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None)
+    model = frozen_model(base)
+    model.save(tmp_path / "m.keras")
+    graph = import_model(tmp_path / "m.keras").project.graph
+    source = python_source(graph)
+    assert "keras.applications.MobileNetV2(\n        input_shape=(32, 32, 3), include_top=False, weights=None\n    )" in source
+    assert source.count("trainable") == 1 and "def build_" not in source.replace("def build_model", "")
+    (tmp_path / "code.py").write_text(source)
+    coded = runpy.run_path(str(tmp_path / "code.py"))["build_model"]()
+    app_model = build_keras_model(graph)
+    app_model.save_weights(tmp_path / "w.weights.h5")
+    coded.load_weights(tmp_path / "w.weights.h5")  # the same layers, by the same paths
+    feed = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(coded(feed)), np.asarray(model(feed)), atol=1e-5)

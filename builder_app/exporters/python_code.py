@@ -615,9 +615,25 @@ class _FunctionWriter:
         obj = self.objects.get(layer.name)
         if layer.submodel is not None:
             if obj is None:
+                from builder_app.exporters.backbones import application_call
+
                 obj = self.objects[layer.name] = self.names.make(layer.name)
-                self.lines += self.statement(obj, Call(self.submodel_function(layer), []))
-                if not layer.config.get("trainable", True):
+                frozen = not layer.config.get("trainable", True)
+                # A frozen backbone that is exactly a keras.applications model is written as one.
+                known = application_call(layer.submodel) if frozen else None
+                if known is not None:
+                    made = Call(
+                        f"keras.applications.{known[0]}",
+                        [
+                            Kw("input_shape", literal(list(known[1]), as_tuple=True)),
+                            Kw("include_top", literal(False)),
+                            Kw("weights", literal(None)),
+                        ],
+                    )
+                else:
+                    made = Call(self.submodel_function(layer), [])
+                self.lines += self.statement(obj, made)
+                if frozen:
                     self.lines.append(f"{_INDENT}{obj}.trainable = False")
             callee: Any = obj
         elif len(calls) > 1:
@@ -638,9 +654,14 @@ class _FunctionWriter:
         self.assign(node_id, layer, base, Call(callee, args))
 
     def submodel_function(self, layer: Layer) -> str:
+        from builder_app.exporters.backbones import thawed
+
         name = self.module.function_names.make(f"build_{layer.name}")
-        results = _checked_results(layer.submodel)
-        self.module.functions.append(self.module.function(name, layer.submodel, layer.name, results))
+        graph = layer.submodel
+        if not layer.config.get("trainable", True):
+            graph = thawed(graph)  # one `.trainable = False` where it is made says it for every layer
+        results = _checked_results(graph)
+        self.module.functions.append(self.module.function(name, graph, layer.name, results))
         return name
 
     def arguments(self, node_id: str, layer: Layer, where: str) -> list[Any]:

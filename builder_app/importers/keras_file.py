@@ -298,12 +298,13 @@ def _import_keras_archive(handle: IO[bytes], size: int, on_graph: Callable[[Mode
         config = _read_member(archive, members[_CONFIG_MEMBER], MAX_CONFIG_BYTES)
         parsed = _parse_config(config, _CONFIG_MEMBER)
         graph = _graph(parsed, warnings)
-        if on_graph is not None and _WEIGHTS_MEMBER in members:
-            on_graph(graph)
         if any(name.startswith("assets/") and not name.endswith("/") for name in members):
             from builder_app.importers.keras_assets import read_archive_assets
 
+            # Before the preview: a lookup's vocabulary decides its output's shape.
             read_archive_assets(archive, members, graph, warnings)
+        if on_graph is not None and _WEIGHTS_MEMBER in members:
+            on_graph(graph)
         others = sorted(
             name
             for name in members
@@ -416,7 +417,8 @@ def _load_without_code(graph: ModelGraph, weights_path: Path, warnings: list[str
     warnings.append(
         f"the weights of {len(loaded)} layer(s) were imported layer by layer; "
         f"{len(names)} layer(s) need their code ({', '.join(repr(n) for n in names[:5])}): "
-        "their weights stay in the file until it is imported with --custom-layers F.py --trust"
+        "their weights stay in the file until it is imported with their code trusted "
+        "(--custom-layers F.py --trust; a Lambda holds its code: --trust)"
     )
     lacking_names = set(names)
     warnings.extend(m for m in missed if m.partition("'")[2].partition("'")[0] not in lacking_names)

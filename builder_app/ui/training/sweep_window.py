@@ -98,6 +98,9 @@ class SweepWindow(QtWidgets.QMainWindow):
         self._importance: Future | None = None
         self._importance_wanted = False
         self.importances: dict[str, float] = {}
+        # Importing SQLAlchemy (Optuna's storages) holds the interpreter ~1 s the first time,
+        # whichever thread imports it: done now, while the form is read, not under live plots.
+        self.preloaded = self._importance_pool.submit(_preload)
         self.setWindowTitle(f"Sweep {project.graph.name}")
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(POLL_MS)
@@ -615,6 +618,11 @@ class SweepWindow(QtWidgets.QMainWindow):
         self._timer.stop()
         self._importance_pool.shutdown(wait=False, cancel_futures=True)
         super().closeEvent(event)
+
+
+def _preload() -> None:
+    import optuna
+    import optuna.storages._rdb.storage  # noqa: F401 - SQLAlchemy and the study schema
 
 
 def _short(value: Any) -> str:

@@ -419,11 +419,12 @@ def _custom_code(project, path: Path, trust: bool) -> None:
     from builder_app.core import trust as trusting
 
     files = getattr(project, "custom_code", None) or []
-    if not files:
+    lambdas = custom_code.lambda_code(project.graph) if project.graph is not None else []
+    if not files and not lambdas:
         return
     if trust:
-        trusting.trust(files)
-    missing = trusting.untrusted(files)
+        trusting.trust([*files, *lambdas])
+    missing = trusting.untrusted([*files, *lambdas])
     if missing:
         print(f"warning: {_full(path)}: {trusting.untrusted_message(missing)}", file=sys.stderr)
         return
@@ -431,6 +432,7 @@ def _custom_code(project, path: Path, trust: bool) -> None:
         custom_code.activate(files)
     except custom_code.CustomCodeError as exc:
         raise _BadInput(f"{_full(path)}: the custom code raised: {exc}") from None
+    custom_code.allow_lambdas(lambdas)
 
 
 def _validate(path: Path, *, as_json: bool, trust: bool = False) -> int:

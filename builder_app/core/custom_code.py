@@ -89,6 +89,62 @@ class CodeFile:
         return f"{CUSTOM_DIR}/{self.name}"
 
 
+@dataclass(frozen=True)
+class LambdaCode:
+    """The function a ``Lambda`` layer of the project holds (Keras's serialized bytecode).
+
+    Trusted like a code file, by the hash of its text (the function's config as JSON).
+    """
+
+    layer: str
+    text: str
+
+    @property
+    def name(self) -> str:
+        return f"Lambda '{self.layer}'"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_allowed_lambdas: set[str] = set()
+
+
+def _lambda_text(config: Mapping[str, Any]) -> str:
+    import json
+
+    parts = {k: config.get(k) for k in ("function", "output_shape", "arguments") if k in config}
+    return json.dumps(parts, sort_keys=True, default=repr)
+
+
+def lambda_code(graph: ModelGraph) -> list[LambdaCode]:
+    """The functions of the graph's ``Lambda`` layers (sub-models' included), as trustable code."""
+    found = []
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        for layer in current.layers.values():
+            if layer.submodel is not None:
+                stack.append(layer.submodel)
+            elif layer.class_name == "Lambda":
+                found.append(LambdaCode(layer.name, _lambda_text(layer.config)))
+    return found
+
+
+def allow_lambdas(codes: Iterable[LambdaCode]) -> None:
+    """Lets these (trusted) Lambda functions run in this process."""
+    with _lock:
+        _allowed_lambdas.update(code.sha256 for code in codes)
+
+
+def lambda_allowed(config: Mapping[str, Any]) -> bool:
+    """Whether a Lambda with this config was trusted and allowed to run here."""
+    text = _lambda_text(config)
+    with _lock:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() in _allowed_lambdas
+
+
 def name_problem(name: Any) -> str | None:
     """Why ``name`` cannot name a code file, or None."""
     if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
@@ -147,6 +203,9 @@ def describe(files: Sequence[CodeFile]) -> str:
     """``sampling.py (Sampling), blocks.py (PatchEncoder, Patches)``: what trusting runs."""
     parts = []
     for file in files:
+        if isinstance(file, LambdaCode):
+            parts.append(f"{file.name} (its function's bytecode)")
+            continue
         try:
             names = ", ".join(class_names(file)) or "no classes"
         except CustomCodeError:
@@ -238,6 +297,10 @@ def default_config(class_name: str) -> dict[str, Any]:
 
 def ports(class_name: str):
     """The ports of a class outside the catalog (one input unless a call template says more)."""
+    if class_name == "Lambda":  # a trusted one: one input, as Keras's Lambda.call takes
+        from builder_app.core import catalog
+
+        return catalog.PortsSpec("single", ("inputs",), 1, 1)
     spec = layer_spec(class_name)
     return spec.ports if spec is not None else None
 
@@ -279,11 +342,18 @@ def is_outside_catalog(class_name: str) -> bool:
 
 
 def needs_code(graph: ModelGraph) -> list[tuple[str, str]]:
-    """(node id, class name) of each node whose class neither Keras nor activated code defines."""
+    """(node id, class name) of each node whose class neither Keras nor activated code defines.
+
+    An untrusted ``Lambda`` is one too: it holds its code, which runs only once trusted.
+    """
     found = []
     for node_id, node in graph.nodes.items():
         layer = graph.layers[node.layer]
         if layer.submodel is not None:
+            continue
+        if layer.class_name == "Lambda":
+            if not lambda_allowed(layer.config):
+                found.append((node_id, layer.class_name))
             continue
         if is_outside_catalog(layer.class_name) and layer_class(layer.class_name) is None:
             found.append((node_id, layer.class_name))
@@ -444,6 +514,7 @@ def deactivate_all() -> None:
         _active.clear()
         _active_hashes.clear()
         _active_files.clear()
+        _allowed_lambdas.clear()
 
 
 def _code_line(exc: BaseException, filename: str) -> str:

@@ -137,6 +137,8 @@ def _make_outside_catalog(layer):
     """A layer Keras ships outside keras.layers, or one of the user's activated classes."""
     from builder_app.core import custom_code
 
+    if layer.class_name == "Lambda" and custom_code.lambda_allowed(layer.config):
+        return _trusted_lambda(layer)
     cls = custom_code.layer_class(layer.class_name)
     if cls is None:
         raise LayerError(_unknown_class_message(layer.class_name))
@@ -147,6 +149,20 @@ def _make_outside_catalog(layer):
             return cls.from_config({**config, "name": layer.name})
     except Exception as exc:  # noqa: BLE001 - the class's own refusal, in its words
         raise LayerError(f"{custom_code.bare_name(layer.class_name)} '{layer.name}': {clean_message(exc)}") from None
+
+
+def _trusted_lambda(layer):
+    """A Lambda whose function the user trusted: Keras loads its bytecode (safe_mode off)."""
+    import copy
+
+    keras = import_keras()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = copy.deepcopy({**layer.config, "name": layer.name})
+            return keras.layers.Lambda.from_config(config, safe_mode=False)
+    except Exception as exc:  # noqa: BLE001 - the function's own failure, in one line
+        raise LayerError(f"Lambda '{layer.name}': {clean_message(exc)}") from None
 
 
 def instantiate(layer) -> LayerState:
@@ -179,6 +195,8 @@ def _mentions_channels_first(value: Any) -> bool:
 
 
 def _unknown_class_message(class_name: str) -> str:
+    if class_name == "Lambda":
+        return "Lambda is shown but not run: its code runs only once the project's code is trusted (--trust)"
     reason = catalog.EXCLUDED.get(class_name)
     if reason:
         return f"{class_name} is shown but not run: {reason}"

@@ -73,7 +73,7 @@ def trust(files: Iterable[CodeFile]) -> None:
     trusted = _read()
     for file in files:
         try:
-            classes = class_names(file)
+            classes = class_names(file) if isinstance(file, CodeFile) else []
         except ValueError:
             classes = []
         trusted[file.sha256] = {"file": file.name, "classes": classes, "trusted_at": int(time.time())}

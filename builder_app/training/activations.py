@@ -7,6 +7,13 @@ model once (:func:`builder_app.core.keras_model.build_keras_model`), traces ever
 node's symbolic output over that model's own layers, and runs a sample up to the
 chosen nodes with ``training=False`` or ``training=True``.
 
+The sub-model is called eagerly, never through ``predict``: a compiled predict
+step is traced once per set of nodes, which for a large model (EfficientNetB7)
+takes longer than tens of eager calls, and every click in the window asks for a
+new set. An eager call runs only the layers up to the deepest chosen node and
+costs what Keras's own eager call of that part of the model costs
+(``benchmarks/bench_inspect.py``).
+
 Samples come from the project's training data by index (loaded as a training run
 loads it, :mod:`builder_app.training.data`) or are a seeded random input of the
 model's input shapes (:func:`random_inputs`).
@@ -35,6 +42,11 @@ from builder_app.core.keras_build import is_operation
 OPEN_LENGTH = 16
 #: Largest number of values a random input may hold (a crafted shape must not fill memory).
 MAX_RANDOM_VALUES = 64_000_000
+#: Sub-models (one per set of outputs asked for together) a probe keeps for reuse.
+MAX_SUBMODELS = 32
+
+#: What names one output to inspect: a node id (its output 0), or a node id and an output index.
+Target = str | PortRef | tuple[str, int]
 
 
 class InspectError(ValueError):
@@ -332,6 +344,8 @@ class ActivationProbe:
         self.model = model
         self._tensors = _trace(graph, model)
         self._probes: dict[tuple[PortRef, ...], Any] = {}
+        # The inference outputs last computed, and the sample they are of (held, so it is that very sample).
+        self._memo: tuple[Sample | None, dict[PortRef, np.ndarray]] = (None, {})
 
     # ------------------------------------------------------------- naming
     def nodes(self) -> list[str]:
@@ -342,28 +356,44 @@ class ActivationProbe:
         """The node a ``--node`` argument names: a layer name (its first call) or a node id."""
         return find_node(self.graph, name)
 
+    def target_for(self, text: str) -> PortRef:
+        """The output a ``--node`` argument names: ``LAYER`` (its output 0) or ``LAYER:N`` (its output N).
+
+        Raises:
+            InspectError: No such layer, or the layer has no output N.
+        """
+        node_id, port = find_target(self.graph, text)
+        return self._ref((node_id, port))
+
     def output_count(self, node_id: str) -> int:
+        """How many outputs the node has in the built model (0 when it is not part of it)."""
         count = 0
         while PortRef(node_id, count) in self._tensors:
             count += 1
         return count
 
     # ------------------------------------------------------------ running
-    def run(self, node_ids: Sequence[str], sample: Sample, *, training: bool = False) -> list[NodeActivation]:
-        """Each node's output (port 0) for ``sample``.
+    def run(self, targets: Sequence[Target], sample: Sample, *, training: bool = False, also: Sequence[Target] = ()) -> list[NodeActivation]:
+        """Each target's output for ``sample``: a node id (its output 0) or a (node id, output) pair.
 
         With ``training=True`` the layers compute as in training (Dropout drops,
         BatchNormalization uses the batch's statistics); the model's variables
         (BatchNormalization's moving statistics) are left as they were.
+
+        Args:
+            also: Outputs to compute in the same pass (in inference), kept for
+                :meth:`batchnorms` of this very sample until the next run.
         """
-        refs = [self._ref(n) for n in node_ids]
-        arrays = self._call(tuple(refs), sample, training)
+        refs = [self._ref(t) for t in targets]
+        if not training:
+            self._memo = (None, {})  # each run computes afresh (the weights may have changed since)
+        arrays = self._arrays(refs, sample, training, also=[self._ref(t) for t in also])
         return [self._activation(ref, array, training) for ref, array in zip(refs, arrays, strict=True)]
 
-    def compare(self, node_ids: Sequence[str], sample: Sample) -> list[Comparison]:
-        """Each node's output with ``training=False`` and ``training=True``, side by side."""
-        inference = self.run(node_ids, sample, training=False)
-        training = self.run(node_ids, sample, training=True)
+    def compare(self, targets: Sequence[Target], sample: Sample, *, also: Sequence[Target] = ()) -> list[Comparison]:
+        """Each target's output with ``training=False`` and ``training=True``, side by side (``also``: :meth:`run`'s)."""
+        inference = self.run(targets, sample, training=False, also=also)
+        training = self.run(targets, sample, training=True)
         comparisons = []
         for a, b in zip(inference, training, strict=True):
             difference = None
@@ -384,11 +414,11 @@ class ActivationProbe:
                     names.append(layer.name)
         return names
 
-    def batchnorm(self, node_id: str, sample: Sample) -> BatchNormStatistics:
-        """A BatchNormalization node's moving mean and variance beside the batch's own.
+    def batchnorm_source(self, node_id: str) -> PortRef:
+        """The output a BatchNormalization node normalises (its batch statistics are of that).
 
         Raises:
-            InspectError: The node is not a BatchNormalization.
+            InspectError: The node is not a BatchNormalization, or is not part of the model.
         """
         layer = self.graph.layer_of(node_id)
         if layer.class_name != "BatchNormalization":
@@ -396,7 +426,24 @@ class ActivationProbe:
         source = self.graph.inputs_of(node_id).get(0)
         if source is None or source not in self._tensors:
             raise InspectError(f"'{layer.name}' has no input to take batch statistics of")
-        (given,) = self._call((source,), sample, False)
+        return source
+
+    def batchnorms(self, node_ids: Sequence[str], sample: Sample) -> list[BatchNormStatistics]:
+        """:meth:`batchnorm` of each node, their inputs computed in one pass."""
+        sources = [self.batchnorm_source(n) for n in node_ids]
+        arrays = self._arrays(sources, sample, False)
+        return [self._batchnorm(n, given) for n, given in zip(node_ids, arrays, strict=True)]
+
+    def batchnorm(self, node_id: str, sample: Sample) -> BatchNormStatistics:
+        """A BatchNormalization node's moving mean and variance beside the batch's own.
+
+        Raises:
+            InspectError: The node is not a BatchNormalization.
+        """
+        return self.batchnorms([node_id], sample)[0]
+
+    def _batchnorm(self, node_id: str, given: np.ndarray) -> BatchNormStatistics:
+        layer = self.graph.layer_of(node_id)
         batch = given[None, ...].astype(np.float64)  # the batch axis back
         obj = self._object(layer.name)
         axis = int(obj.axis if not isinstance(obj.axis, (list, tuple)) else obj.axis[0])
@@ -415,12 +462,17 @@ class ActivationProbe:
         )
 
     # ----------------------------------------------------------- internals
-    def _ref(self, node_id: str) -> PortRef:
+    def _ref(self, target: Target) -> PortRef:
+        node_id, port = (target, 0) if isinstance(target, str) else (str(target[0]), int(target[1]))
         if node_id not in self.graph.nodes:
             raise InspectError(f"the model has no node {node_id!r}")
-        ref = PortRef(node_id, 0)
+        ref = PortRef(node_id, port)
         if ref not in self._tensors:
-            raise InspectError(f"'{self.graph.label(node_id)}' is not part of the model (nothing leads to it from an input)")
+            count = self.output_count(node_id)
+            if count == 0:
+                raise InspectError(f"'{self.graph.label(node_id)}' is not part of the model (nothing leads to it from an input)")
+            outputs = "output 0" if count == 1 else f"outputs 0 to {count - 1}"
+            raise InspectError(f"'{self.graph.label(node_id)}' has {outputs}; there is no output {port}")
         return ref
 
     def _object(self, name: str):
@@ -429,12 +481,29 @@ class ActivationProbe:
                 return operation
         raise InspectError(f"the built model has no layer '{name}'")
 
-    def _call(self, refs: tuple[PortRef, ...], sample: Sample, training: bool) -> list[np.ndarray]:
+    def _arrays(self, refs: Sequence[PortRef], sample: Sample, training: bool, also: Sequence[PortRef] = ()) -> list[np.ndarray]:
+        """The outputs ``refs`` name; in inference, those already computed for this sample are reused."""
+        if training:
+            return self._call(tuple(dict.fromkeys(refs)), sample, True, refs)
+        memo_sample, memo = self._memo
+        if memo_sample is not sample:
+            memo = {}
+        missing = tuple(r for r in dict.fromkeys([*refs, *also]) if r not in memo)
+        if missing:
+            memo.update(zip(missing, self._call(missing, sample, False, missing), strict=True))
+        self._memo = (sample, memo)
+        return [memo[r] for r in refs]
+
+    def _call(self, refs: tuple[PortRef, ...], sample: Sample, training: bool, wanted: Sequence[PortRef]) -> list[np.ndarray]:
+        """One eager pass of the sub-model ending at ``refs``; the arrays of ``wanted`` (among them)."""
         import keras
 
-        probe = self._probes.get(refs)
+        probe = self._probes.pop(refs, None)
         if probe is None:
-            probe = self._probes[refs] = keras.Model(self.model.inputs, [self._tensors[r] for r in refs])
+            probe = keras.Model(self.model.inputs, [self._tensors[r] for r in refs])
+            while len(self._probes) >= MAX_SUBMODELS:
+                self._probes.pop(next(iter(self._probes)))
+        self._probes[refs] = probe  # the most recently used last
         if len(sample.inputs) != len(self.model.inputs):
             raise InspectError(f"the model takes {len(self.model.inputs)} inputs; the sample has {len(sample.inputs)}")
         kept = None
@@ -443,14 +512,13 @@ class ActivationProbe:
             kept = [(v, np.array(v)) for v in self.model.non_trainable_variables]
             keras.utils.set_random_seed(self.seed)
         try:
-            if training:
-                outputs = probe(list(sample.inputs), training=True)
-            else:  # the compiled predict step: after its first call, about twice as fast as an eager call
-                outputs = probe.predict_on_batch(list(sample.inputs))
+            # Eager, in both modes: no predict function is traced for this set of outputs (see the module's doc).
+            outputs = probe(list(sample.inputs), training=training)
         finally:
             for variable, value in kept or ():
                 variable.assign(value)
-        return [np.asarray(keras.ops.convert_to_numpy(o))[0] for o in keras.tree.flatten(outputs)]
+        arrays = dict(zip(refs, (np.asarray(keras.ops.convert_to_numpy(o))[0] for o in keras.tree.flatten(outputs)), strict=True))
+        return [arrays[r] for r in wanted]
 
     def _activation(self, ref: PortRef, array: np.ndarray, training: bool) -> NodeActivation:
         layer = self.graph.layer_of(ref.node)
@@ -466,6 +534,22 @@ class ActivationProbe:
             outputs=self.output_count(ref.node),
             display=display_kind(layer.class_name, array.shape, channels_first=channels_first),
         )
+
+
+def find_target(graph: ModelGraph, text: str) -> tuple[str, int]:
+    """The node and output ``text`` names: ``LAYER`` or a node id (output 0), or ``LAYER:N`` (output N).
+
+    Whether the node has an output N is known once the model is built (:meth:`ActivationProbe.target_for`).
+
+    Raises:
+        InspectError: Nothing has that name, or N is not a whole number.
+    """
+    name, colon, port = text.rpartition(":")
+    if not colon or text in graph.layers or text in graph.nodes:  # a name may itself hold a colon
+        return find_node(graph, text), 0
+    if not port.strip().isdigit():
+        raise InspectError(f"'{text}': an output is named LAYER:N, N a whole number (0 is the first output)")
+    return find_node(graph, name), int(port)
 
 
 def find_node(graph: ModelGraph, name: str) -> str:

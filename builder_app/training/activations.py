@@ -381,6 +381,9 @@ class ActivationProbe:
         (BatchNormalization's moving statistics) are left as they were.
 
         Args:
+            targets: The outputs to return, in this order.
+            sample: The inputs (:func:`random_inputs`, :func:`data_sample`).
+            training: Compute as in training.
             also: Outputs to compute in the same pass (in inference), kept for
                 :meth:`batchnorms` of this very sample until the next run.
         """

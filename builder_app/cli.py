@@ -195,7 +195,7 @@ def _inspect_parser(commands) -> None:
         "and statistics (mean, std, min, max, fraction of zeros, NaN and Inf counts).",
     )
     inspect.add_argument("project", type=Path, metavar="PROJECT")
-    inspect.add_argument("--node", action="append", required=True, metavar="LAYER", help="a layer name (repeat for more)")
+    inspect.add_argument("--node", action="append", required=True, metavar="LAYER", help="a layer name, or LAYER:N for its output N (repeat for more)")
     sample = inspect.add_mutually_exclusive_group()
     sample.add_argument("--sample", type=_index, metavar="N", help="sample N of the project's training data (default 0)")
     sample.add_argument("--random", type=_index, metavar="SEED", help="a seeded random input instead")

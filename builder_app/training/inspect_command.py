@@ -3,10 +3,13 @@
     builder-app inspect PROJECT --node LAYER [--node LAYER ...] [--sample N | --random SEED]
                         [--training] [--png F.png] [--json]
 
+``LAYER`` is a layer's name (its first call's output 0) or ``LAYER:N``, its
+output N (a node with several outputs: an LSTM's states, a split).
 Prints one line per node (its shape and statistics), or with ``--json`` one JSON
 object per node, one a line: ``layer``, ``output_shape``, ``mean``, ``std``, ``min``,
 ``max``, ``zero_fraction``, ``nan_count`` (and ``inf_count``, ``node``,
-``class_name``, ``training``, ``differs_in_training``, ``display``, ``sample``).
+``class_name``, ``training``, ``differs_in_training``, ``display``, ``port``,
+``outputs``, ``sample``).
 The sample is the project's training data sample N (``--sample``, by default 0 when
 the project names data) or a seeded random input (``--random``). ``--training``
 runs the layers as in training (Dropout drops, BatchNormalization uses the batch's
@@ -27,7 +30,7 @@ from builder_app.training.activations import (
     NodeActivation,
     Sample,
     data_sample,
-    find_node,
+    find_target,
     load_project_data,
     random_inputs,
 )
@@ -35,13 +38,13 @@ from builder_app.training.activations import (
 __all__ = ["InspectError", "checked_nodes", "run"]
 
 
-def checked_nodes(project, names: list[str]) -> list[str]:
-    """The node ids ``--node`` names, checked without Keras.
+def checked_nodes(project, names: list[str]) -> list[tuple[str, int]]:
+    """The (node id, output) each ``--node`` names, checked without Keras (the output's range is checked once built).
 
     Raises:
         InspectError: A name is not a layer of the model (the message names it).
     """
-    return [find_node(project.graph, name) for name in names]
+    return [find_target(project.graph, name) for name in names]
 
 
 def choose_sample(project, probe: ActivationProbe, *, index: int | None, seed: int | None) -> Sample:
@@ -63,8 +66,9 @@ def run(project, args: Any) -> tuple[int, list[NodeActivation], Sample]:
     Raises:
         InspectError: A bad argument or a project that cannot be inspected.
     """
-    nodes = checked_nodes(project, args.node)
+    checked_nodes(project, args.node)
     probe = ActivationProbe(project.graph, seed=int((project.training or {}).get("seed", 0) or 0))
+    nodes = [probe.target_for(name) for name in args.node]
     sample = choose_sample(project, probe, index=args.sample, seed=args.random)
     activations = probe.run(nodes, sample, training=args.training)
     if args.json:

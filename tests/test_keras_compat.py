@@ -175,6 +175,16 @@ def test_registered_objects(package, name, cls):
         assert keras_compat.registered_objects(package)[name] is cls
 
 
+def test_shipped_layer_classes():
+    with private("keras.src.applications.<module>.<Layer> (ConvNeXt's LayerScale, InceptionResNetV2's CustomScaleLayer)"):
+        shipped = keras_compat.shipped_layer_classes()
+        model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3))
+        config = next(c for c in model.get_config()["layers"] if c["class_name"] == "LayerScale")
+        assert shipped[f"{config['module']}.LayerScale"] is type(model.get_layer(config["name"]))
+        assert "keras.src.applications.inception_resnet_v2.CustomScaleLayer" in shipped
+        assert all(not issubclass(cls, keras.Model) for cls in shipped.values())
+
+
 def test_allowed_dtypes():
     with private("keras.src.backend.common.dtypes.ALLOWED_DTYPES"):
         dtypes = keras_compat.allowed_dtypes()

@@ -144,7 +144,7 @@ def test_export_without_a_target(tmp_path):
     answer = cli("export", EXAMPLE, cwd=tmp_path)
     assert answer.code == 2 and not answer.tensorflow
     assert answer.line == (
-        "builder-app: say what to export: --python, --keras, --savedmodel, --onnx or --train-script"
+        "builder-app: say what to export: --python, --keras, --savedmodel, --onnx, --litert or --train-script"
     )
 
 

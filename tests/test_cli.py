@@ -153,7 +153,7 @@ def test_export_refuses_an_invalid_project(tmp_path, capsys):
 def test_export_without_a_target(capsys):
     example = str(ROOT / "resources/examples/iris_mlp.kproj")
     assert main(["export", example]) == 2
-    assert "say what to export: --python, --keras, --savedmodel, --onnx or --train-script" in capsys.readouterr().err
+    assert "say what to export: --python, --keras, --savedmodel, --onnx, --litert or --train-script" in capsys.readouterr().err
 
 
 def test_every_export_at_once_with_check(tmp_path, capsys):

@@ -621,8 +621,12 @@ class SweepWindow(QtWidgets.QMainWindow):
 
 
 def _preload() -> None:
+    """Imports Optuna and makes SQLAlchemy generate its code (it compiles some on first use)."""
     import optuna
-    import optuna.storages._rdb.storage  # noqa: F401 - SQLAlchemy and the study schema
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = optuna.storages.RDBStorage("sqlite:///:memory:")
+    optuna.create_study(storage=storage).optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
 
 
 def _short(value: Any) -> str:

@@ -483,6 +483,9 @@ class SweepSettings:
     prestart: bool = True
     #: Keep each trial's weights with its run in the history (a project keeps 64 at most).
     keep_weights: bool = False
+    #: The study's name in the storage; None: one name per search (:func:`study_name`), so the
+    #: same search run again continues its study.
+    study: str | None = None
 
 
 class Sweep:
@@ -538,7 +541,7 @@ class Sweep:
         try:
             self.study = optuna.create_study(
                 storage=s.storage,
-                study_name=study_name(self.project.graph, self.dims, s.sampler, s.monitor),
+                study_name=s.study or study_name(self.project.graph, self.dims, s.sampler, s.monitor),
                 sampler=sampler,
                 pruner=pruner,
                 direction=direction_of(s.monitor),

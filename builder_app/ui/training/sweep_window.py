@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -313,12 +314,17 @@ class SweepWindow(QtWidgets.QMainWindow):
     def settings(self) -> SweepSettings:
         """The sweep the form describes."""
         storage = sweep_module.default_storage(self.project.path) if self.project.path is not None else None
+        sampler = self.sampler_box.currentText()
+        # Each Start is a study of its own (beside the others in the project's file): pressing
+        # Start again on the same grid runs it again, where `builder-app sweep` continues one.
+        name = sweep_module.study_name(self.project.graph, self.dims, sampler, sweep_module.DEFAULT_MONITOR)
         return SweepSettings(
             trials=self.trials_box.value() or None,
-            sampler=self.sampler_box.currentText(),
+            sampler=sampler,
             parallel=self.parallel_box.value(),
             storage=storage,
             epochs=self.epochs_box.value() or None,
+            study=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
         )
 
     def start(self) -> None:

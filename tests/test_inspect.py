@@ -9,14 +9,16 @@ import pytest
 
 from builder_app.cli import main
 from builder_app.core.keras_model import copy_weights_to_graph
-from builder_app.core.project import load_project, save_project
+from builder_app.core.project import Project, load_project, save_project
 from builder_app.core.runs import record_run
+from builder_app.importers.keras_config import graph_from_model_config
 from builder_app.training import weight_stats
 from builder_app.training.activations import (
     ActivationProbe,
     InspectError,
     data_sample,
     feature_grid,
+    find_target,
     load_project_data,
     random_inputs,
     statistics,
@@ -59,7 +61,7 @@ def test_statistics_equal_a_direct_keras_computation(digits):
     for activation in activations:
         expected = direct(probe.model, activation.layer, sample.inputs)
         assert activation.array.shape == expected.shape
-        np.testing.assert_allclose(activation.array, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(activation.array, expected)  # the same eager computation: exactly
         stats = activation.stats
         assert stats.mean == pytest.approx(float(expected.mean()), rel=1e-5, abs=1e-7)
         assert stats.std == pytest.approx(float(expected.std()), rel=1e-4, abs=1e-7)
@@ -288,3 +290,80 @@ def test_inspect_answers_help_and_a_mistyped_layer_without_tensorflow(tmp_path):
     assert answer.line == f"builder-app: {DIGITS}: the model has no layer 'conv1' (did you mean 'conv_1'?)"
     answer = cli("inspect", DIGITS, "--node", "conv_1", "--sample", "-1", cwd=tmp_path)
     assert answer.code == 2 and not answer.tensorflow and "expected a whole number of at least 0" in answer.line
+
+
+# ------------------------------------------------------------------ several outputs
+def lstm_project(tmp_path=None):
+    """A project whose LSTM has three outputs (sequence, h, c); the head reads h."""
+    inputs = keras.Input((5, 3), name="steps")
+    seq, h, c = keras.layers.LSTM(4, return_sequences=True, return_state=True, name="lstm")(inputs)
+    head = keras.layers.Dense(2, name="head")(h)
+    model = keras.Model(inputs, [head, seq, c])
+    project = Project(graph=graph_from_model_config({"class_name": "Functional", "config": model.get_config()}))
+    if tmp_path is not None:
+        save_project(project, tmp_path / "lstm.kproj")
+    return project
+
+
+def test_each_output_of_a_node_with_several_can_be_inspected():
+    project = lstm_project()
+    probe = ActivationProbe(project.graph)
+    sample = random_inputs(probe.model, 1)
+    lstm = probe.node_for("lstm")
+    assert probe.output_count(lstm) == 3 and probe.output_count(probe.node_for("head")) == 1
+    outputs = probe.model.get_layer("lstm").output
+    activations = probe.run([lstm, (lstm, 1), (lstm, 2)], sample)
+    for port, activation in enumerate(activations):
+        expected = np.asarray(keras.Model(probe.model.inputs, outputs[port])(sample.inputs, training=False))[0]
+        np.testing.assert_array_equal(activation.array, expected)
+        assert (activation.port, activation.outputs) == (port, 3)
+        assert activation.to_dict()["port"] == port
+    assert activations[0].array.shape == (5, 4) and activations[1].array.shape == (4,)
+    assert not np.array_equal(activations[1].array, activations[2].array)  # h is not c
+    assert probe.target_for("lstm:2") == (lstm, 2) and probe.target_for("lstm") == (lstm, 0)
+    with pytest.raises(InspectError, match="'lstm' has outputs 0 to 2; there is no output 3"):
+        probe.run([(lstm, 3)], sample)
+    with pytest.raises(InspectError, match="'head' has output 0; there is no output 1"):
+        probe.target_for("head:1")
+    with pytest.raises(InspectError, match="an output is named LAYER:N"):
+        find_target(project.graph, "lstm:h")
+    with pytest.raises(InspectError, match="no layer 'lstn'"):
+        find_target(project.graph, "lstn:1")
+
+
+def test_inspect_names_an_output_as_layer_colon_n(tmp_path, capsys):
+    lstm_project(tmp_path)
+    path = tmp_path / "lstm.kproj"
+    assert main(["inspect", str(path), "--node", "lstm", "--node", "lstm:1", "--random", "2", "--json"]) == 0
+    first, second = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (first["port"], first["output_shape"], first["outputs"]) == (0, [None, 5, 4], 3)
+    assert (second["port"], second["output_shape"]) == (1, [None, 4])
+    assert main(["inspect", str(path), "--node", "lstm:7", "--random", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'lstm' has outputs 0 to 2; there is no output 7" in err
+
+
+# ------------------------------------------------------------------ one eager pass, nothing stale
+def test_batchnorm_inputs_come_from_the_same_pass_and_a_new_run_computes_afresh(digits):
+    project, probe, data = digits
+    sample = data_sample(data, 9)
+    bn = probe.node_for("batch_norm_1")
+    source = probe.batchnorm_source(bn)
+    (conv,) = probe.run([probe.node_for("digit")], sample, also=[source])
+    (alone,) = probe.batchnorms([bn], sample)
+    fresh = probe.batchnorm(bn, random_inputs(probe.model, 0))  # another sample: its own pass
+    assert not np.allclose(alone.batch_mean, fresh.batch_mean)
+    given = direct(probe.model, "conv_1", sample.inputs)
+    np.testing.assert_allclose(alone.batch_mean, given.mean(axis=(0, 1)), rtol=1e-6, atol=1e-8)
+    # The weights change in place: the next run of the same sample sees them (nothing kept from before).
+    dense = probe.model.get_layer("digit")
+    bias = np.array(dense.weights[1])
+    try:
+        dense.weights[1].assign(bias + np.eye(len(bias), dtype=bias.dtype)[0] * 3.0)  # favour digit 0
+        (moved,) = probe.run([probe.node_for("digit")], sample)
+        assert moved.array[0] > conv.array[0]
+        np.testing.assert_array_equal(moved.array, direct(probe.model, "digit", sample.inputs))
+    finally:
+        dense.weights[1].assign(bias)
+    # No predict function was traced for any set of nodes asked for.
+    assert probe._probes and all(m.predict_function is None for m in probe._probes.values())

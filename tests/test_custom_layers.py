@@ -204,6 +204,10 @@ def test_custom_code_never_runs_until_trusted(tmp_path, monkeypatch, capsys):
     assert "not trusted: marker_layer.py (Marker); run again with --trust" in capsys.readouterr().err
     assert main(["export", str(path), "--python", str(tmp_path / "m.py")]) == 1
     assert main(["render", str(path), "--svg", str(tmp_path / "m.svg")]) == 0
+    (tmp_path / "marker_layer.py").write_text(MARKER_CODE)
+    assert main(["import", str(tmp_path / "model.json"), "-o", str(tmp_path / "again.kproj"),
+                 "--custom-layers", str(tmp_path / "marker_layer.py")]) == 0
+    assert [f.name for f in load_project(tmp_path / "again.kproj").custom_code] == ["marker_layer.py"]
     assert not marker.exists()
     assert main(["validate", str(path), "--trust"]) == 0
     assert marker.read_text() == "ran"

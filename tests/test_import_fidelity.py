@@ -337,3 +337,16 @@ def test_a_frozen_application_backbone_is_written_as_the_application(tmp_path):
     coded.load_weights(tmp_path / "w.weights.h5")  # the same layers, by the same paths
     feed = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(coded(feed)), np.asarray(model(feed)), atol=1e-5)
+
+
+def test_an_adapted_tf_idf_lookup_is_not_carried_and_says_so(tmp_path):
+    words = keras.Input((1,), dtype="string", name="w")
+    lookup = keras.layers.StringLookup(output_mode="tf_idf", name="tfidf")
+    lookup.adapt(np.array([["a"], ["b"], ["b"]]))
+    keras.Model(words, lookup(words)).save(tmp_path / "t.keras")
+    result = import_model(tmp_path / "t.keras")
+    assert result.warnings[0].startswith(
+        "layer 'tfidf': its vocabulary was not imported (StringLookup 'tfidf': an adapted TF-IDF lookup keeps its IDF weights"
+    )
+    with pytest.raises(LayerError, match="it has no vocabulary"):
+        make_keras_layer(result.project.graph.layers["tfidf"])

@@ -30,6 +30,11 @@ def give_assets(obj: Any, layer: Any) -> str | None:
     if assets:
         if not loads:
             return f"it holds asset files ({', '.join(sorted(assets))}) that its class does not load"
+        if _config_of(obj).get("output_mode") == "tf_idf" and _config_of(obj).get("idf_weights") is None:
+            return (
+                "an adapted TF-IDF lookup keeps its IDF weights apart from its vocabulary, and this "
+                "version does not carry them: set 'vocabulary' and 'idf_weights'"
+            )
         with tempfile.TemporaryDirectory(prefix="builder-app-assets-") as folder:
             for name, data in assets.items():
                 with open(os.path.join(folder, name), "wb") as out:
@@ -48,11 +53,16 @@ def give_assets(obj: Any, layer: Any) -> str | None:
 
 
 def _needs_vocabulary(obj: Any) -> bool:
+    config = _config_of(obj)
+    return "vocabulary" in config and config.get("vocabulary") is None
+
+
+def _config_of(obj: Any) -> dict[str, Any]:
     try:
         config = obj.get_config()
     except Exception:  # noqa: BLE001 - a layer that cannot say is not judged
-        return False
-    return "vocabulary" in config and config.get("vocabulary") is None
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def held_assets(obj: Any) -> dict[str, bytes] | None:

@@ -350,3 +350,14 @@ def test_an_adapted_tf_idf_lookup_is_not_carried_and_says_so(tmp_path):
     )
     with pytest.raises(LayerError, match="it has no vocabulary"):
         make_keras_layer(result.project.graph.layers["tfidf"])
+
+
+def test_the_training_script_feeds_a_dict_model_by_position_in_the_apps_order(tmp_path):
+    from builder_app.exporters.train_script import training_script
+
+    model = dict_model()
+    model.save(tmp_path / "dm.keras")
+    project = import_model(tmp_path / "dm.keras").project
+    script = training_script(project)
+    assert "inputs=[target, context], outputs=[cat, side]" in script
+    assert project.graph.structure  # the project itself is untouched

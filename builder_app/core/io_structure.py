@@ -113,3 +113,16 @@ class SetStructure(Op):
         old = graph.structure
         graph._set_structure(new)
         return SetStructure(old)
+
+
+def positional(graph: ModelGraph) -> ModelGraph:
+    """The graph with its inputs and outputs as lists (itself when they are already).
+
+    For code that feeds arrays by position in the app's order (the training
+    script's ``x0, x1, ...``): a dict model would take a list in sorted-key order.
+    """
+    if not graph.structure:
+        return graph
+    copy = graph.clone()
+    copy.apply(SetStructure({}))
+    return copy

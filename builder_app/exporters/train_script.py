@@ -203,8 +203,10 @@ def training_script(project: Project) -> str:
         script="train.py",
         builtin=", ".join(datasets.BUILTIN),
     )
+    from builder_app.core.io_structure import positional
+
     return python_source(
-        project.graph,
+        positional(project.graph),  # the script feeds x0, x1, ... and y0, y1, ... in the app's order
         docstring=doc,
         imports=_IMPORTS,
         after=[

@@ -189,3 +189,38 @@ def test_a_model_that_cannot_be_built_is_one_line_in_the_window(qtbot, loader, t
     assert window.status.text() == window.error and "\n" not in window.error
     window.close()
     document.close()
+
+
+def test_a_node_with_several_outputs_gets_a_picker_of_the_output_drawn(qtbot, loader, tmp_path):
+    from PySide6 import QtWidgets
+
+    from tests.test_inspect import lstm_project
+
+    lstm_project(tmp_path)
+    document = Document(load_project(tmp_path / "lstm.kproj"))
+    window = ActivationsWindow(document)
+    qtbot.addWidget(window)
+    window.show()
+    graph = document.graph
+    lstm, head = node(graph, "lstm"), node(graph, "head")
+    window.source.setCurrentIndex(1)  # the project has no data: a random input
+    with qtbot.waitSignal(window.answered, timeout=60_000):
+        window.inspect([lstm, head])
+    assert window.error is None
+    pickers = {p.objectName(): p for p in window.maps.findChildren(QtWidgets.QComboBox)}
+    assert list(pickers) == [f"output_picker:{lstm}"]  # only the node with several outputs has one
+    picker = pickers[f"output_picker:{lstm}"]
+    assert [picker.itemText(i) for i in range(picker.count())] == ["0 of 3", "1 of 3", "2 of 3"]
+    sequence = window.answer.activations[1]
+    assert (sequence.port, sequence.array.shape, sequence.display) == (0, (5, 4), "sequence")
+    with qtbot.waitSignal(window.answered, timeout=60_000):
+        picker.setCurrentIndex(1)
+    state = window.answer.activations[1]
+    assert (state.layer, state.port, state.array.shape, state.display) == ("lstm", 1, (4,), "vector")
+    assert window.ports == {lstm: 1}
+    qtbot.waitUntil(lambda: len(window.maps.findChildren(QtWidgets.QComboBox)) == 1)  # the old drawing deleted
+    (picker,) = window.maps.findChildren(QtWidgets.QComboBox)
+    assert picker.currentIndex() == 1  # drawn again, showing the choice
+    window.maps_area.grab().save(str(tmp_path / "picker.png"))
+    window.close()
+    document.close()

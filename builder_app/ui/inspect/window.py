@@ -125,6 +125,8 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         self.document = document
         self.setWindowTitle(f"Activations — {document.graph.name}")
         self.nodes: list[str] = []
+        #: The output shown of each node with several (the others show output 0).
+        self.ports: dict[str, int] = {}
         self.answer: Answer | None = None
         self.error: str | None = None
         self._probe: ActivationProbe | None = None  # the worker's: read and replaced there only
@@ -257,6 +259,7 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         self._stale = True
         graph = self.document.graph
         self.nodes = [n for n in self.nodes if n in graph.nodes]
+        self.ports = {n: p for n, p in self.ports.items() if n in graph.nodes}
         if self.isVisible():
             self.refresh()
 
@@ -268,7 +271,7 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         training = dict(self.document.project.training or {})
         from_data = self.source.currentIndex() == 0
         index = self.index.value()
-        nodes = list(self.nodes)
+        nodes = [(n, self.ports.get(n, 0)) for n in self.nodes]
         compare = self.compare.isChecked()
 
         def job() -> Answer:
@@ -278,8 +281,14 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         self.status.setText("computing…")
         self._pending = self.worker.submit(job, "activations")
 
+    def show_output(self, node_id: str, port: int) -> None:
+        """Shows output ``port`` of a node with several outputs (the picker above its drawing)."""
+        if self.ports.get(node_id, 0) != port:
+            self.ports[node_id] = port
+            self.refresh()
+
     def _compute(self, graph: ModelGraph | None, training: dict, nodes, from_data: bool, index: int, compare: bool) -> Answer:
-        """On the worker thread: (re)build the probe, take the sample, run it."""
+        """On the worker thread: (re)build the probe, take the sample, run it (one pass: nodes and BatchNorms)."""
         if graph is not None or self._probe is None:
             if graph is None:
                 raise InspectError("the model is not built yet")
@@ -296,17 +305,20 @@ class ActivationsWindow(QtWidgets.QMainWindow):
             sample = data_sample(self._data, min(index, count - 1))
         else:
             sample = random_inputs(probe.model, index)
-        nodes = [n for n in nodes if n in probe.graph.nodes]
+        # An output the node no longer has (its settings changed) falls back to output 0.
+        targets = [(n, p if p < probe.output_count(n) else 0) for n, p in nodes if n in probe.graph.nodes]
+        # The model's BatchNormalizations (the chosen ones first), their inputs computed in the same pass.
+        chosen = {n for n, _ in targets}
+        normalising = [n for n in probe.nodes() if probe.graph.layer_of(n).class_name == "BatchNormalization"]
+        normalising = sorted(normalising, key=lambda n: n not in chosen)[:MAX_BATCHNORMS]
+        sources = [probe.batchnorm_source(n) for n in normalising]
         if compare:
-            comparisons = probe.compare(nodes, sample)
+            comparisons = probe.compare(targets, sample, also=sources)
             activations = [c.inference for c in comparisons]
         else:
             comparisons = None
-            activations = probe.run(nodes, sample)
-        # Every BatchNormalization of the model (they are cheap): the chosen ones first.
-        normalising = [n for n in probe.nodes() if probe.graph.layer_of(n).class_name == "BatchNormalization"]
-        normalising.sort(key=lambda n: n not in nodes)
-        batchnorms = [probe.batchnorm(n, sample) for n in normalising[:MAX_BATCHNORMS]]
+            activations = probe.run(targets, sample, also=sources)
+        batchnorms = probe.batchnorms(normalising, sample)
         return Answer(sample, activations, comparisons, batchnorms, count)
 
     def _done(self, number: int, result: Any, error: str | None) -> None:
@@ -347,6 +359,8 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         for activation, comparison in zip(answer.activations, pairs, strict=True):
             box = QtWidgets.QGroupBox(f"{activation.layer} · {activation.class_name} · {_shape(activation)}")
             layout = QtWidgets.QVBoxLayout(box)
+            if activation.outputs > 1:
+                layout.addLayout(self._output_picker(activation))
             if comparison is not None and activation.class_name != "InputLayer":
                 note = QtWidgets.QLabel(_difference_text(comparison))
                 note.setWordWrap(True)
@@ -366,6 +380,21 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         self.maps_layout.addStretch(1)
         self._fill_table(answer)
         self._fill_batchnorm(answer)
+
+    def _output_picker(self, activation: NodeActivation) -> QtWidgets.QHBoxLayout:
+        """"Output: [k of n]" for a node with several outputs; choosing one asks for it."""
+        row = QtWidgets.QHBoxLayout()
+        picker = QtWidgets.QComboBox()
+        picker.setObjectName(f"output_picker:{activation.node}")
+        picker.setToolTip("this node has several outputs: the one drawn")
+        picker.addItems([f"{k} of {activation.outputs}" for k in range(activation.outputs)])
+        picker.setCurrentIndex(activation.port)
+        node = activation.node
+        picker.currentIndexChanged.connect(lambda k: self.show_output(node, k))
+        row.addWidget(QtWidgets.QLabel("Output:"))
+        row.addWidget(picker)
+        row.addStretch(1)
+        return row
 
     def _fill_table(self, answer: Answer) -> None:
         rows: list[NodeActivation] = []

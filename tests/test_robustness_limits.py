@@ -211,7 +211,7 @@ def test_train_update_project_racing_another_save_leaves_a_whole_file(tmp_path):
     edited.graph.name = "edited_elsewhere"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     train = subprocess.Popen(
-        [sys.executable, "-m", "builder_app", "train", str(path), "--epochs", "2", "--update-project"],
+        [sys.executable, "-m", "builder_app", "train", str(path), "--epochs", "1", "--update-project"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     saves, reads, problems = 0, 0, []
@@ -224,7 +224,7 @@ def test_train_update_project_racing_another_save_leaves_a_whole_file(tmp_path):
                 saves += 1
             except Exception as exc:  # noqa: BLE001 - any failure is the finding
                 problems.append(f"save: {exc!r}")
-            time.sleep(0.01)
+            time.sleep(0.02)
 
     saver = threading.Thread(target=keep_saving)
     saver.start()
@@ -235,7 +235,7 @@ def test_train_update_project_racing_another_save_leaves_a_whole_file(tmp_path):
                 reads += 1
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"read: {exc!r}")
-            time.sleep(0.005)
+            time.sleep(0.02)
         out, err = train.communicate(timeout=300)
     finally:
         saver.join(timeout=60)

@@ -357,7 +357,8 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         colors = theme.plot_colors()
         pairs = answer.comparisons or [None] * len(answer.activations)
         for activation, comparison in zip(answer.activations, pairs, strict=True):
-            box = QtWidgets.QGroupBox(f"{activation.layer} · {activation.class_name} · {_shape(activation)}")
+            name = activation.layer if activation.outputs == 1 else f"{activation.layer}:{activation.port}"
+            box = QtWidgets.QGroupBox(f"{name} · {activation.class_name} · {_shape(activation)}")
             layout = QtWidgets.QVBoxLayout(box)
             if activation.outputs > 1:
                 layout.addLayout(self._output_picker(activation))
@@ -382,17 +383,18 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         self._fill_batchnorm(answer)
 
     def _output_picker(self, activation: NodeActivation) -> QtWidgets.QHBoxLayout:
-        """"Output: [k of n]" for a node with several outputs; choosing one asks for it."""
+        """"Output [k] of n" for a node with several outputs; choosing one asks for it."""
         row = QtWidgets.QHBoxLayout()
         picker = QtWidgets.QComboBox()
         picker.setObjectName(f"output_picker:{activation.node}")
         picker.setToolTip("this node has several outputs: the one drawn")
-        picker.addItems([f"{k} of {activation.outputs}" for k in range(activation.outputs)])
+        picker.addItems([str(k) for k in range(activation.outputs)])
         picker.setCurrentIndex(activation.port)
         node = activation.node
         picker.currentIndexChanged.connect(lambda k: self.show_output(node, k))
-        row.addWidget(QtWidgets.QLabel("Output:"))
+        row.addWidget(QtWidgets.QLabel("Output"))
         row.addWidget(picker)
+        row.addWidget(QtWidgets.QLabel(f"of {activation.outputs} (0 is the first; LAYER:N on the command line)"))
         row.addStretch(1)
         return row
 
@@ -406,7 +408,7 @@ class ActivationsWindow(QtWidgets.QMainWindow):
         for r, a in enumerate(rows):
             s = a.stats
             cells = [
-                a.layer, "training" if a.training else "inference", _shape(a), _num(s.mean), _num(s.std), _num(s.min),
+                a.layer if a.outputs == 1 else f"{a.layer}:{a.port}", "training" if a.training else "inference", _shape(a), _num(s.mean), _num(s.std), _num(s.min),
                 _num(s.max), f"{s.zero_fraction:.1%}", str(s.nan_count), str(s.inf_count),
             ]  # fmt: skip
             for c, text in enumerate(cells):

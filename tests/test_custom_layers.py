@@ -313,3 +313,17 @@ def test_a_lambda_runs_only_under_the_same_trust(tmp_path, monkeypatch, capsys):
     graph = load_project(project).graph
     inputs = random_inputs(model)
     same_function(model, build_keras_model(graph), inputs)
+
+
+def test_a_shipped_layers_config_from_a_file_is_checked_before_keras_sees_it():
+    from builder_app.core.graph import Layer
+    from builder_app.core.keras_build import LayerError, make_keras_layer
+
+    name = "keras.src.applications.convnext.LayerScale"
+    assert make_keras_layer(Layer("ok", name, {"init_values": 1e-6, "projection_dim": 8})).projection_dim == 8
+    foreign = {"module": "os", "class_name": "system", "config": {}}
+    for config in ({"init_values": foreign, "projection_dim": 8}, {"init_values": 1.0, "projection_dim": 8, "dtype": foreign}):
+        with pytest.raises(LayerError, match="LayerScale 'bad'"):
+            make_keras_layer(Layer("bad", name, config))
+    with pytest.raises(LayerError, match="needs its code"):
+        make_keras_layer(Layer("other", "keras.src.applications.convnext.NotThere", {}))

@@ -143,6 +143,15 @@ def _make_outside_catalog(layer):
     if cls is None:
         raise LayerError(_unknown_class_message(layer.class_name))
     config = custom_code.keras_config(layer.config)
+    if layer.class_name.startswith("keras."):
+        # Keras's own class, but the config is from a file: nested objects only where a
+        # catalog layer's base arguments allow them (the dtype policy), checked as theirs are.
+        base = {k: v for k, v in config.items() if k in ("dtype", "trainable")}
+        problems = catalog.check_config("Identity", base)
+        nested = [k for k, v in config.items() if k not in base and isinstance(v, Mapping)]
+        if problems or nested:
+            reason = problems[0] if problems else f"'{nested[0]}' holds an object, which this layer does not take"
+            raise LayerError(f"{custom_code.bare_name(layer.class_name)} '{layer.name}': {reason}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

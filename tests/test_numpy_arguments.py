@@ -21,7 +21,7 @@ from builder_app.core.project import load_project, save_project
 from builder_app.core.shapes import ShapeEngine
 from builder_app.exporters.python_code import CodegenError, python_source
 from builder_app.exporters.saved_model import export_keras
-from builder_app.importers.keras_file import ModelImportError, import_model
+from builder_app.importers.keras_file import import_model
 from tests.test_import import with_random_weights
 from tests.test_python_code import load_built, write
 

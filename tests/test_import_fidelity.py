@@ -361,3 +361,24 @@ def test_the_training_script_feeds_a_dict_model_by_position_in_the_apps_order(tm
     script = training_script(project)
     assert "inputs=[target, context], outputs=[cat, side]" in script
     assert project.graph.structure  # the project itself is untouched
+
+
+def test_an_adapted_text_vectorization_round_trips_through_code_with_only_its_own_arguments(tmp_path):
+    text = keras.Input((1,), dtype="string", name="text")
+    vectorize = keras.layers.TextVectorization(max_tokens=10, output_sequence_length=4, name="tv")
+    vectorize.adapt(np.array(["hello world", "hello there"]))
+    model = keras.Model(text, vectorize(text), name="tvm")
+    model.save(tmp_path / "t.keras")
+    graph = import_model(tmp_path / "t.keras").project.graph
+    source = python_source(graph)
+    assert (
+        'layers.TextVectorization(\n        max_tokens=10,\n        output_sequence_length=4,\n'
+        '        vocabulary=["", "[UNK]", "hello", "world", "there"],\n        name="tv",\n    )(text)'
+    ) in source
+    (tmp_path / "code.py").write_text(source)
+    coded = runpy.run_path(str(tmp_path / "code.py"))["build_model"]()
+    feed = np.array([["hello world"], ["there is more"]])
+    np.testing.assert_array_equal(np.asarray(coded(feed)), np.asarray(model(feed)))
+    export_keras(graph, tmp_path / "again.keras")
+    reloaded = keras.saving.load_model(tmp_path / "again.keras", safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(reloaded(feed)), np.asarray(model(feed)))

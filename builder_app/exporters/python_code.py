@@ -415,7 +415,7 @@ def _kept_keys(class_name: str, cls: type, config: Mapping, name: str, top: bool
         short = {k: config[k] for k in kept}
         try:
             if top:
-                instance = make_keras_layer(Layer(name, class_name, short))
+                instance = _made_as_written(Layer(name, class_name, short), cls)
             else:
                 instance = cls.from_config({**short, "name": name})
             rebuilt = json_plain(instance.get_config(), other=repr)
@@ -428,6 +428,26 @@ def _kept_keys(class_name: str, cls: type, config: Mapping, name: str, top: bool
     else:
         return list(config)
     return kept
+
+
+def _made_as_written(layer: Layer, cls: type) -> Any:
+    """The layer the shortened arguments make: as the app makes it, else as the code calls it.
+
+    ``TextVectorization.from_config`` needs keys its constructor defaults
+    (``standardize``...), so the code's own call, ``cls(**arguments)``, is asked then.
+    """
+    import warnings
+
+    from builder_app.core.keras_build import LayerError
+
+    try:
+        return make_keras_layer(layer)
+    except LayerError:
+        if "from_config" not in vars(cls):
+            raise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(**layer.config, name=layer.name)
 
 
 def _layer_constructor(class_name: Any, config: Any, name: Any, where: str, top: bool = False) -> Call:

@@ -837,7 +837,7 @@ def _train(job: _Job, queue, stop, pause, prepared: _Prepared | None = None) -> 
             metrics=names,
         )
     )
-    reporter = _reporter(queue, stop, pause, batch_size, steps, len(train))
+    reporter = _reporter(queue, stop, pause, batch_size, steps, len(train), _schedule(settings))
     callbacks = [reporter, *_callbacks(settings)]
     started = time.monotonic()
     history = model.fit(
@@ -1022,6 +1022,16 @@ def _optimizer(settings: dict[str, Any]):
     return getattr(keras.optimizers, spec["class_name"])(**config)
 
 
+def _schedule(settings: dict[str, Any]):
+    """The run's learning-rate schedule (a fresh one, a function of the step), or None."""
+    import keras
+
+    schedule = settings["learning_rate_schedule"]
+    if schedule is None:
+        return None
+    return getattr(keras.optimizers.schedules, schedule["class_name"])(**schedule["config"])
+
+
 def _callbacks(settings: dict[str, Any]) -> list:
     import keras
 
@@ -1049,12 +1059,35 @@ def _reporter(*args):
 
     It touches nothing but the queue and the two flags. Defined here, in a
     function, because keras is imported only in the child.
+
+    On JAX the model's variables live outside the model during an epoch, and
+    every read of ``Callback.model`` puts them back (a copy of all of them, then
+    the next step gathers them again): a batch event reads the model only where
+    another backend needs it. On JAX its learning rate is the schedule's at the
+    step (counted here) or the one read when the epoch began; the epoch event
+    reads the model's own.
+
+    Where the backend allows it (JAX, PyTorch), Keras runs a batch's end on a
+    thread pool (``async_safe``), so that the training loop never waits for a
+    step's loss to reach Python: the batch events are made there, in any order
+    (a batch older than the last one sent is skipped), and pause and stop are
+    answered at a batch's beginning, in the training loop itself.
     """
     import keras
 
+    lazy_model = keras.backend.backend() == "jax"
+
     class Reporter(keras.callbacks.Callback):
-        def __init__(self, queue, stop, pause, batch_size, steps, samples):
+        async_safe = True  # on_train_batch_end touches the queue and this object (under its lock) only
+
+        def __init__(self, queue, stop, pause, batch_size, steps, samples, schedule=None):
             super().__init__()
+            self.lock = threading.Lock()
+            self.sent_batch = -1
+            self.window_from = 0
+            self.schedule = schedule
+            self.epoch_rate = float("nan")
+            self.epoch_iterations = 0
             self.queue, self.stop, self.pause = queue, stop, pause
             self.batch_size, self.steps, self.samples = batch_size, steps, samples
             # Keras's batch logs hold the epoch's running mean, weighted by batch size;
@@ -1066,21 +1099,43 @@ def _reporter(*args):
             self.started = time.monotonic()
             self.last_sent = 0.0
             self.window_start = time.monotonic()
-            self.window_batches = 0
             self.epoch_started = time.monotonic()
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
-            self.epoch_started = time.monotonic()
-            self.sent_mean, self.sent_samples = 0.0, 0
-            # Throughput counts training batches only, not the validation between epochs.
-            self.window_start = self.epoch_started
-            self.window_batches = 0
+            if lazy_model:  # the variables are in the model between epochs: reading them is free
+                self.epoch_rate = _learning_rate(self.model)
+                self.epoch_iterations = int(self.model.optimizer.iterations)
+            with self.lock:
+                self.epoch_started = time.monotonic()
+                self.sent_mean, self.sent_samples = 0.0, 0
+                self.sent_batch = -1
+                # Throughput counts training batches only, not the validation between epochs.
+                self.window_start = self.epoch_started
+                self.window_from = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            # In the training loop (a batch's end may run on Keras's thread pool): pause and stop here.
+            if self.pause.is_set() and not self.stop.is_set():
+                self.queue.put(events.paused())
+                while self.pause.is_set() and not self.stop.is_set():
+                    time.sleep(0.05)
+                self.queue.put(events.resumed())
+                with self.lock:
+                    self.window_start = time.monotonic()
+                    self.window_from = batch
+            if self.stop.is_set():
+                self.model.stop_training = True  # this batch is the last
 
         def on_train_batch_end(self, batch, logs=None):
-            self.window_batches += 1
+            with self.lock:
+                self._batch_end(batch, logs)
+
+        def _batch_end(self, batch, logs):
             now = time.monotonic()
             last_of_epoch = batch == self.steps - 1
+            if batch <= self.sent_batch:
+                return  # a later batch's event is out already
             if now - self.last_sent >= BATCH_EVENT_SECONDS or last_of_epoch:
                 running = float((logs or {}).get("loss", float("nan")))
                 seen = min((batch + 1) * self.batch_size, self.samples) if self.samples else batch + 1
@@ -1097,25 +1152,28 @@ def _reporter(*args):
                         global_step=self.epoch * self.steps + batch,
                         loss=loss,
                         running_loss=running,
-                        learning_rate=_learning_rate(self.model),
-                        samples_per_second=self.window_batches * self.batch_size / elapsed,
+                        learning_rate=self.batch_rate(batch),
+                        samples_per_second=max(batch - self.window_from + 1, 0) * self.batch_size / elapsed,
                         seconds=now - self.started,
                     )
                 )
                 self.last_sent = now
+                self.sent_batch = batch
                 self.window_start = now
-                self.window_batches = 0
+                self.window_from = batch + 1
                 if not math.isfinite(running):
                     self.nan = True
-            if self.pause.is_set() and not self.stop.is_set():
-                self.queue.put(events.paused())
-                while self.pause.is_set() and not self.stop.is_set():
-                    time.sleep(0.05)
-                self.queue.put(events.resumed())
-                self.window_start = time.monotonic()
-                self.window_batches = 0
-            if self.stop.is_set():
-                self.model.stop_training = True
+
+        def batch_rate(self, batch: int) -> float:
+            """The learning rate after ``batch``'s step."""
+            if not lazy_model:
+                return _learning_rate(self.model)
+            if self.schedule is not None:
+                try:
+                    return float(self.schedule(self.epoch_iterations + batch + 1))
+                except (TypeError, ValueError):
+                    return self.epoch_rate
+            return self.epoch_rate
 
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.monotonic() - self.epoch_started

@@ -29,7 +29,7 @@ import time
 
 NAME = "backends"
 
-EPOCHS = 4
+EPOCHS = 6
 PAIRS = 5
 
 

@@ -291,7 +291,7 @@ def test_validate_names_layers_and_keeps_ids_for_json(imported, tmp_path, capsys
     assert cli.main(["validate", str(tmp_path / "b.kproj")]) == 1
     out = capsys.readouterr().out
     node_id = broken.nodes_of_layer("int_lookup")[0]
-    assert f"b.kproj: layer 'int_lookup': IntegerLookup 'int_lookup': it has no vocabulary" in out
+    assert "b.kproj: layer 'int_lookup': IntegerLookup 'int_lookup': it has no vocabulary" in out
     assert f"node {node_id}" not in out
     assert cli.main(["validate", str(tmp_path / "b.kproj"), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)

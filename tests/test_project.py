@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 
 from builder_app.core import atomic, runs, weights_file
 from builder_app.core import project as proj
+from builder_app.core.assets import walk_assets
 from builder_app.core.atomic import clean_stale_temp_files
 from builder_app.core.graph import ModelGraph, PortRef
-from builder_app.core.assets import walk_assets
 from builder_app.core.ops import Connect, SetModelIO, add_layer, call_again, group_as_submodel
 from builder_app.core.project import (
     FORMAT_VERSION,

@@ -42,8 +42,11 @@ def thawed(graph: ModelGraph) -> ModelGraph:
 
 
 def application_call(graph: ModelGraph) -> tuple[str, tuple[int | None, ...]] | None:
-    """``(Name, input_shape)`` when ``keras.applications.Name(input_shape, include_top=False,
-    weights=None)`` builds exactly this graph; None otherwise (or when it cannot be told)."""
+    """The keras.applications model this graph is exactly, as ``(Name, input_shape)``, or None.
+
+    ``keras.applications.Name(input_shape=..., include_top=False, weights=None)`` must
+    build the very layers, configs and wiring; None too when that cannot be told.
+    """
     inputs = graph.model_inputs()
     if len(inputs) != 1 or len(graph.layers) > MAX_LAYERS or graph.structure:
         return None

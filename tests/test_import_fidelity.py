@@ -234,10 +234,13 @@ def test_export_check_feeds_dict_inputs_by_name(tmp_path, capsys):
     model = dict_model()
     model.save(tmp_path / "dm.keras")
     save_project(import_model(tmp_path / "dm.keras").project, tmp_path / "dm.kproj")
-    code = cli.main(["export", str(tmp_path / "dm.kproj"), "--python", str(tmp_path / "dm.py"), "--check"])
+    code = cli.main([
+        "export", str(tmp_path / "dm.kproj"), "--python", str(tmp_path / "dm.py"),
+        "--keras", str(tmp_path / "dm2.keras"), "--savedmodel", str(tmp_path / "served"), "--check",
+    ])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert out.count("(ok)") == 2
+    assert out.count("(ok)") == 6  # two outputs, three exports, each fed by name
 
 
 # ----------------------------------------------------------------- 17.6

@@ -53,10 +53,13 @@ def application_call(graph: ModelGraph) -> tuple[str, tuple[int | None, ...]] | 
     shape = graph.layer_of(inputs[0]).config.get("batch_shape")
     if not isinstance(shape, list) or len(shape) < 2 or not all(d is None or isinstance(d, int) for d in shape):
         return None
-    wanted = _canonical(graph)
-    for name in _candidates(graph.name):
-        built = _application_graph(name, tuple(shape[1:]))
-        if built is not None and built == wanted:
+    candidates = _candidates(graph.name)
+    if not candidates:
+        return None
+    wanted = _graph_form(graph)
+    for name in candidates:
+        built = _application_form(name, tuple(shape[1:]))
+        if wanted is not None and built == wanted:
             return name, tuple(shape[1:])
     return None
 
@@ -73,46 +76,55 @@ def _candidates(model_name: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _application_graph(name: str, input_shape: tuple[int | None, ...]) -> str | None:
-    """The canonical form of what the application builds, or None if it does not build."""
+def _application_form(name: str, input_shape: tuple[int | None, ...]) -> str | None:
+    """The comparable form of what the application builds, or None if it does not build."""
     import keras
-
-    from builder_app.importers.keras_config import graph_from_model_config
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = getattr(keras.applications, name)(input_shape=input_shape, include_top=False, weights=None)
-        config = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=str))
-        return _canonical(graph_from_model_config(config))
+        return _model_form(model)
     except Exception:  # noqa: BLE001 - no match: the sub-model is written as a function
         return None
 
 
-def _canonical(graph: ModelGraph) -> str:
-    """Layers, configs and wiring, without what does not tell two builds apart.
+def _graph_form(graph: ModelGraph) -> str | None:
+    """The comparable form of the Keras model the sub-model's graph builds (None: it does not build)."""
+    from builder_app.core.keras_model import build_keras_model
 
-    The Input's name (Keras counts it up per process), ``trainable`` (the frozen
-    sub-model sets it once) and how the graph is drawn are left out.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _model_form(build_keras_model(graph, with_weights=False))
+    except Exception:  # noqa: BLE001 - no match: the sub-model is written as a function
+        return None
+
+
+def _model_form(model: Any) -> str:
+    """A Keras model's saved config, without what does not tell two builds apart.
+
+    The Inputs' names (Keras counts them up per process), ``trainable`` (the frozen
+    sub-model sets it once) and Keras's ``shared_object_id`` marks are left out.
     """
-    def named(layer_name: str) -> str:
-        return "<input>" if graph.layers[layer_name].class_name == INPUT_CLASS else layer_name
+    import keras
 
-    layers = []
-    for layer in graph.layers.values():
-        config = _unshared({k: v for k, v in layer.config.items() if k not in ("trainable", "name")})
-        layers.append([named(layer.name), layer.class_name, config, layer.submodel is not None])
-    nodes = {node_id: named(node.layer) for node_id, node in graph.nodes.items()}
-    edges = sorted([nodes[e.src], e.src_port, nodes[e.dst], e.dst_port] for e in graph.edges())
-    calls = sorted([nodes[n], json.dumps(node.call, sort_keys=True)] for n, node in graph.nodes.items())
-    outputs = [[nodes[ref.node], ref.port] for ref in graph.model_outputs()]
-    return json.dumps([graph.name, layers, edges, calls, outputs], sort_keys=True, default=str)
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=str))
+    inputs = {
+        layer["config"].get("name")
+        for layer in config.get("config", {}).get("layers", [])
+        if layer.get("class_name") == INPUT_CLASS
+    }
+    return json.dumps(_plain(config, inputs), sort_keys=True)
 
 
-def _unshared(value: Any) -> Any:
-    """Without Keras's ``shared_object_id`` marks, which say nothing of a value."""
+def _plain(value: Any, inputs: set[str]) -> Any:
     if isinstance(value, dict):
-        return {k: _unshared(v) for k, v in value.items() if k != "shared_object_id"}
+        return {k: _plain(v, inputs) for k, v in value.items() if k not in ("shared_object_id", "trainable")}
     if isinstance(value, list):
-        return [_unshared(v) for v in value]
+        return [_plain(v, inputs) for v in value]
+    if isinstance(value, str) and value in inputs:
+        return "<input>"
     return value
+
+

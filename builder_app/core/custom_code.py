@@ -3,7 +3,8 @@
 Two kinds of class reach a graph without being in the catalog:
 
 * **Shipped with Keras** (ConvNeXt's ``LayerScale``, InceptionResNetV2's
-  ``CustomScaleLayer``): a saved config names them ``keras.src.applications.<m>.<Class>``.
+  ``CustomScaleLayer``): a saved config names them by Keras's private module and class
+  (see :data:`keras_compat.SHIPPED_LAYER_PACKAGES`).
   They are known layers, taken from the installed Keras (:func:`keras_compat.shipped_layer_classes`),
   never from the file.
 * **The user's own**: Python source files a project holds (:class:`CodeFile`). Their
@@ -217,10 +218,10 @@ def describe(files: Sequence[CodeFile]) -> str:
 # ------------------------------------------------------------ known classes
 def shipped_class(class_name: str) -> type | None:
     """The Keras class of a layer Keras ships outside keras.layers, or None."""
-    if not class_name.startswith("keras.src."):
-        return None
     from builder_app.core import keras_compat
 
+    if not class_name.startswith(keras_compat.SHIPPED_LAYER_PACKAGES):
+        return None
     return keras_compat.shipped_layer_classes().get(class_name)
 
 

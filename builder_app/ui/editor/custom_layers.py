@@ -24,15 +24,17 @@ def activate_trusted(window) -> str | None:
     """
     document = window.document
     files = list(getattr(document.project, "custom_code", []) or [])
-    if not files:
+    lambdas = custom_code.lambda_code(document.graph)
+    if not files and not lambdas:
         return None
-    missing = trust.untrusted(files)
+    missing = trust.untrusted([*files, *lambdas])
     if missing:
         return trust.untrusted_message(missing, "Model > Trust Custom Code… runs it")
     try:
         custom_code.activate(files)
     except CustomCodeError as exc:
         return f"the custom code raised: {exc}"
+    custom_code.allow_lambdas(lambdas)
     refresh(window)
     return None
 
@@ -52,7 +54,10 @@ def refresh(window) -> None:
 
 def offer_trust(window) -> bool:
     """Asks whether to trust and run the project's code; runs it on Yes."""
-    files = list(getattr(window.document.project, "custom_code", []) or [])
+    files = [
+        *(getattr(window.document.project, "custom_code", []) or []),
+        *custom_code.lambda_code(window.document.graph),
+    ]
     if not files:
         QtWidgets.QMessageBox.information(window, "Custom Code", "This project holds no custom layer code.")
         return False

@@ -306,8 +306,8 @@ class Inspector(QtWidgets.QWidget):
                 elif custom_code.is_outside_catalog(layer.class_name):
                     category = "Custom"
                     description = "A custom layer whose code this project does not run (not given, or not trusted)."
-                    note = ("Declare its output shapes to give the layers after it shapes; "
-                            "import with --custom-layers F.py --trust to run it.")
+                    note = ("Its config is shown read-only. Declare its output shapes to give the layers "
+                            "after it shapes; import with --custom-layers F.py --trust to run it.")
                     self._add_read_only_config(layer, declare=True)
                 else:
                     reason = exc.args[0] if exc.args else str(exc)

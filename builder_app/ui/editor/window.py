@@ -415,8 +415,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
         if self.loader is not None and self.loader.is_ready:
             # Shapes after the first paint: a big model shows at once, its shapes a moment later.
             QtCore.QTimer.singleShot(0, document.attach_engine)
-        if getattr(document.project, "custom_code", None):
-            QtCore.QTimer.singleShot(0, self._run_trusted_code)
+        QtCore.QTimer.singleShot(0, self._run_trusted_code)  # code (or a Lambda) trusted before
 
     def open_graph(self, graph: ModelGraph, title: str) -> GraphView:
         """Shows ``graph`` (the model or a sub-model's graph) in a tab, reusing an open one."""
@@ -502,7 +501,7 @@ class EditorWindow(ProjectFiles, Exports, QtWidgets.QMainWindow):
 
         self.palette.populate()
         self.quick_add.populate()
-        if self.document is not None and getattr(self.document.project, "custom_code", None):
+        if self.document is not None:
             QtCore.QTimer.singleShot(0, self._run_trusted_code)
         self.status_keras.setText(f"Keras {keras.__version__} · {keras.backend.backend()}")
         self.status_device.setText(_device_name())

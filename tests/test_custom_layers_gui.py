@@ -91,3 +91,34 @@ def test_new_custom_layer_checks_names_the_pitfalls_and_fills_the_palette(qtbot,
     finally:
         custom_code.deactivate_all()
         window.close()
+
+
+def test_opening_a_project_with_untrusted_code_runs_nothing_until_trust_is_given(qtbot, loader, tmp_path, monkeypatch):
+    from builder_app.core.project import load_project
+    from builder_app.ui.editor.custom_layers import offer_trust
+    from tests.editor_support import open_window
+    from tests.test_custom_layers import marker_project
+
+    monkeypatch.setenv(trust.CONFIG_DIR_ENV, str(tmp_path / "settings"))
+    monkeypatch.setenv("BUILDER_APP_RECOVERY_DIR", str(tmp_path / "recovery"))
+    marker = tmp_path / "marker"
+    monkeypatch.setenv("BUILDER_APP_TEST_MARKER", str(marker))
+    custom_code.deactivate_all()
+    window = open_window(qtbot, loader, load_project(marker_project(tmp_path)))
+    try:
+        qtbot.wait(50)
+        assert not marker.exists()
+        assert "not trusted: marker_layer.py (Marker)" in window.statusBar().currentMessage()
+        (mark,) = window.document.graph.nodes_of_layer("mark")
+        assert window.document.engine.result(mark).errors
+        asked = []
+        assert not offer_trust(window, ask=lambda text: asked.append(text) or False)
+        assert "marker_layer.py (Marker)" in asked[0] and not marker.exists()
+        assert offer_trust(window, ask=lambda text: True)
+        assert marker.read_text() == "ran"
+        window.document.update_shapes()
+        assert window.document.engine.result(mark).errors == []
+        assert {e.payload: e.category for e in window.palette.entries()}.get("Marker") == "Custom"
+    finally:
+        custom_code.deactivate_all()
+        window.close()

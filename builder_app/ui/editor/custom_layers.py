@@ -52,8 +52,13 @@ def refresh(window) -> None:
         scene.refresh_all()
 
 
-def offer_trust(window) -> bool:
-    """Asks whether to trust and run the project's code; runs it on Yes."""
+def offer_trust(window, ask=None) -> bool:
+    """Asks whether to trust and run the project's code; runs it on Yes.
+
+    Args:
+        window: The editor window.
+        ask: Shows the question's text and returns the answer (default: a message box).
+    """
     files = [
         *(getattr(window.document.project, "custom_code", []) or []),
         *custom_code.lambda_code(window.document.graph),
@@ -62,14 +67,16 @@ def offer_trust(window) -> bool:
         QtWidgets.QMessageBox.information(window, "Custom Code", "This project holds no custom layer code.")
         return False
     listing = "\n".join(f"  {custom_code.describe([f])}  (sha256 {f.sha256[:12]}…)" for f in files)
-    answer = QtWidgets.QMessageBox.question(
-        window,
-        "Trust Custom Code?",
+    text = (
         "This project holds Python code that will run on this computer with your permissions:\n\n"
         f"{listing}\n\nRun it only if you trust where it came from. The trust is remembered for "
-        "exactly this text; a changed file asks again.",
+        "exactly this text; a changed file asks again."
     )
-    if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+    if ask is None:
+        def ask(question: str) -> bool:
+            answer = QtWidgets.QMessageBox.question(window, "Trust Custom Code?", question)
+            return answer == QtWidgets.QMessageBox.StandardButton.Yes
+    if not ask(text):
         return False
     trust.trust(files)
     problem = activate_trusted(window)

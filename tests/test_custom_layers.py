@@ -327,3 +327,23 @@ def test_a_shipped_layers_config_from_a_file_is_checked_before_keras_sees_it():
             make_keras_layer(Layer("bad", name, config))
     with pytest.raises(LayerError, match="needs its code"):
         make_keras_layer(Layer("other", "keras.src.applications.convnext.NotThere", {}))
+
+
+@pytest.mark.training
+def test_the_training_child_and_script_carry_the_trusted_code(tmp_path, capsys):
+    from builder_app.core.custom_layer_check import TEMPLATE
+
+    (tmp_path / "my_layers.py").write_text(TEMPLATE)
+    (scale,) = custom_code.activate([custom_code.read_file(tmp_path / "my_layers.py")]).values()
+    x = keras.Input((4,), name="x")
+    h = scale(name="scale")(keras.layers.Dense(8, activation="relu", name="hidden")(x))
+    keras.Model(x, keras.layers.Dense(3, activation="softmax", name="out")(h)).save(tmp_path / "m.keras")
+    custom_code.deactivate_all()
+    project = tmp_path / "m.kproj"
+    assert main(["import", str(tmp_path / "m.keras"), "-o", str(project),
+                 "--custom-layers", str(tmp_path / "my_layers.py"), "--trust"]) == 0
+    custom_code.deactivate_all()  # the run activates the (trusted) code again, here and in the child
+    assert main(["train", str(project), "--data", "iris", "--epochs", "1", "--save", str(tmp_path / "t.keras")]) == 0
+    assert "epoch 1" in capsys.readouterr().out
+    assert main(["export", str(project), "--train-script", str(tmp_path / "train.py")]) == 0
+    assert "class Scale(keras.layers.Layer)" in (tmp_path / "train.py").read_text()

@@ -347,3 +347,52 @@ def test_the_training_child_and_script_carry_the_trusted_code(tmp_path, capsys):
     assert "epoch 1" in capsys.readouterr().out
     assert main(["export", str(project), "--train-script", str(tmp_path / "train.py")]) == 0
     assert "class Scale(keras.layers.Layer)" in (tmp_path / "train.py").read_text()
+
+
+PITFALLS = '''
+import keras
+
+
+class NoKwargs(keras.layers.Layer):
+    def __init__(self, units):
+        super().__init__()
+        self.units = units
+
+    def call(self, x):
+        return x
+
+
+class NoConfig(keras.layers.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def call(self, x):
+        return x
+
+    def get_config(self):
+        return {"name": self.name}
+'''
+
+
+def test_the_layer_check_names_the_walk_throughs_pitfalls():
+    from builder_app.core.custom_layer_check import (
+        GROUP_NORMALIZATION_EXAMPLE,
+        PITFALL_CONFIG,
+        PITFALL_CUSTOM_OBJECTS,
+        PITFALL_KWARGS,
+        TEMPLATE,
+        check_source,
+    )
+
+    for text in (TEMPLATE, GROUP_NORMALIZATION_EXAMPLE):
+        findings = check_source(CodeFile("ok.py", text))
+        assert all(f.ok for f in findings), [str(f) for f in findings]
+    found = {(f.class_name, f.ok): str(f) for f in check_source(CodeFile("pitfalls.py", PITFALLS), (None, 4))}
+    assert PITFALL_KWARGS in found[("NoKwargs", False)]
+    problems = [str(f) for f in check_source(CodeFile("pitfalls.py", PITFALLS), (None, 4)) if not f.ok]
+    assert any("NoConfig" in p and "get_config() lacks units" in p and PITFALL_CONFIG in p for p in problems)
+    assert any("NoConfig" in p and PITFALL_CUSTOM_OBJECTS in p for p in problems)
+    lazy = code("token_embedding.py").text.replace("    def build(self, input_shape):", "    def _later(self, input_shape):")
+    problems = [str(f) for f in check_source(CodeFile("lazy.py", lazy), (None, 12)) if not f.ok]
+    assert problems and "a saved model does not reload it" in problems[0]

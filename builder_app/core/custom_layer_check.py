@@ -158,12 +158,16 @@ def _check_class(keras, cls: type, input_shape) -> list[Finding]:
         found.append(Finding(name, False, f"the name given was lost: {PITFALL_KWARGS}"))
     else:
         found.append(Finding(name, True, "made with a name (**kwargs reach the base class)"))
+    called = False
     try:
         output = layer(keras.Input(batch_shape=input_shape))
         shapes = [tuple(t.shape) for t in keras.tree.flatten(output)]
         found.append(Finding(name, True, f"called on {input_shape}: output {', '.join(map(str, shapes))}"))
+        called = True
     except Exception as exc:  # noqa: BLE001 - the user's build/call
         found.append(Finding(name, False, f"calling it on {input_shape} raised {_one_line(exc)}"))
+    if called:
+        found.append(_reload_finding(keras, cls, required, input_shape))
     config: dict[str, Any] = {}
     try:
         config = layer.get_config()
@@ -183,3 +187,32 @@ def _check_class(keras, cls: type, input_shape) -> list[Finding]:
     else:
         found.append(Finding(name, True, f"registered as {keras.saving.get_registered_name(cls)!r}"))
     return found
+
+
+def _reload_finding(keras, cls: type, required: dict, input_shape) -> Finding:
+    """Saves a one-layer model and loads it back (with ``custom_objects``): are its weights there?"""
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    import numpy as np
+
+    from builder_app.core.custom_code import _one_line
+
+    name = cls.__name__
+    try:
+        x = keras.Input(batch_shape=input_shape)
+        model = keras.Model(x, cls(**required, name="probe_layer")(x))
+        with tempfile.TemporaryDirectory(prefix="builder-app-layer-check-") as scratch:
+            path = Path(scratch) / "probe.keras"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.save(path)
+                loaded = keras.saving.load_model(path, custom_objects={name: cls}, compile=False)
+        before, after = model.get_weights(), loaded.get_weights()
+        if len(before) != len(after) or any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)):
+            raise ValueError("the reloaded model's weights differ")
+    except Exception as exc:  # noqa: BLE001 - the user's layer, saved and loaded by Keras
+        return Finding(name, False, f"a saved model does not reload it ({_one_line(exc)[:160]}): "
+                       "create every weight in build(), building sublayers there too")
+    return Finding(name, True, f"a saved model reloads it with its {len(after)} weight(s)")

@@ -317,7 +317,10 @@ def layer_class_known(class_name: str) -> bool:
     if not isinstance(class_name, str):
         return False
     if class_name.startswith("keras."):
-        return "keras" in sys.modules and layer_class(class_name) is not None
+        from builder_app.core import catalog
+
+        # Keras fully imported (by the loader), not merely being imported on another thread.
+        return catalog.keras_loaded() and layer_class(class_name) is not None
     with _lock:
         return bare_name(class_name) in _active
 

@@ -396,3 +396,13 @@ def test_the_layer_check_names_the_walk_throughs_pitfalls():
     lazy = code("token_embedding.py").text.replace("    def build(self, input_shape):", "    def _later(self, input_shape):")
     problems = [str(f) for f in check_source(CodeFile("lazy.py", lazy), (None, 12)) if not f.ok]
     assert problems and "a saved model does not reload it" in problems[0]
+
+
+@pytest.mark.parametrize("name", ["json.py", "keras.py", "numpy.py"])
+def test_a_code_file_never_shadows_a_module_the_app_uses(name):
+    import sys
+
+    before = sys.modules.get(name[:-3])
+    with pytest.raises(custom_code.CustomCodeError, match="rename the file"):
+        custom_code.activate([CodeFile(name, "X = 1\n")])
+    assert sys.modules.get(name[:-3]) is before

@@ -433,6 +433,9 @@ def activate(files: Iterable[CodeFile]) -> dict[str, type]:
                 found.update({n: c for n, c in _active.items() if c.__module__ == file.module})
                 continue
         class_names(file)  # a syntax error is reported like any other, in one line
+        taken = _module_taken(file.module)
+        if taken:
+            raise CustomCodeError(f"{file.name}: the module name '{file.module}' is {taken}; rename the file")
         module = types.ModuleType(file.module)
         module.__file__ = f"<{file.member}>"
         previous = sys.modules.get(file.module)
@@ -519,6 +522,28 @@ def deactivate_all() -> None:
         _active_hashes.clear()
         _active_files.clear()
         _allowed_lambdas.clear()
+
+
+def _module_taken(name: str) -> str | None:
+    """Why a code file may not become module ``name`` (it would shadow the app's), or None."""
+    import importlib.util
+
+    with _lock:
+        ours = name in _active_files
+    if ours:
+        return None
+    if name in sys.stdlib_module_names:
+        return "a standard library module"
+    if name in sys.modules:
+        return "an installed module already in use"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    origin = str(getattr(spec, "origin", "") or "")
+    if "site-packages" in origin or "dist-packages" in origin:
+        return "an installed package"
+    return None
 
 
 def _code_line(exc: BaseException, filename: str) -> str:

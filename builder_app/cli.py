@@ -113,8 +113,9 @@ def _parser() -> argparse.ArgumentParser:
         "import",
         help="turn a .keras, .h5 or model-config .json file into a project",
         description=(
-            "Import a Keras model. Nothing in the file is executed. Exit 0 imported, 2 unreadable, "
-            "3 written but some weights were left out (the line says which layers kept theirs)."
+            "Import a Keras model. Nothing in the file is executed. Exit 0 imported (when some "
+            "weights were left out, a last 'warning: WEIGHTS LEFT OUT' line says which layers kept "
+            "theirs), 2 unreadable."
         ),
     )
     import_.add_argument("model", type=Path, metavar="MODEL")
@@ -591,12 +592,11 @@ def _import(model: Path, output: Path, custom_layers: list[Path] = (), trust: bo
         return EXIT_UNREADABLE
     graph = result.project.graph
     print(f"imported {model} -> {output}: {len(graph)} nodes")
-    from builder_app.importers.import_report import EXIT_WEIGHTS_DROPPED, dropped_weights_line
+    from builder_app.importers.import_report import dropped_weights_line
 
     dropped = dropped_weights_line(result)
-    if dropped is not None:  # written, but not the trained model: say so, and exit 3
-        print(f"builder-app: {dropped}", file=sys.stderr)
-        return EXIT_WEIGHTS_DROPPED
+    if dropped is not None:  # written, but not the trained model: the last line says so
+        print(f"warning: {dropped}", file=sys.stderr)
     return EXIT_VALID
 
 

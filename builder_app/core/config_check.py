@@ -16,6 +16,7 @@ import re
 import warnings
 from typing import Any
 
+from builder_app.core import custom_code
 from builder_app.core.calls import CONSTANT_KINDS, constant_problem, marker_refusal
 from builder_app.core.catalog import (
     ACTIVATION,
@@ -209,6 +210,8 @@ class _Checker:
         if not isinstance(value, dict):
             reject(value)
             return
+        if self.custom(where, ACTIVATION, value, depth):
+            return
         fields = self.fields(where, value)
         if fields is None:
             return
@@ -235,6 +238,8 @@ class _Checker:
             return
         if not isinstance(value, dict) or "class_name" not in value:
             self.add(where, f"{value!r} is not a Keras {kind}")
+            return
+        if self.custom(where, kind, value, depth):
             return
         fields = self.fields(where, value)
         if fields is None:
@@ -316,6 +321,27 @@ class _Checker:
             return False
         return True
 
+    def custom(self, where: str, kind: str | None, value: dict, depth: int) -> bool:
+        """Checks an object the project's own code defines; False when ``value`` is not one.
+
+        Accepted only when that code was trusted and activated in this process (its class
+        or function is registered there); nothing a config names is imported here.
+        """
+        name = custom_code.object_name(value)
+        if name is None or (value.get("class_name") == "function" and _known(name, _identifiers(ACTIVATION))):
+            return False
+        found = custom_code.custom_object(value)
+        if found is None:
+            self.add(where, f"custom {kind or 'object'} {name!r} needs its code (--custom-layers F.py --trust)")
+            return True
+        if kind is not None and found[0] != kind:
+            self.add(where, f"{name!r} is a custom {found[0]}, not a {kind}")
+            return True
+        config = value.get("config")
+        if isinstance(config, dict | list):
+            self.scan(where, config, depth + 1)
+        return True
+
     # -- any other value: look for serialized objects -------------------- #
 
     def scan(self, where: str, value: Any, depth: int) -> None:
@@ -339,6 +365,9 @@ class _Checker:
         if fields is None:
             return
         module, class_name = fields
+        if custom_code.custom_object(value) is not None:  # of the project's trusted, active code
+            self.custom(where, None, value, depth)
+            return
         if class_name in CONSTANT_KINDS:
             # A constant array: plain numbers of a known dtype, bounded in size (see calls).
             problem = constant_problem(value)

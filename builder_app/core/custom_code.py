@@ -48,6 +48,7 @@ _lock = threading.Lock()
 _active: dict[str, type] = {}  # class name -> class, of the code activated in this process
 _active_hashes: dict[str, str] = {}  # file name -> hash of the text activated under it
 _active_files: dict[str, CodeFile] = {}  # module name -> the file activated as it
+_objects: dict[str, tuple[str, Any]] = {}  # registered name -> (kind, class or function), not layers
 
 
 class CustomCodeError(ValueError):
@@ -188,11 +189,11 @@ def class_names(file: CodeFile) -> list[str]:
 
 
 def registered_classes(file: CodeFile) -> set[str]:
-    """The classes of a file decorated with ``register_keras_serializable`` (syntax only)."""
+    """The classes (and functions) of a file decorated with ``register_keras_serializable`` (syntax only)."""
     tree = ast.parse(file.text, filename=file.name)
     found = set()
     for node in tree.body:
-        if isinstance(node, ast.ClassDef):
+        if isinstance(node, ast.ClassDef | ast.FunctionDef):
             for decorator in node.decorator_list:
                 target = decorator.func if isinstance(decorator, ast.Call) else decorator
                 if "register_keras_serializable" in ast.unparse(target):
@@ -331,6 +332,12 @@ def active_classes() -> dict[str, type]:
         return dict(_active)
 
 
+def active_objects() -> dict[str, tuple[str, Any]]:
+    """The user's other objects activated here: registered name -> (kind, class or function)."""
+    with _lock:
+        return dict(_objects)
+
+
 def is_outside_catalog(class_name: str) -> bool:
     """Whether a layer class needs code from outside the catalog (and is not an operation)."""
     from builder_app.core import catalog
@@ -361,7 +368,23 @@ def needs_code(graph: ModelGraph) -> list[tuple[str, str]]:
             continue
         if is_outside_catalog(layer.class_name) and layer_class(layer.class_name) is None:
             found.append((node_id, layer.class_name))
+        elif _lacks_object_code(layer.config, 0):  # a regularizer, ... of code not run here
+            found.append((node_id, layer.class_name))
     return found
+
+
+def _lacks_object_code(value: Any, depth: int) -> bool:
+    """Whether a config holds an object of the user's code (``myobjs>MyReg``) not active here."""
+    if depth > 32:
+        return False
+    if isinstance(value, list):
+        return any(_lacks_object_code(v, depth + 1) for v in value)
+    if not isinstance(value, Mapping):
+        return False
+    name = object_name(value)
+    if name is not None and (value.get("class_name") != "function" or ">" in name) and custom_object(value) is None:
+        return True
+    return any(_lacks_object_code(v, depth + 1) for v in value.values())
 
 
 def declared_shapes(config: Mapping[str, Any]) -> list[tuple[int | None, ...]] | None:
@@ -456,6 +479,7 @@ def activate(files: Iterable[CodeFile]) -> dict[str, type]:
         }
         for cls in classes.values():
             register(keras, cls)
+        objects = _custom_objects(keras, module, file.module)
         with _lock:
             for name in classes:
                 other = _active.get(name)
@@ -464,6 +488,9 @@ def activate(files: Iterable[CodeFile]) -> dict[str, type]:
             for name in [n for n, c in _active.items() if c.__module__ == file.module]:
                 del _active[name]
             _active.update(classes)
+            for key in [k for k, (_, o) in _objects.items() if o.__module__ == file.module]:
+                del _objects[key]
+            _objects.update(objects)
             _active_hashes[file.name] = file.sha256
             _active_files[file.module] = file
         found.update(classes)
@@ -475,10 +502,13 @@ def activate(files: Iterable[CodeFile]) -> dict[str, type]:
 LOADER = """
 import importlib, inspect, os
 import keras
+_bases = (keras.layers.Layer, keras.initializers.Initializer, keras.regularizers.Regularizer,
+          keras.constraints.Constraint)
 for _name in filter(None, os.environ.get("BUILDER_APP_CUSTOM_MODULES", "").split(",")):
     _module = importlib.import_module(_name)
-    for _obj in list(vars(_module).values()):
-        if (inspect.isclass(_obj) and issubclass(_obj, keras.layers.Layer) and _obj.__module__ == _name
+    for _attr, _obj in list(vars(_module).items()):
+        if (getattr(_obj, "__module__", None) == _name and not _attr.startswith("_")
+                and (inspect.isfunction(_obj) or inspect.isclass(_obj) and issubclass(_obj, _bases))
                 and keras.saving.get_registered_name(_obj) == _obj.__name__):
             keras.saving.register_keras_serializable(package=_name)(_obj)
 """
@@ -510,6 +540,7 @@ def files_for(graph: ModelGraph) -> list[CodeFile]:
             file = source_of(cls) if cls is not None else None
             if file is not None:
                 found[file.name] = file
+    found.update((file.name, file) for file in object_files(graph))  # regularizers, initializers...
     return [found[name] for name in sorted(found)]
 
 
@@ -519,6 +550,7 @@ def deactivate_all() -> None:
         for cls in _active.values():
             sys.modules.pop(cls.__module__, None)
         _active.clear()
+        _objects.clear()
         _active_hashes.clear()
         _active_files.clear()
         _allowed_lambdas.clear()
@@ -561,3 +593,103 @@ def _code_line(exc: BaseException, filename: str) -> str:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+# ------------------------------------------------ custom objects other than layers
+#: The kinds of object a layer argument may hold besides layers, by the Keras base class.
+OBJECT_KINDS = ("initializer", "regularizer", "constraint", "activation")
+
+
+def _custom_objects(keras, module: types.ModuleType, name: str) -> dict[str, tuple[str, Any]]:
+    """The initializers, regularizers, constraints and activation functions a run file defines.
+
+    Each is registered (under the file's module name as package, unless the file did so
+    itself) and known by its registered name (``sampling>MyReg``), as a ``.keras`` file
+    names it. An activation is a public top-level function of the file.
+    """
+    bases = (
+        ("initializer", keras.initializers.Initializer),
+        ("regularizer", keras.regularizers.Regularizer),
+        ("constraint", keras.constraints.Constraint),
+    )
+    found: dict[str, tuple[str, Any]] = {}
+    for attr, obj in vars(module).items():
+        if getattr(obj, "__module__", None) != name or attr.startswith("_"):
+            continue
+        if isinstance(obj, type):
+            kind = next((k for k, base in bases if issubclass(obj, base)), None)
+        else:
+            kind = "activation" if isinstance(obj, types.FunctionType) else None
+        if kind is None:
+            continue
+        if keras.saving.get_registered_name(obj) == obj.__name__:
+            keras.saving.register_keras_serializable(package=name)(obj)
+        found[keras.saving.get_registered_name(obj)] = (kind, obj)
+    return found
+
+
+def object_name(value: Any) -> str | None:
+    """The name a serialized object outside Keras goes by (``myobjs>MyReg``), or None.
+
+    None for Keras's own objects, constants and markers. A function (an activation) is
+    named by its config (``myobjs>my_act``); the caller tells Keras's own names apart.
+    """
+    if not isinstance(value, Mapping):
+        return None
+    module, class_name, registered = value.get("module"), value.get("class_name"), value.get("registered_name")
+    if class_name == "function":
+        config = value.get("config")
+        if not isinstance(config, str):
+            return None
+        return config if module in (None, "builtins") or ">" in config else None
+    if not isinstance(class_name, str) or class_name.startswith("__"):
+        return None
+    if isinstance(registered, str) and registered != class_name:
+        return registered
+    if isinstance(module, str) and module != "keras" and not module.startswith(("keras.", "builtins")):
+        return f"{module}>{class_name}"
+    return None
+
+
+def custom_object(value: Any) -> tuple[str, Any] | None:
+    """(kind, class or function) of the activated code a serialized object names, or None."""
+    name = object_name(value)
+    if name is None:
+        return None
+    with _lock:
+        found = _objects.get(name)
+        if found is None and value.get("class_name") != "function":
+            # An unregistered class saved under its module: the app registered it there.
+            found = _objects.get(f"{value.get('module')}>{value.get('class_name')}")
+    return found
+
+
+def object_files(graph: ModelGraph) -> list[CodeFile]:
+    """The activated files whose objects (regularizers, ...) the graph's layer configs use."""
+    found: dict[str, CodeFile] = {}
+
+    def walk(value: Any, depth: int) -> None:
+        if depth > 32:
+            return
+        if isinstance(value, list):
+            for item in value:
+                walk(item, depth + 1)
+        elif isinstance(value, Mapping):
+            hit = custom_object(value)
+            if hit is not None:
+                with _lock:
+                    file = _active_files.get(hit[1].__module__)
+                if file is not None:
+                    found[file.name] = file
+            for item in value.values():
+                walk(item, depth + 1)
+
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        for layer in current.layers.values():
+            if layer.submodel is not None:
+                stack.append(layer.submodel)
+            else:
+                walk(layer.config, 0)
+    return [found[name] for name in sorted(found)]

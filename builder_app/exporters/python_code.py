@@ -181,6 +181,8 @@ def _outside_catalog(graph: ModelGraph) -> tuple[list[str], list[str]]:
                 file = custom_code.source_of(cls)
                 if file is not None:
                     files[file.name] = file
+    files.update((file.name, file) for file in custom_code.object_files(graph))  # regularizers, ...
+    objects = [obj for _, obj in custom_code.active_objects().values()]
     sources = []
     for name in sorted(files):
         file = files[name]
@@ -190,6 +192,11 @@ def _outside_catalog(graph: ModelGraph) -> tuple[list[str], list[str]]:
             f'keras.saving.register_keras_serializable(package="{file.module}")({cls})'
             for cls in custom_code.class_names(file)
             if cls not in registered and cls in custom_code.active_classes()
+        ]
+        block += [
+            f'keras.saving.register_keras_serializable(package="{file.module}")({obj.__name__})'
+            for obj in objects
+            if obj.__module__ == file.module and obj.__name__ not in registered
         ]
         sources.append("\n".join(block))
     return sorted(imports), sources
@@ -297,6 +304,9 @@ class _ValueWriter:
         config = value.get("config") or {}
         if class_name in CONSTANT_KINDS and module is None:
             return _argument_constant(value, f"{self.where}: '{key}'")
+        found = custom_code.custom_object(value)
+        if found is not None:  # the project's trusted code defines it (written above the model)
+            return self.custom_object(found[1], config, key)
         if module in _NESTED_OBJECT_MODULES:
             return self.keras_object(_NESTED_OBJECT_MODULES[module], class_name, config, key)
         if module is None:
@@ -314,6 +324,21 @@ class _ValueWriter:
         raise CodegenError(
             f"{self.where}: '{key}' holds a {class_name} object, which has no Python form here"
         )
+
+    def custom_object(self, obj: Any, config: Any, key: str) -> Any:
+        """A regularizer, initializer, constraint (``MyReg(0.01)``) or function of the user's code."""
+        if not inspect.isclass(obj):
+            return obj.__name__
+        config = config if isinstance(config, dict) else {}
+        params = {p.name: p for p in _signature(obj)}
+        if any(k not in params for k in config):  # get_config does not mirror __init__
+            return Call(f"{obj.__name__}.from_config", [self.value(key, config, None)])
+        args: list[Any] = []
+        for name, written in config.items():
+            param = params[name]
+            if param.default is inspect.Parameter.empty or not _same(written, param.default, name):
+                args.append(Kw(name, self.value(name, written, None)))
+        return Call(obj.__name__, args)
 
     def keras_object(self, namespace: str, class_name: Any, config: Mapping, key: str) -> Any:
         import keras

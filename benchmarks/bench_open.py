@@ -152,6 +152,10 @@ def run() -> list[tuple[str, str]]:
         t0 = time.perf_counter()
         import_model(path)
         importing = time.perf_counter() - t0
+        # The warm-up's models are garbage the app opening a file would not have: a full
+        # collection scanning and freeing them on the window's collector timer stalled
+        # the open for 0.2-0.36 s (the app's own start freezes Keras's objects and has no others).
+        gc.collect()
         window = MainWindow(loader=loader)
         window.ask_unsaved = lambda: QtWidgets.QMessageBox.StandardButton.Discard
         window.resize(1400, 900)

@@ -335,7 +335,8 @@ class _Checker:
             self.add(where, f"custom {kind or 'object'} {name!r} needs its code (--custom-layers F.py --trust)")
             return True
         if kind is not None and found[0] != kind:
-            self.add(where, f"{name!r} is a custom {found[0]}, not a {kind}")
+            article = "an" if kind[0] in "aeiou" else "a"
+            self.add(where, f"{name!r} is a custom {found[0]}, not {article} {kind}")
             return True
         config = value.get("config")
         if isinstance(config, dict | list):

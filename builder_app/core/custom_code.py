@@ -549,6 +549,8 @@ def deactivate_all() -> None:
     with _lock:
         for cls in _active.values():
             sys.modules.pop(cls.__module__, None)
+        for module in _active_files:  # a file of regularizers, ... defines no layer
+            sys.modules.pop(module, None)
         _active.clear()
         _objects.clear()
         _active_hashes.clear()

@@ -187,7 +187,7 @@ def _outside_catalog(graph: ModelGraph) -> tuple[list[str], list[str]]:
     for name in sorted(files):
         file = files[name]
         registered = custom_code.registered_classes(file)
-        block = [f"# ---- custom layers from {name} (the project's trusted code) ----", file.text.strip("\n")]
+        block = [f"# ---- custom code from {name} (the project's trusted code) ----", file.text.strip("\n")]
         block += [
             f'keras.saving.register_keras_serializable(package="{file.module}")({cls})'
             for cls in custom_code.class_names(file)

@@ -58,6 +58,17 @@ class MyInit(keras.initializers.Initializer):
         return {"value": self.value}
 
 
+class Clip(keras.constraints.Constraint):
+    def __init__(self, limit=1.0):
+        self.limit = limit
+
+    def __call__(self, w):
+        return ops.clip(w, -self.limit, self.limit)
+
+    def get_config(self):
+        return {"limit": self.limit}
+
+
 @keras.saving.register_keras_serializable(package="objs")
 def twice_relu(x):
     return ops.relu(x) * 2.0
@@ -85,7 +96,7 @@ def objects_model(tmp_path: Path) -> keras.Model:
     x = keras.Input((4,), name="x")
     h = keras.layers.Dense(
         3, kernel_regularizer=objs.MyReg(0.02), kernel_initializer=objs.MyInit(0.3),
-        activation=objs.twice_relu, name="custom",
+        activation=objs.twice_relu, bias_constraint=objs.Clip(0.5), name="custom",
     )(x)
     model = keras.Model(x, keras.layers.Dense(2, name="out")(h), name="objects")
     rng = np.random.default_rng(0)
@@ -109,7 +120,7 @@ def test_without_the_code_the_node_names_each_object_and_nothing_runs(tmp_path, 
     assert main(["validate", str(tmp_path / "p.kproj")]) == 1
     out = capsys.readouterr().out
     for kind, name in [("regularizer", "objs>MyReg"), ("initializer", "objs>MyInit"),
-                       ("activation", "objs>twice_relu")]:
+                       ("activation", "objs>twice_relu"), ("constraint", "objs>Clip")]:
         assert f"custom {kind} '{name}' needs its code (--custom-layers F.py --trust)" in out
     # The code given but not trusted: kept in the project, still not run.
     assert main(["import", str(tmp_path / "model.keras"), "-o", str(tmp_path / "q.kproj"),
@@ -144,7 +155,8 @@ def test_with_the_code_trusted_the_objects_round_trip(tmp_path, monkeypatch, cap
     source = Path(f"{out}.py").read_text()
     assert "class MyReg(keras.regularizers.Regularizer)" in source and "builder_app" not in source
     for usage in ("kernel_regularizer=MyReg(strength=0.02)", "kernel_initializer=MyInit(value=0.3)",
-                  "activation=twice_relu", 'register_keras_serializable(package="objs")(MyInit)'):
+                  "activation=twice_relu", "bias_constraint=Clip(limit=0.5)",
+                  'register_keras_serializable(package="objs")(MyInit)'):
         assert usage in source
 
 
@@ -159,6 +171,11 @@ def test_an_object_is_accepted_only_as_its_own_kind_and_only_from_active_code(tm
     misused = {"units": 3, "kernel_initializer": config["kernel_regularizer"]}
     assert check_config("Dense", misused) == [
         "kernel_initializer: 'objs>MyReg' is a custom regularizer, not an initializer"
+    ]
+    # Registered by the code under another package: never looked up by a module the config names.
+    elsewhere = {"module": "myproject", "class_name": "MyInit", "config": {}, "registered_name": "MyInit"}
+    assert check_config("Dense", {"units": 3, "kernel_initializer": elsewhere}) == [
+        "kernel_initializer: custom initializer 'myproject>MyInit' needs its code (--custom-layers F.py --trust)"
     ]
     # A function the code does not define is still refused, whatever it names.
     for activation in ({"module": "builtins", "class_name": "function", "config": "os>system",

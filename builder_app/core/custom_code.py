@@ -661,8 +661,11 @@ def custom_object(value: Any) -> tuple[str, Any] | None:
     with _lock:
         found = _objects.get(name)
         if found is None and value.get("class_name") != "function":
-            # An unregistered class saved under its module: the app registered it there.
+            # An unregistered class saved under its file's module (Keras finds it there,
+            # in the module the app made): the app registered it under that name.
             found = _objects.get(f"{value.get('module')}>{value.get('class_name')}")
+            if found is not None and getattr(found[1], "__module__", None) != value.get("module"):
+                found = None  # Keras would import the module the config names
     return found
 
 

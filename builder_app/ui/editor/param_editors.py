@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
-from builder_app.core import catalog
+from builder_app.core import catalog, custom_code
 from builder_app.core.values import (
     INT_RANGE,
     OBJECT_MODULES,
@@ -473,7 +473,8 @@ class ObjectEditor(Editor):
         elif class_name is not None:
             index = self._names.index(class_name)
         else:  # a name string ("l2") or another form: kept as loaded until changed
-            text = value if isinstance(value, str) else json.dumps(value)
+            # An object of the project's own code by its name (objs>MyReg), not its JSON.
+            text = value if isinstance(value, str) else custom_code.object_name(value) or json.dumps(value)
             self.combo.addItem(f"{text} (as loaded)")
             self._names.append(None)
             self._odd = value

@@ -227,7 +227,11 @@ def _sweep_parser(commands) -> None:
     sweep.add_argument("project", type=Path, metavar="PROJECT")
     sweep.add_argument("--param", action="append", required=True, metavar="LAYER.ARG=SPEC")
     sweep.add_argument("--trials", type=_count, metavar="N", help="trials to run (default: the whole grid, or 10)")
-    sweep.add_argument("--sampler", choices=("grid", "random", "tpe"), default="tpe")
+    sweep.add_argument(
+        "--sampler",
+        choices=("grid", "random", "tpe"),
+        help="default: grid when every --param is choices or a stepped range, else tpe",
+    )
     sweep.add_argument("--parallel", type=_count, default=1, metavar="N", help="trials at a time (default 1)")
     sweep.add_argument("--storage", metavar="URL", help="an Optuna storage URL (default: PROJECT.sweep.db beside it)")
     sweep.add_argument("--epochs", type=_count, metavar="N")

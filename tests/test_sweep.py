@@ -110,6 +110,19 @@ def test_bad_dimensions_are_one_line_naming_what(iris, param, says):
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("params", "sampler"),
+    [
+        (["dropout.rate=0.0,0.25,0.5"], "grid"),
+        (["dropout.rate=0.0:0.5:0.1", "batch_size=8,16"], "grid"),
+        (["dropout.rate=0.0:0.5"], "tpe"),
+        (["dropout.rate=0.1,0.2", "learning_rate=log:1e-4:1e-2"], "tpe"),
+    ],
+)
+def test_without_a_sampler_listed_values_are_a_grid_and_ranges_are_searched(iris, params, sampler):
+    assert sweep.default_sampler(search_space(iris.graph, params)) == sampler
+
+
 def test_keras_refuses_a_value_before_any_trial(iris):
     with pytest.raises(SweepError, match="Keras refuses rate=1.5"):
         search_space(iris.graph, ["dropout.rate=0.1,1.5"], construct=True)

@@ -398,6 +398,19 @@ def grid_space(dims: Sequence[Dimension]) -> dict[str, list[Any]]:
     return space
 
 
+def default_sampler(dims: Sequence[Dimension]) -> str:
+    """``"grid"`` when every dimension has a finite set of values (choices, stepped ranges), else ``"tpe"``.
+
+    Three dropout rates given as choices are three trials, each once, as a user who
+    listed them expects; a continuous or log range needs a sampler that picks points.
+    """
+    try:
+        grid_space(dims)
+    except SweepError:
+        return "tpe"
+    return "grid"
+
+
 # ================================================================= trials
 def trial_project(project, dims: Sequence[Dimension], values: Mapping[str, Any]):
     """A copy of ``project`` with a trial's layer parameters set (the editor's SetParam); history left out."""

@@ -35,7 +35,7 @@ def prepare(project, args: Any) -> Sweep:
     dims = sweep_module.search_space(project.graph, args.param)
     settings = SweepSettings(
         trials=args.trials,
-        sampler=args.sampler,
+        sampler=args.sampler or sweep_module.default_sampler(dims),
         parallel=args.parallel,
         storage=args.storage,
         epochs=args.epochs,

@@ -20,7 +20,7 @@ from builder_app.cli import main
 from builder_app.core import custom_code, ops, trust
 from builder_app.core.custom_code import CodeFile
 from builder_app.core.keras_model import build_keras_model
-from builder_app.core.project import Project, ProjectLoadError, load_project, save_project
+from builder_app.core.project import ProjectLoadError, load_project, save_project
 from builder_app.core.shapes import ShapeEngine
 from builder_app.exporters.check import TOLERANCE, check_export
 from builder_app.exporters.python_code import python_source

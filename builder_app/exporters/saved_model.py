@@ -13,9 +13,9 @@ import secrets
 import shutil
 from pathlib import Path
 
+from builder_app.core.atomic import write_atomically
 from builder_app.core.graph import ModelGraph
 from builder_app.core.keras_model import build_keras_model
-from builder_app.core.atomic import write_atomically
 
 
 def export_keras(graph: ModelGraph, path: str | os.PathLike[str], *, model=None):

@@ -8,8 +8,8 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from builder_app.core.atomic import write_atomically
-from builder_app.ui import collector
 from builder_app.core.project import Project
+from builder_app.ui import collector
 
 #: Bounds of a rendered PNG (pixels per side, and in all); bigger diagrams are scaled
 #: down to fit. 32,000 is under QPainter's coordinate limit; 64 Mpx is 256 MB of image.

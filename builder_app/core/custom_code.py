@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from builder_app.core.graph import INPUT_CLASS, SUBMODEL_CLASS, ModelGraph
+from builder_app.core.graph import INPUT_CLASS, SUBMODEL_CLASS, ModelGraph, plain_layers
 
 #: The palette category of the user's trusted classes.
 CUSTOM_CATEGORY = "Custom"
@@ -122,16 +122,11 @@ def _lambda_text(config: Mapping[str, Any]) -> str:
 
 def lambda_code(graph: ModelGraph) -> list[LambdaCode]:
     """The functions of the graph's ``Lambda`` layers (sub-models' included), as trustable code."""
-    found = []
-    stack = [graph]
-    while stack:
-        current = stack.pop()
-        for layer in current.layers.values():
-            if layer.submodel is not None:
-                stack.append(layer.submodel)
-            elif layer.class_name == "Lambda":
-                found.append(LambdaCode(layer.name, _lambda_text(layer.config)))
-    return found
+    return [
+        LambdaCode(layer.name, _lambda_text(layer.config))
+        for layer in plain_layers(graph)
+        if layer.class_name == "Lambda"
+    ]
 
 
 def allow_lambdas(codes: Iterable[LambdaCode]) -> None:
@@ -527,19 +522,13 @@ def register(keras, cls: type) -> None:
 def files_for(graph: ModelGraph) -> list[CodeFile]:
     """The activated files that define the classes a graph (and its sub-models) uses."""
     found: dict[str, CodeFile] = {}
-    stack = [graph]
-    while stack:
-        current = stack.pop()
-        for layer in current.layers.values():
-            if layer.submodel is not None:
-                stack.append(layer.submodel)
-                continue
-            if layer.class_name.startswith("keras.") or not is_outside_catalog(layer.class_name):
-                continue
-            cls = layer_class(layer.class_name)
-            file = source_of(cls) if cls is not None else None
-            if file is not None:
-                found[file.name] = file
+    for layer in plain_layers(graph):
+        if layer.class_name.startswith("keras.") or not is_outside_catalog(layer.class_name):
+            continue
+        cls = layer_class(layer.class_name)
+        file = source_of(cls) if cls is not None else None
+        if file is not None:
+            found[file.name] = file
     found.update((file.name, file) for file in object_files(graph))  # regularizers, initializers...
     return [found[name] for name in sorted(found)]
 
@@ -689,12 +678,6 @@ def object_files(graph: ModelGraph) -> list[CodeFile]:
             for item in value.values():
                 walk(item, depth + 1)
 
-    stack = [graph]
-    while stack:
-        current = stack.pop()
-        for layer in current.layers.values():
-            if layer.submodel is not None:
-                stack.append(layer.submodel)
-            else:
-                walk(layer.config, 0)
+    for layer in plain_layers(graph):
+        walk(layer.config, 0)
     return [found[name] for name in sorted(found)]

@@ -374,6 +374,18 @@ def check_layer_name(name: object) -> str | None:
     return None
 
 
+def plain_layers(graph: ModelGraph) -> Iterator[Layer]:
+    """Every layer that is not a sub-model, sub-models' own layers included (no recursion)."""
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        for layer in current.layers.values():
+            if layer.submodel is not None:
+                stack.append(layer.submodel)
+            else:
+                yield layer
+
+
 def snake_case(class_name: str) -> str:
     """Keras's default layer name for a class: ``Conv2DTranspose`` -> ``conv2d_transpose``."""
     name = re.sub(r"\W+", "", class_name)

@@ -39,7 +39,7 @@ from typing import Any
 
 from builder_app.core import catalog, custom_code, keras_compat
 from builder_app.core.calls import CONSTANT_KINDS, call_arguments, constant_problem, marker_refusal
-from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, snake_case
+from builder_app.core.graph import INPUT_CLASS, Layer, ModelGraph, PortRef, plain_layers, snake_case
 from builder_app.core.keras_build import is_operation, make_keras_layer
 from builder_app.core.messages import problems_message
 from builder_app.core.shapes import ShapeEngine
@@ -162,26 +162,12 @@ def _outside_catalog(graph: ModelGraph) -> tuple[list[str], list[str]]:
     ``.keras`` file the model saves loads wherever the classes are defined.
     """
     imports: set[str] = set()
-    files: dict[str, Any] = {}
-    stack = [graph]
-    while stack:
-        current = stack.pop()
-        for layer in current.layers.values():
-            if layer.submodel is not None:
-                stack.append(layer.submodel)
-                continue
-            if not custom_code.is_outside_catalog(layer.class_name):
-                continue
+    for layer in plain_layers(graph):
+        if layer.class_name.startswith("keras.") and custom_code.is_outside_catalog(layer.class_name):
             cls = custom_code.layer_class(layer.class_name)
-            if cls is None:
-                continue
-            if layer.class_name.startswith("keras."):
+            if cls is not None:
                 imports.add(f"from {cls.__module__} import {cls.__name__}")
-            else:
-                file = custom_code.source_of(cls)
-                if file is not None:
-                    files[file.name] = file
-    files.update((file.name, file) for file in custom_code.object_files(graph))  # regularizers, ...
+    files = {file.name: file for file in custom_code.files_for(graph)}  # layers, regularizers, ...
     objects = [obj for _, obj in custom_code.active_objects().values()]
     sources = []
     for name in sorted(files):

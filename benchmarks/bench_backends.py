@@ -25,48 +25,13 @@ import multiprocessing
 import os
 import statistics
 import sys
-import time
+
+from benchmarks.bench_training import _plain_fit
 
 NAME = "backends"
 
 EPOCHS = 6
 PAIRS = 5
-
-
-def _plain_fit(script: str, data: str, epochs: int, out) -> None:
-    """The baseline, in a fresh process on the backend its environment names, at the app child's priority."""
-    import runpy
-
-    from builder_app.training.runner import CHILD_NICENESS
-
-    os.nice(CHILD_NICENESS)  # the app's child runs this much lower: on a loaded machine that alone decides
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-    import numpy as np
-
-    from benchmarks.bench_training import BATCH_SIZE
-
-    namespace = runpy.run_path(script)
-    keras.utils.set_random_seed(0)
-    with np.load(data) as arrays:
-        x, y = arrays["x"], arrays["y"]
-    cut = int(len(x) * 0.8)
-    model = namespace["build_model"]()
-    model.compile(optimizer=namespace["make_optimizer"](), loss=namespace["LOSS"], metrics=namespace["METRICS"])
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(
-        x[:cut], y[:cut], batch_size=BATCH_SIZE, epochs=epochs, validation_data=(x[cut:], y[cut:]),
-        shuffle=True, callbacks=[Timer()], verbose=0,
-    )
-    out.put((keras.backend.backend(), cut, times))
 
 
 def _throughput(samples: int, seconds: list[float]) -> float:
@@ -93,11 +58,13 @@ def _app_run(project, backend: str) -> tuple[str, float]:
 
 def _plain_run(script: str, data: str, backend: str, epochs: int) -> float:
     from builder_app.training.backends import child_environment
-    from builder_app.training.runner import _environment
+    from builder_app.training.runner import CHILD_NICENESS, _environment
 
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    process = context.Process(target=_plain_fit, args=(script, data, epochs, out), daemon=True)
+    process = context.Process(
+        target=_plain_fit, args=(script, data, out, epochs, CHILD_NICENESS), daemon=True
+    )
     with _environment(child_environment(backend)):
         process.start()
     try:

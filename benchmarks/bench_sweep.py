@@ -32,53 +32,28 @@ import sys
 import tempfile
 import time
 
+from benchmarks.bench_training import SAMPLES, _data
+from benchmarks.bench_training import _project as chain_project
+
 NAME = "sweep"
 
 EPOCHS = 4
 BATCH_SIZE = 64
-SAMPLES = 20_000
 RATES = (0.1, 0.3)
 
 
+#: The benchmark MLP with a Dropout whose rate the sweep searches.
+LAYERS = (
+    ("features", "InputLayer", {"batch_shape": [None, 32], "dtype": "float32"}),
+    ("hidden_1", "Dense", {"units": 256, "activation": "relu"}),
+    ("dropout", "Dropout", {"rate": 0.2}),
+    ("hidden_2", "Dense", {"units": 256, "activation": "relu"}),
+    ("classes", "Dense", {"units": 10, "activation": "softmax"}),
+)
+
+
 def _project(data: str):
-    from builder_app.core.catalog import default_config
-    from builder_app.core.graph import ModelGraph
-    from builder_app.core.ops import Connect, add_layer
-    from builder_app.core.project import Project
-
-    graph = ModelGraph("bench_sweep_mlp")
-    previous = None
-    for name, class_name, params in (
-        ("features", "InputLayer", {"batch_shape": [None, 32], "dtype": "float32"}),
-        ("hidden_1", "Dense", {"units": 256, "activation": "relu"}),
-        ("dropout", "Dropout", {"rate": 0.2}),
-        ("hidden_2", "Dense", {"units": 256, "activation": "relu"}),
-        ("classes", "Dense", {"units": 10, "activation": "softmax"}),
-    ):
-        op = add_layer(graph, class_name, {**default_config(class_name), **params}, name=name)
-        graph.apply(op)
-        if previous is not None:
-            graph.apply(Connect(previous, 0, op.node.id, 0))
-        previous = op.node.id
-    training = {
-        "data": {"source": "npz", "path": data},
-        "epochs": EPOCHS,
-        "batch_size": BATCH_SIZE,
-        "shuffle": True,
-        "callbacks": {},
-    }
-    return Project(graph, training=training)
-
-
-def _data(folder: str) -> str:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(SAMPLES, 32)).astype("float32")
-    y = (x[:, :10].argmax(axis=1)).astype("int64")
-    path = os.path.join(folder, "data.npz")
-    np.savez(path, x=x, y=y)
-    return path
+    return chain_project(data, EPOCHS, LAYERS, name="bench_sweep_mlp")
 
 
 def _plain_fit(data: str, rate: float, niceness: int, out) -> None:

@@ -44,22 +44,26 @@ BATCH_SIZE = 64
 SAMPLES = 20_000
 
 
-def _project(data: str, epochs: int):
-    """The benchmark MLP with its training settings: the .npz at ``data``, ``epochs`` epochs."""
+#: The benchmark MLP's chain: (layer name or None for the default, class, parameters).
+MLP = (
+    (None, "InputLayer", {"batch_shape": [None, 32], "dtype": "float32"}),
+    (None, "Dense", {"units": 256, "activation": "relu"}),
+    (None, "Dense", {"units": 256, "activation": "relu"}),
+    (None, "Dense", {"units": 10, "activation": "softmax"}),
+)
+
+
+def _project(data: str, epochs: int, layers=MLP, name: str = "bench_mlp"):
+    """A chain of ``layers`` with its training settings: the .npz at ``data``, ``epochs`` epochs."""
     from builder_app.core.catalog import default_config
     from builder_app.core.graph import ModelGraph
     from builder_app.core.ops import Connect, add_layer
     from builder_app.core.project import Project
 
-    graph = ModelGraph("bench_mlp")
+    graph = ModelGraph(name)
     previous = None
-    for class_name, params in (
-        ("InputLayer", {"batch_shape": [None, 32], "dtype": "float32"}),
-        ("Dense", {"units": 256, "activation": "relu"}),
-        ("Dense", {"units": 256, "activation": "relu"}),
-        ("Dense", {"units": 10, "activation": "softmax"}),
-    ):
-        op = add_layer(graph, class_name, {**default_config(class_name), **params})
+    for layer_name, class_name, params in layers:
+        op = add_layer(graph, class_name, {**default_config(class_name), **params}, name=layer_name)
         graph.apply(op)
         if previous is not None:
             graph.apply(Connect(previous, 0, op.node.id, 0))
@@ -85,10 +89,16 @@ def _data(folder: str) -> str:
     return path
 
 
-def _plain_fit(script: str, data: str, out) -> None:
-    """The baseline, in a fresh process: the exported training script's model, plain fit."""
+def _plain_fit(script: str, data: str, out, epochs: int = EPOCHS, niceness: int = 0) -> None:
+    """The baseline, in a fresh process: the exported training script's model, plain fit.
+
+    ``niceness`` lowers its priority (the app's child runs at ``CHILD_NICENESS``); it puts
+    the backend Keras ran on, the training samples and each epoch's seconds on ``out``.
+    """
     import runpy
 
+    if niceness:
+        os.nice(niceness)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
@@ -110,10 +120,10 @@ def _plain_fit(script: str, data: str, out) -> None:
             times.append(time.perf_counter() - self.start)
 
     model.fit(
-        x[:cut], y[:cut], batch_size=BATCH_SIZE, epochs=EPOCHS, validation_data=(x[cut:], y[cut:]),
-        callbacks=[Timer()], verbose=0,
+        x[:cut], y[:cut], batch_size=BATCH_SIZE, epochs=epochs, validation_data=(x[cut:], y[cut:]),
+        shuffle=True, callbacks=[Timer()], verbose=0,
     )
-    out.put(times)
+    out.put((keras.backend.backend(), cut, times))
 
 
 def _rss_mib() -> float:
@@ -219,7 +229,7 @@ def run() -> list[tuple[str, str]]:
             out = context.Queue()
             baseline = context.Process(target=_plain_fit, args=(script, data, out))
             baseline.start()
-            times = out.get(timeout=600)
+            times = out.get(timeout=600)[2]
             baseline.join()
             return times
 

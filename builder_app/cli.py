@@ -17,10 +17,8 @@ import difflib
 import json
 import math
 import os
-import signal
 import stat
 import sys
-import threading
 from pathlib import Path
 
 from builder_app import __version__
@@ -655,59 +653,49 @@ def _train(args: argparse.Namespace) -> int:
     problem = backend_problem(project, overrides)  # a setting the backend lacks: refused before the run
     if problem:
         raise _BadInput(f"{_full(args.project)}: {problem}")
+    from builder_app.training.interrupts import stop_on_ctrl_c
+
     run = TrainingRun(project, overrides)
-    interrupted: list[bool] = []
-
-    def on_interrupt(signum, frame) -> None:
-        """Ctrl-C: stop at the next batch, as the window's Stop does; a second one ends the run now."""
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted.append(True)
-        print("stopping at the next batch... (Ctrl-C again to end at once)", file=sys.stderr, flush=True)
-        run.stop()
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
     rows: list[dict] = []
-    try:
-        run.start()
-        for event in run.events():
-            _print_event(event, rows)
-        result = run.result or {}
-        if result.get("kind") == EventKind.FAILED:
-            hint = f" ({result['hint']})" if result.get("hint") else ""
-            print(f"builder-app: {_full(args.project)}: {result['message']}{hint}", file=sys.stderr)
-            return EXIT_INVALID
-        # None when the run left no weights or ended in NaN: those never replace the project's.
-        trained = usable_weights(run)
-        status = run.status
-        if args.metrics_out is not None:
-            _write_metrics(args.metrics_out, rows)
-            print(f"wrote {args.metrics_out}")
-        if trained is not None:
-            copy_trained_weights(project, trained)
-        if args.save is not None and trained is not None:
-            from builder_app.exporters.saved_model import export_keras
+    # Ctrl-C stops at the next batch, as the window's Stop does; a second one ends the run now.
+    with stop_on_ctrl_c(run.stop, "stopping at the next batch... (Ctrl-C again to end at once)") as interrupted:
+        try:
+            run.start()
+            for event in run.events():
+                _print_event(event, rows)
+            result = run.result or {}
+            if result.get("kind") == EventKind.FAILED:
+                hint = f" ({result['hint']})" if result.get("hint") else ""
+                print(f"builder-app: {_full(args.project)}: {result['message']}{hint}", file=sys.stderr)
+                return EXIT_INVALID
+            # None when the run left no weights or ended in NaN: those never replace the project's.
+            trained = usable_weights(run)
+            status = run.status
+            if args.metrics_out is not None:
+                _write_metrics(args.metrics_out, rows)
+                print(f"wrote {args.metrics_out}")
+            if trained is not None:
+                copy_trained_weights(project, trained)
+            if args.save is not None and trained is not None:
+                from builder_app.exporters.saved_model import export_keras
 
-            export_keras(project.graph, args.save)
-            print(f"wrote {args.save}")
-        if args.update_project:
-            from builder_app.core.project import save_project
+                export_keras(project.graph, args.save)
+                print(f"wrote {args.save}")
+            if args.update_project:
+                from builder_app.core.project import save_project
 
-            keep_run(project, run, trained)  # the run, with the weights it left (none after NaN)
-            save_project(project, args.project)
-            print(f"updated {args.project}")
-        if status == FinishStatus.NAN:
-            skipped = f"; {args.save} not written" if args.save is not None else ""
-            print(
-                f"builder-app: {_full(args.project)}: the loss became NaN or infinite (try a lower learning rate, "
-                f"or look for NaN in the data); the project's weights are unchanged{skipped}",
-                file=sys.stderr,
-            )
-    finally:
-        run.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+                keep_run(project, run, trained)  # the run, with the weights it left (none after NaN)
+                save_project(project, args.project)
+                print(f"updated {args.project}")
+            if status == FinishStatus.NAN:
+                skipped = f"; {args.save} not written" if args.save is not None else ""
+                print(
+                    f"builder-app: {_full(args.project)}: the loss became NaN or infinite (try a lower learning rate, "
+                    f"or look for NaN in the data); the project's weights are unchanged{skipped}",
+                    file=sys.stderr,
+                )
+        finally:
+            run.close()
     if interrupted:
         return 130  # stopped by Ctrl-C: what --update-project promises is kept, and a script stops here
     kept_going = (FinishStatus.COMPLETED, FinishStatus.EARLY_STOPPED, FinishStatus.STOPPED)

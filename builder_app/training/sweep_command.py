@@ -12,9 +12,7 @@ or a bad project (:class:`~builder_app.training.sweep.SweepError`, one line). No
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from typing import Any
 
 from builder_app.training import sweep as sweep_module
@@ -65,22 +63,10 @@ def run(sweep: Sweep, args: Any, project_path) -> int:
         f"({settings.sampler}, {settings.parallel} at a time), study in {settings.storage}",
         flush=True,
     )
-    interrupted: list[bool] = []
+    from builder_app.training.interrupts import stop_on_ctrl_c
 
-    def on_interrupt(signum, frame) -> None:
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted.append(True)
-        print("stopping the sweep... (Ctrl-C again to end at once)", file=sys.stderr, flush=True)
-        sweep.stop()
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main else None
-    try:
+    with stop_on_ctrl_c(sweep.stop, "stopping the sweep... (Ctrl-C again to end at once)") as interrupted:
         rows = sweep.run()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     if args.out is not None:
         sweep_module.write_csv(args.out, dims, rows)
         print(f"wrote {args.out}")
